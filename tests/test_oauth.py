@@ -1,0 +1,167 @@
+"""The protocol core: authorize URL, callback parsing order, tokens, scopes, refresh margin."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from zephr_desktop.config import Profile
+from zephr_desktop.errors import AccessDeniedError, AuthorizationError, CallbackError
+from zephr_desktop.oauth import (
+    AuthRequest,
+    Token,
+    basic_credentials,
+    parse_callback,
+    parse_redirect_url,
+    parse_scopes,
+    redact,
+)
+
+PROFILE = Profile.create(name="news", site_url="https://news.example.com", client_id="cid")
+
+
+def test_authorize_url_has_zephr_params_and_pkce() -> None:
+    req = AuthRequest.new(PROFILE)
+    parts = urlsplit(req.url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://news.example.com/zephr/oauth2"
+    q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert q["client_id"] == "cid"
+    assert q["response_type"] == "code"
+    assert q["redirect_uri"] == "http://127.0.0.1:8765/callback"
+    assert q["scope"] == "user.account:read user.profile:read"
+    assert q["state"] == req.state
+    assert q["code_challenge_method"] == "S256"
+    assert req.code_verifier is not None
+    digest = hashlib.sha256(req.code_verifier.encode()).digest()
+    assert q["code_challenge"] == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert set(q) == {
+        "client_id",
+        "response_type",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+    }
+
+
+def test_each_attempt_is_fresh_and_repr_hides_secrets() -> None:
+    a, b = AuthRequest.new(PROFILE), AuthRequest.new(PROFILE)
+    assert a.state != b.state and a.code_verifier != b.code_verifier
+    assert len(a.state) >= 32 and 43 <= len(a.code_verifier or "") <= 128
+    assert a.state not in repr(a) and (a.code_verifier or "") not in repr(a)
+
+
+def test_no_pkce_when_profile_says_so() -> None:
+    req = AuthRequest.new(Profile.create(name="x", site_url="https://a.example.com", client_id="c", pkce=False))
+    assert req.code_verifier is None and "code_challenge" not in req.url
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        # error wins over everything, even a bad state
+        ({"error": ["access_denied"], "state": ["wrong"]}, AccessDeniedError),
+        ({"error": ["invalid_scope"], "error_description": ["nope"], "state": ["S"]}, AuthorizationError),
+        ({"code": ["c"], "state": ["wrong"]}, CallbackError),
+        ({"code": ["c"]}, CallbackError),
+        ({"code": ["c"], "state": ["S", "S"]}, CallbackError),
+        ({"state": ["S"]}, CallbackError),
+        ({"code": ["a", "b"], "state": ["S"]}, CallbackError),
+        ({"code": [""], "state": ["S"]}, CallbackError),
+    ],
+)
+def test_parse_callback_order_error_state_code(params: dict[str, list[str]], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_callback(params, "S")
+
+
+def test_parse_callback_ok_and_messages() -> None:
+    assert parse_callback({"code": ["kcpa10fzqa9nmut95duwok0c"], "state": ["S"]}, "S") == "kcpa10fzqa9nmut95duwok0c"
+    with pytest.raises(AuthorizationError) as info:
+        parse_callback({"error": ["invalid_scope"], "error_description": ["bad scope"]}, "S")
+    assert "invalid_scope" in str(info.value) and "bad scope" in str(info.value)
+
+
+def test_parse_pasted_redirect_url() -> None:
+    uri = "http://127.0.0.1:8765/callback"
+    assert parse_redirect_url(f"  {uri}?code=abc&state=S \n", "S", uri) == "abc"
+    with pytest.raises(CallbackError, match="not the redirect URL"):
+        parse_redirect_url("https://news.example.com/other?code=abc&state=S", "S", uri)
+    with pytest.raises(CallbackError, match="not the redirect URL"):
+        parse_redirect_url("abc", "S", uri)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("user.account:read user.profile:read", ("user.account:read", "user.profile:read")),
+        ("user.account:read, user.profile:read", ("user.account:read", "user.profile:read")),
+        ("user.account:read,user.profile:read", ("user.account:read", "user.profile:read")),
+        (["user.account:read", "user.account:read"], ("user.account:read",)),
+        ("", ()),
+        (None, ()),
+    ],
+)
+def test_parse_scopes(raw: object, expected: tuple[str, ...]) -> None:
+    assert parse_scopes(raw) == expected  # type: ignore[arg-type]
+
+
+def test_token_from_zephr_sample_and_refresh_keeps_refresh_token() -> None:
+    sample = {
+        "scope": "user.account:read, user.profile:read",
+        "access_token": "oa_rrcly8rsusfc1e5sdgxzv8uh",
+        "token_type": "bearer",
+        "expires_in": 3600,
+        "refresh_token": "1if5j2aaverj80tx2nvvvutq",
+        "user_id": "68c0f5ae-f857-408f-a9d6-f511df0f8ae8",
+    }
+    t = Token.from_response(sample, obtained_at=1000.5)
+    assert t.expires_at == 4600.5
+    assert t.scopes == ("user.account:read", "user.profile:read")
+    assert t.user_id == "68c0f5ae-f857-408f-a9d6-f511df0f8ae8"
+    assert "oa_rrc" not in repr(t) and "1if5" not in repr(t)
+    refreshed = Token.from_response(
+        {
+            "access_token": "oa_new",
+            "expires_in": 3600,
+            "token_type": "bearer",
+            "scope": "user.account:read user.profile:read",
+            "user_id": t.user_id,
+        },
+        obtained_at=5000.0,
+        previous=t,
+    )
+    assert refreshed.refresh_token == "1if5j2aaverj80tx2nvvvutq"
+    rotated = Token.from_response({"access_token": "oa_n2", "expires_in": 60, "refresh_token": "r2"}, 6000.0, refreshed)
+    assert rotated.refresh_token == "r2" and rotated.scopes == refreshed.scopes
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "left", "due"),
+    [
+        (3600, 61, False),
+        (3600, 59, True),
+        (30, 11, False),
+        (30, 9.9, True),
+        (3, 1.1, False),
+        (3, 0.9, True),
+        (3600, -5, True),
+    ],
+)
+def test_refresh_margin_is_min_60s_or_a_third(lifetime: float, left: float, due: bool) -> None:
+    t = Token("oa_x", "bearer", expires_at=1000.0 + lifetime, obtained_at=1000.0)
+    assert t.needs_refresh(now=1000.0 + lifetime - left) is due
+
+
+def test_basic_credentials_are_raw_not_urlencoded() -> None:
+    header = basic_credentials("client", "s:e/c+r=t")
+    assert base64.b64decode(header.removeprefix("Basic ")) == b"client:s:e/c+r=t"
+
+
+def test_redact_shows_only_a_prefix() -> None:
+    assert redact("oa_rrcly8rsusfc1e5sdgxzv8uh") == "oa_rrc…"
+    assert redact("abc") == "…" and redact(None) == "-"

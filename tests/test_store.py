@@ -1,0 +1,140 @@
+"""The token store: file fallback, keyring, atomic token+refresh pairs, permissions."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from zephr_desktop.errors import SecretStoreError
+from zephr_desktop.oauth import Token
+from zephr_desktop.store import FileBackend, KeyringBackend, MigratingBackend, TokenStore, default_backend
+
+
+def token(n: int, refresh: str | None = "r") -> Token:
+    return Token(
+        f"oa_access{n}",
+        "bearer",
+        expires_at=2000.0 + n,
+        obtained_at=1000.0,
+        scopes=("user.account:read",),
+        user_id="u1",
+        refresh_token=f"{refresh}{n}" if refresh else None,
+    )
+
+
+def test_file_fallback_says_so_once(tmp_path: Path) -> None:
+    said: list[str] = []
+    b1 = default_backend(tmp_path, said.append)
+    b2 = default_backend(tmp_path, said.append)
+    assert isinstance(b1, FileBackend) and isinstance(b2, FileBackend)
+    assert len(said) == 1 and "no system keyring" in said[0]
+
+
+def test_save_load_round_trip_and_permissions(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    store.save("news", token(1))
+    loaded = store.load("news")
+    assert loaded == token(1)
+    cached = store.load_cached("news")
+    assert cached is not None and cached[0].refresh_token is None  # the cache file never holds it
+    raw = store.token_path("news").read_text()
+    assert "r1" not in json.loads(raw).values()
+    assert stat.S_IMODE(store.token_path("news").stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.token_path("news").parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
+
+
+def test_replacing_a_token_drops_the_old_refresh_token(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    store.save("news", token(1))
+    store.save("news", token(2))
+    secrets = json.loads((tmp_path / "secrets.json").read_text())
+    assert list(secrets.values()) == ["r2"]
+    assert store.load("news") == token(2)
+    assert store.delete("news") is True
+    assert store.load("news") is None
+    assert json.loads((tmp_path / "secrets.json").read_text()) == {}
+
+
+def test_token_file_readable_by_others_is_tightened(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    store.save("news", token(1))
+    os.chmod(store.token_path("news"), 0o644)
+    assert store.load_cached("news") is not None
+    assert stat.S_IMODE(store.token_path("news").stat().st_mode) == 0o600
+    assert "readable by other users" in caplog.text
+
+
+def test_damaged_token_file_is_a_clear_error(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    store.token_path("news").parent.mkdir(parents=True)
+    store.token_path("news").write_text("{broken")
+    with pytest.raises(SecretStoreError, match=r"damaged.*logout"):
+        store.load("news")
+    store.save("news", token(3))  # a new sign-in repairs it
+    assert store.load("news") == token(3)
+
+
+def test_client_secret_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    store.set_client_secret("news", "stored")
+    assert store.get_client_secret("news") == "stored"
+    monkeypatch.setenv("ZEPHR_CLIENT_SECRET", "from-env")
+    assert store.get_client_secret("news") == "from-env"
+
+
+@pytest.fixture
+def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A usable keyring (file-backed) for the duration of a test."""
+    ring = tmp_path / "ring.json"
+    monkeypatch.setenv("ZEPHR_TEST_KEYRING_FILE", str(ring))
+    import keyring.core
+
+    keyring.core.set_keyring(keyring.core.load_keyring("support.file_keyring.FileKeyring"))
+    try:
+        yield ring
+    finally:
+        keyring.core.set_keyring(keyring.core.load_keyring("keyring.backends.fail.Keyring"))
+
+
+def test_switching_from_file_to_keyring_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = TokenStore(tmp_path / "data", notice=lambda _: None)
+    assert isinstance(before.secrets, FileBackend)
+    before.set_client_secret("news", "s3cret")
+    before.save("news", token(1))
+    ring = tmp_path / "ring.json"
+    monkeypatch.setenv("ZEPHR_TEST_KEYRING_FILE", str(ring))
+    import keyring.core
+
+    keyring.core.set_keyring(keyring.core.load_keyring("support.file_keyring.FileKeyring"))
+    try:
+        after = TokenStore(tmp_path / "data", notice=lambda _: None)
+        assert isinstance(after.secrets, MigratingBackend)
+        assert after.get_client_secret("news") == "s3cret"
+        assert after.load("news") == token(1)
+        assert json.loads((tmp_path / "data" / "secrets.json").read_text()) == {}  # moved, not copied
+        assert "s3cret" in ring.read_text() and "r1" in ring.read_text()
+        after.save("news", token(2))
+        assert after.load("news") == token(2)
+    finally:
+        keyring.core.set_keyring(keyring.core.load_keyring("keyring.backends.fail.Keyring"))
+
+
+def test_keyring_backend_keeps_secrets_off_disk(tmp_path: Path, file_keyring: Path) -> None:
+    ring = file_keyring
+    said: list[str] = []
+    store = TokenStore(tmp_path / "data", notice=said.append)
+    assert isinstance(store.secrets, KeyringBackend)
+    store.set_client_secret("news", "s3cret")
+    store.save("news", token(1))
+    assert said == []
+    assert not (tmp_path / "data" / "secrets.json").exists()
+    on_disk = "".join(p.read_text() for p in (tmp_path / "data").rglob("*") if p.is_file())
+    assert "s3cret" not in on_disk and "r1" not in on_disk
+    assert "s3cret" in ring.read_text()
+    assert store.load("news") == token(1)

@@ -1,0 +1,441 @@
+"""The ``zephr-desktop`` command line (DESIGN.md section 6).
+
+stdout carries only data (a token, a URL, JSON); everything for people goes to stderr.
+Exit codes: 0 ok, 1 failed (one line on stderr), 2 usage. Modules beyond the standard
+library are imported inside the commands that need them, so ``token`` with a fresh
+cached token stays at one interpreter start plus platformdirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from . import __version__
+from .errors import ZephrError
+
+PROG = "zephr-desktop"
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic)\s+)\S+"), r"\1[redacted]"),
+    (
+        re.compile(r"(?i)\b((?:access_|refresh_)?token|code|code_verifier|client_secret|state)=([^&\s\"']+)"),
+        r"\1=[redacted]",
+    ),
+    (
+        re.compile(r"(?i)(\"(?:access_token|refresh_token|code|code_verifier|client_secret|state)\"\s*:\s*\")[^\"]*"),
+        r"\1[redacted]",
+    ),
+]
+
+
+class RedactingFilter(logging.Filter):
+    """Scrub anything that looks like a credential from every log record (defence in depth)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for pattern, repl in _SECRET_PATTERNS:
+            message = pattern.sub(repl, message)
+        record.msg, record.args = message, None
+        return True
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _store() -> Any:
+    from .store import TokenStore
+
+    return TokenStore()
+
+
+def _profile(name: str | None) -> Any:
+    from .config import get_profile
+
+    return get_profile(name)
+
+
+# -- profile ------------------------------------------------------------------------------
+def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
+    import os
+
+    if args.client_secret_stdin:
+        secret = stdin.readline().rstrip("\r\n")
+        if not secret:
+            raise ZephrError("--client-secret-stdin was given but standard input held no secret.")
+        return secret
+    if os.environ.get("ZEPHR_CLIENT_SECRET"):
+        return os.environ["ZEPHR_CLIENT_SECRET"]
+    if stdin.isatty():
+        import getpass
+
+        secret = getpass.getpass("Client secret (from the Third Party Authentication screen; empty for none): ")
+        return secret or None
+    return None
+
+
+def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .config import Profile, load_profiles, save_profile
+
+    existing = load_profiles()
+    profile = Profile.create(
+        name=args.name,
+        site_url=args.site,
+        token_url=args.token_url,
+        client_id=args.client_id,
+        redirect_uri=args.redirect_uri,
+        scopes=args.scope,
+        pkce=not args.no_pkce,
+        token_format=args.token_format,
+        client_auth=args.client_auth,
+        keep_site_session=args.keep_site_session,
+        ca_bundle=args.ca_bundle,
+        insecure_skip_tls_verify=True if args.insecure_skip_tls_verify else None,
+    )
+    secret = _read_secret(args, stdin)
+    store = _store()
+    if secret:
+        store.set_client_secret(profile.name, secret)
+    save_profile(profile, make_default=True if args.default else None)
+    if args.name in existing.profiles:
+        store.delete(profile.name)  # a changed client or site makes the old token meaningless
+    print(
+        f"Saved profile '{profile.name}'. Register this redirect URI on the site's Third Party "
+        f"Authentication screen: {profile.redirect_uri}",
+        file=sys.stderr,
+    )
+    if not secret:
+        print("No client secret stored: the client ID alone will be sent (public client).", file=sys.stderr)
+    return 0
+
+
+def cmd_profile_list(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .config import load_profiles
+
+    profiles = load_profiles()
+    if not profiles.profiles:
+        print(
+            "No profiles yet. Add one with `zephr-desktop profile add NAME --site URL --client-id ID`.", file=sys.stderr
+        )
+    for name, profile in sorted(profiles.profiles.items()):
+        mark = "*" if name == profiles.default else " "
+        print(f"{mark} {name}\t{profile.site_url}")
+    return 0
+
+
+def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .config import config_path
+
+    profile = _profile(args.name)
+    data = {"name": profile.name, **profile.to_toml_table(), "file": str(config_path())}
+    store = _store()
+    data["client_secret"] = "stored" if store.get_client_secret(profile.name) else "not set"
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+def cmd_profile_remove(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .config import remove_profile
+
+    remove_profile(args.name)
+    store = _store()
+    store.delete(args.name)
+    store.delete_client_secret(args.name)
+    print(f"Removed profile '{args.name}' with its tokens and client secret.", file=sys.stderr)
+    return 0
+
+
+def cmd_profile_use(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .config import set_default
+
+    set_default(args.name)
+    print(f"Profile '{args.name}' is now the default.", file=sys.stderr)
+    return 0
+
+
+# -- sign-in and tokens ------------------------------------------------------------------
+def _describe(token: Any, now: float | None = None) -> str:
+    left = token.seconds_left(now)
+    expiry = (
+        "no expiry given"
+        if left is None
+        else ("expired" if left <= 0 else f"expires in {int(left // 60)} min {int(left % 60)} s")
+    )
+    who = f" for user {token.user_id}" if token.user_id else ""
+    return f"Signed in{who}; {expiry}; scopes: {', '.join(token.scopes) or 'none'}."
+
+
+def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event) -> None:
+    """Accept the final redirect URL pasted on stdin (for when the listener cannot receive it)."""
+    for line in stdin:
+        if done.is_set():
+            return
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            flow.submit_redirect_url(line)
+            return
+        except ZephrError as exc:
+            _err(exc.message)
+
+
+def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .login import LoginFlow
+
+    profile = _profile(args.profile)
+    store = _store()
+    flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=args.timeout)
+    url = flow.start()
+    done = threading.Event()
+    if args.no_browser:
+        print(url, flush=True)
+        print(
+            "Open the URL above, sign in and click Allow. If the browser cannot reach this machine, "
+            "paste the address it ends on here and press Enter.",
+            file=sys.stderr,
+        )
+        threading.Thread(target=_read_pasted, args=(flow, stdin, done), daemon=True).start()
+    else:
+        import webbrowser
+
+        print(f"Opening the Zephr sign-in page in your browser:\n  {url}", file=sys.stderr)
+        if not webbrowser.open(url):
+            print("Could not open a browser; open the URL above yourself.", file=sys.stderr)
+    try:
+        token = flow.wait()
+    except KeyboardInterrupt:
+        flow.cancel()
+        _err("Sign-in cancelled.")
+        return 130
+    finally:
+        done.set()
+    print(_describe(token), file=sys.stderr)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .login import ensure_fresh_token
+
+    token = ensure_fresh_token(_profile(args.profile), store=_store())
+    print(token.access_token)
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .login import refresh_token_now
+
+    token = refresh_token_now(_profile(args.profile), store=_store())
+    print(_describe(token), file=sys.stderr)
+    return 0
+
+
+def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str, Any]:
+    """What ``status --json`` prints: never a secret."""
+    now = time.time() if now is None else now
+    token = store.load(profile.name)
+    info: dict[str, Any] = {"profile": profile.name, "site_url": profile.site_url, "signed_in": token is not None}
+    if token is not None:
+        left = token.seconds_left(now)
+        info.update(
+            user_id=token.user_id,
+            scopes=list(token.scopes),
+            token_type=token.token_type,
+            expires_at=None
+            if token.expires_at is None
+            else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.expires_at)),
+            expires_in=None if left is None else max(0, int(left)),
+            expired=token.is_expired(now),
+            refresh_available=bool(token.refresh_token),
+        )
+    return info
+
+
+def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
+    profile = _profile(args.profile)
+    info = status_dict(profile, _store())
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    if not info["signed_in"]:
+        print(f"Profile '{profile.name}' ({profile.site_url}): not signed in. Run `zephr-desktop login`.")
+        return 0
+    state = "expired" if info["expired"] else f"valid for {info['expires_in']} s"
+    print(f"profile:   {profile.name} ({profile.site_url})")
+    print(f"user id:   {info['user_id'] or '-'}")
+    print(f"scopes:    {', '.join(info['scopes']) or '-'}")
+    print(f"token:     {state} (until {info['expires_at']})")
+    print(f"refresh:   {'available' if info['refresh_available'] else 'not available'}")
+    return 0
+
+
+def cmd_logout(args: argparse.Namespace, stdin: TextIO) -> int:
+    profile = _profile(args.profile)
+    store = _store()
+    had = store.delete(profile.name)
+    if args.all:
+        store.delete_client_secret(profile.name)
+    what = "tokens and client secret" if args.all else "tokens"
+    print(
+        f"Forgot the {what} of profile '{profile.name}'."
+        if had or args.all
+        else f"Profile '{profile.name}' had no token.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_api(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .login import ensure_fresh_token
+    from .zephr_api import get_account, get_profile
+
+    profile = _profile(args.profile)
+    token = ensure_fresh_token(profile, store=_store())
+    call = get_account if args.endpoint == "account" else get_profile
+    print(json.dumps(call(profile, token), indent=2))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .sandbox import main as sandbox_main
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    for flag, value in (("--expires-in", args.expires_in), ("--mode", args.mode), ("--fault", args.fault)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [flag for flag, on in (("--rotate", args.rotate), ("--tls", args.tls)) if on]
+    return int(sandbox_main(argv))
+
+
+def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .gui import run
+
+    return int(run(getattr(args, "profile", None), demo=bool(args.demo)))
+
+
+# -- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for every command."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Get a Zephr user's OAuth 2.0 access token: sign in, click Allow, copy the token.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step (redacted) on stderr")
+    parser.add_argument("--demo", action="store_true", help="open the app against the built-in Zephr sandbox")
+    parser.set_defaults(func=cmd_gui, profile=None)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace, TextIO], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    def with_profile(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--profile", "-p", metavar="NAME", help="profile to use (default: the selected one)")
+        return p
+
+    gui = with_profile(add("gui", cmd_gui, "open the desktop app (the default)"))
+    gui.add_argument("--demo", action="store_true", help="start the built-in sandbox and use a demo profile")
+
+    prof = sub.add_parser("profile", help="manage profiles (site, client, scopes)")
+    psub = prof.add_subparsers(title="profile commands", metavar="ACTION", required=True)
+    padd = psub.add_parser("add", help="add or replace a profile")
+    padd.set_defaults(func=cmd_profile_add)
+    padd.add_argument("name")
+    padd.add_argument(
+        "--site", required=True, metavar="URL", help="the site's live domain, e.g. https://news.example.com"
+    )
+    padd.add_argument(
+        "--token-url", metavar="URL", help="token endpoint (default https://console.zephr.com/zephr/oauth2/token)"
+    )
+    padd.add_argument("--client-id", required=True, metavar="ID")
+    padd.add_argument(
+        "--redirect-uri", metavar="URI", help="loopback redirect URI (default http://127.0.0.1:8765/callback)"
+    )
+    padd.add_argument("--scope", action="append", metavar="SCOPE", help="repeat for each scope")
+    padd.add_argument("--client-secret-stdin", action="store_true", help="read the client secret from stdin")
+    padd.add_argument("--token-format", choices=("json", "form"), help="token request body (json for Zephr)")
+    padd.add_argument("--client-auth", choices=("basic", "body"), help="client authentication (basic for Zephr)")
+    padd.add_argument("--no-pkce", action="store_true", help="do not send a PKCE challenge")
+    padd.add_argument("--keep-site-session", action="store_true", help="keep the site's login between sign-ins")
+    padd.add_argument("--ca-bundle", metavar="PEM", help="CA bundle for a site with a private CA")
+    padd.add_argument(
+        "--insecure-skip-tls-verify",
+        action="store_true",
+        help="DANGEROUS: do not verify TLS certificates (logged loudly on every request)",
+    )
+    padd.add_argument("--default", action="store_true", help="make it the selected profile")
+    psub.add_parser("list", help="list profiles (* marks the selected one)").set_defaults(func=cmd_profile_list)
+    for name, func, help_ in (
+        ("show", cmd_profile_show, "show a profile as JSON (never the secret)"),
+        ("remove", cmd_profile_remove, "remove a profile, its tokens and secret"),
+        ("use", cmd_profile_use, "select the profile used by default"),
+    ):
+        p = psub.add_parser(name, help=help_)
+        p.add_argument("name")
+        p.set_defaults(func=func)
+
+    login = with_profile(add("login", cmd_login, "sign in and store a token"))
+    mode = login.add_mutually_exclusive_group()
+    mode.add_argument("--browser", dest="no_browser", action="store_false", help="open the system browser (default)")
+    mode.add_argument(
+        "--no-browser",
+        dest="no_browser",
+        action="store_true",
+        help="print the URL on stdout; also accepts the final redirect URL pasted on stdin",
+    )
+    login.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS", help="give up after (default 300)")
+
+    with_profile(add("token", cmd_token, "print a valid access token (refreshing first if due)"))
+    status = with_profile(add("status", cmd_status, "user id, scopes, expiry; never a secret"))
+    status.add_argument("--json", action="store_true")
+    with_profile(add("refresh", cmd_refresh, "refresh the token now"))
+    logout = with_profile(add("logout", cmd_logout, "forget the profile's tokens"))
+    logout.add_argument("--all", action="store_true", help="also forget the client secret")
+    api = with_profile(add("api", cmd_api, "call Zephr's Public API with the token and print the JSON"))
+    api.add_argument("endpoint", choices=("account", "profile"))
+    sandbox = add("sandbox", cmd_sandbox, "run the built-in Zephr sandbox in the foreground")
+    sandbox.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8780, help="port (default 8780; 0 = any free port)")
+    sandbox.add_argument("--expires-in", type=int, metavar="SECONDS", help="access token lifetime (default 3600)")
+    sandbox.add_argument("--rotate", action="store_true", help="rotate refresh tokens on each refresh")
+    sandbox.add_argument("--mode", choices=("zephr", "rfc"), help="zephr (JSON only) or rfc (form-encoded too)")
+    sandbox.add_argument("--fault", metavar="NAME", help="make the token endpoint fail (see the sandbox docs)")
+    sandbox.add_argument("--tls", action="store_true", help="serve https with a self-signed certificate")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args, stdin or sys.stdin))
+    except ZephrError as exc:
+        _err(exc.message)
+        return 1
+    except KeyboardInterrupt:
+        _err("Interrupted.")
+        return 130
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

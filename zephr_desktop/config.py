@@ -1,0 +1,394 @@
+"""Profiles: one Zephr site + client + scopes + redirect URI each, kept in ``profiles.toml``.
+
+The file lives in the platformdirs config dir. The client secret is never in it (see
+``store``). Only the standard library and platformdirs are imported at module level:
+the CLI's ``token`` path loads profiles on every call.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import ConfigError, ProfileNotFoundError
+
+APP_NAME = "zephr-desktop"
+DEFAULT_TOKEN_URL = "https://console.zephr.com/zephr/oauth2/token"
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+SCOPES: dict[str, str] = {
+    "user.account:read": "Read the account (email address, verification)",
+    "user.profile:read": "Read the profile (public attributes)",
+    "user.profile:update": "Update the profile",
+}
+DEFAULT_SCOPES: tuple[str, ...] = ("user.account:read", "user.profile:read")
+TOKEN_FORMATS = ("json", "form")
+CLIENT_AUTHS = ("basic", "body")
+LOOPBACK_NAMES = ("localhost",)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CLIENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
+
+
+def config_dir() -> Path:
+    """The platform's config directory for the app (``ZEPHR_DESKTOP_CONFIG_DIR`` overrides)."""
+    override = os.environ.get("ZEPHR_DESKTOP_CONFIG_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME, appauthor=False)
+
+
+def config_path() -> Path:
+    """Where ``profiles.toml`` lives."""
+    return config_dir() / "profiles.toml"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One Zephr site, OAuth client and sign-in settings."""
+
+    name: str
+    site_url: str
+    client_id: str
+    token_url: str = DEFAULT_TOKEN_URL
+    redirect_uri: str = DEFAULT_REDIRECT_URI
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    pkce: bool = True
+    token_format: str = "json"
+    client_auth: str = "basic"
+    keep_site_session: bool = False
+    ca_bundle: str | None = None
+    insecure_skip_tls_verify: bool = False
+
+    @classmethod
+    def create(cls, **fields: Any) -> Profile:
+        """Build a profile from loose values, normalising and validating each field."""
+        return _validate(fields)
+
+    def to_toml_table(self) -> dict[str, Any]:
+        """The profile as it is written to ``profiles.toml`` (defaults included, None dropped)."""
+        table = asdict(self)
+        table.pop("name")
+        table["scopes"] = list(self.scopes)
+        return {k: v for k, v in table.items() if v is not None}
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """What ``requests`` takes as ``verify=`` for this profile."""
+        if self.insecure_skip_tls_verify:
+            return False
+        return self.ca_bundle or True
+
+
+_FIELDS = {f.name for f in Profile.__dataclass_fields__.values()}
+_BOOL_FIELDS = ("pkce", "keep_site_session", "insecure_skip_tls_verify")
+
+
+def _check_http_url(value: Any, field_name: str, profile: str | None, path: str | None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            "must be a URL such as https://news.example.com", path=path, profile=profile, field=field_name
+        )
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"'{value}' is not an http(s) URL; use e.g. https://news.example.com",
+            path=path,
+            profile=profile,
+            field=field_name,
+        )
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            f"'{value}' must use https (plain http is only allowed for localhost)",
+            path=path,
+            profile=profile,
+            field=field_name,
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(
+            f"'{value}' must not carry a query, fragment or credentials",
+            path=path,
+            profile=profile,
+            field=field_name,
+        )
+    return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def check_redirect_uri(value: Any, profile: str | None = None, path: str | None = None) -> str:
+    """Validate a loopback redirect URI (http, 127.0.0.1 / localhost / [::1], explicit port)."""
+    fname = "redirect_uri"
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            "must be a URI such as http://127.0.0.1:8765/callback", path=path, profile=profile, field=fname
+        )
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme != "http":
+        raise ConfigError(
+            f"'{value}' must start with http:// (the app listens on this machine, without TLS)",
+            path=path,
+            profile=profile,
+            field=fname,
+        )
+    host = parts.hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f"'{value}' must point at 127.0.0.1, localhost or [::1] (the app's own listener)",
+            path=path,
+            profile=profile,
+            field=fname,
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None or port < 0:
+        raise ConfigError(
+            f"'{value}' needs a port between 0 and 65535, e.g. http://127.0.0.1:8765/callback",
+            path=path,
+            profile=profile,
+            field=fname,
+        )
+    if parts.query or parts.fragment or parts.username:
+        raise ConfigError(f"'{value}' must not carry a query or fragment", path=path, profile=profile, field=fname)
+    if not parts.path.startswith("/"):
+        value = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+    return value
+
+
+def check_scopes(value: Any, profile: str | None = None, path: str | None = None) -> tuple[str, ...]:
+    """Validate a list of scopes; each must be one Zephr knows."""
+    if isinstance(value, str):
+        value = [s for s in re.split(r"[,\s]+", value) if s]
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(
+            f"must list at least one scope: {', '.join(SCOPES)}", path=path, profile=profile, field="scopes"
+        )
+    out: list[str] = []
+    for scope in value:
+        if scope not in SCOPES:
+            raise ConfigError(
+                f"unknown scope '{scope}'; Zephr's scopes are {', '.join(SCOPES)}",
+                path=path,
+                profile=profile,
+                field="scopes",
+            )
+        if scope not in out:
+            out.append(scope)
+    return tuple(out)
+
+
+def check_name(name: Any, path: str | None = None) -> str:
+    """Validate a profile name (letters, digits, ``_ . -``; at most 64)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ConfigError(
+            f"profile name {name!r} is not valid: use letters, digits, '_', '.' or '-' (at most 64, "
+            "starting with a letter or digit)",
+            path=path,
+        )
+    return name
+
+
+def _validate(fields: Mapping[str, Any], path: str | None = None) -> Profile:
+    name = check_name(fields.get("name"), path)
+    unknown = set(fields) - _FIELDS
+    if unknown:
+        bad = sorted(unknown)[0]
+        raise ConfigError(
+            f"unknown setting; known settings are {', '.join(sorted(_FIELDS - {'name'}))}",
+            path=path,
+            profile=name,
+            field=bad,
+        )
+    values: dict[str, Any] = {"name": name}
+    values["site_url"] = _check_http_url(fields.get("site_url"), "site_url", name, path)
+    token_url = fields.get("token_url") or DEFAULT_TOKEN_URL
+    values["token_url"] = _check_http_url(token_url, "token_url", name, path)
+    client_id = fields.get("client_id")
+    if not isinstance(client_id, str) or not _CLIENT_ID_RE.match(client_id):
+        raise ConfigError(
+            "must be the client ID from the site's Third Party Authentication screen "
+            "(1-256 visible characters, no spaces)",
+            path=path,
+            profile=name,
+            field="client_id",
+        )
+    values["client_id"] = client_id
+    values["redirect_uri"] = check_redirect_uri(fields.get("redirect_uri") or DEFAULT_REDIRECT_URI, name, path)
+    scopes = fields.get("scopes")
+    values["scopes"] = DEFAULT_SCOPES if scopes is None else check_scopes(scopes, name, path)
+    for key in _BOOL_FIELDS:
+        if key in fields and fields[key] is not None:
+            if not isinstance(fields[key], bool):
+                raise ConfigError("must be true or false", path=path, profile=name, field=key)
+            values[key] = fields[key]
+    for key, allowed in (("token_format", TOKEN_FORMATS), ("client_auth", CLIENT_AUTHS)):
+        if fields.get(key) is not None:
+            if fields[key] not in allowed:
+                raise ConfigError(
+                    f"must be one of {', '.join(allowed)} (got {fields[key]!r})", path=path, profile=name, field=key
+                )
+            values[key] = fields[key]
+    ca_bundle = fields.get("ca_bundle")
+    if ca_bundle is not None:
+        if not isinstance(ca_bundle, str) or not Path(ca_bundle).expanduser().is_file():
+            raise ConfigError(
+                f"CA bundle {ca_bundle!r} is not a readable file", path=path, profile=name, field="ca_bundle"
+            )
+        values["ca_bundle"] = str(Path(ca_bundle).expanduser())
+    return Profile(**values)
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """Everything in ``profiles.toml``: the profiles by name and the selected one."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    default: str | None = None
+
+    def get(self, name: str | None = None) -> Profile:
+        """The named profile, else the default one, else the only one."""
+        if name is None:
+            name = self.default
+            if name is None and len(self.profiles) == 1:
+                name = next(iter(self.profiles))
+        if name is None:
+            if not self.profiles:
+                raise ProfileNotFoundError(
+                    "No profile yet. Add one with `zephr-desktop profile add NAME --site URL --client-id ID` "
+                    "(or try `zephr-desktop --demo`)."
+                )
+            raise ProfileNotFoundError(
+                f"Several profiles ({', '.join(sorted(self.profiles))}) and none selected. "
+                "Pass --profile NAME or run `zephr-desktop profile use NAME`."
+            )
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise ProfileNotFoundError(
+                f"No profile named '{name}' (known: {known}). Add it with `zephr-desktop profile add {name} ...`."
+            ) from None
+
+
+def load_profiles(path: Path | None = None) -> Profiles:
+    """Read and validate ``profiles.toml``; a missing file means no profiles."""
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Profiles()
+    except OSError as exc:
+        raise ConfigError(f"cannot be read ({exc.strerror})", path=str(path)) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"is not valid TOML ({exc}); fix or delete the file", path=str(path)) from exc
+    return _parse(data, str(path))
+
+
+def _parse(data: dict[str, Any], path: str) -> Profiles:
+    unknown = set(data) - {"default", "profiles"}
+    if unknown:
+        raise ConfigError(
+            'unknown top-level key; the file holds `default = "NAME"` and [profiles.NAME] tables',
+            path=path,
+            field=sorted(unknown)[0],
+        )
+    tables = data.get("profiles", {})
+    if not isinstance(tables, dict):
+        raise ConfigError("must be a table of [profiles.NAME] tables", path=path, field="profiles")
+    profiles: dict[str, Profile] = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError("must be a table", path=path, profile=name)
+        profiles[name] = _validate({**table, "name": name}, path)
+    default = data.get("default")
+    if default is not None and (not isinstance(default, str) or default not in profiles):
+        raise ConfigError(
+            f"names profile {default!r}, which does not exist; run `zephr-desktop profile use NAME`",
+            path=path,
+            field="default",
+        )
+    return Profiles(profiles, default)
+
+
+def save_profiles(profiles: Profiles, path: Path | None = None) -> None:
+    """Write ``profiles.toml`` atomically (0600, directory 0700)."""
+    import tomli_w
+
+    from .fileutil import atomic_write
+
+    path = path or config_path()
+    doc: dict[str, Any] = {}
+    if profiles.default:
+        doc["default"] = profiles.default
+    doc["profiles"] = {name: p.to_toml_table() for name, p in sorted(profiles.profiles.items())}
+    atomic_write(path, tomli_w.dumps(doc).encode("utf-8"))
+
+
+def save_profile(profile: Profile, *, make_default: bool | None = None, path: Path | None = None) -> Profiles:
+    """Add or replace one profile; it becomes the default if asked or if it is the first."""
+    current = load_profiles(path)
+    profiles = {**current.profiles, profile.name: profile}
+    default = current.default
+    if make_default or (make_default is None and default is None):
+        default = profile.name
+    updated = Profiles(profiles, default)
+    save_profiles(updated, path)
+    return updated
+
+
+def remove_profile(name: str, path: Path | None = None) -> Profiles:
+    """Delete one profile from the file (its tokens are the store's business)."""
+    current = load_profiles(path)
+    current.get(name)
+    profiles = {k: v for k, v in current.profiles.items() if k != name}
+    default = current.default if current.default != name else None
+    updated = Profiles(profiles, default)
+    save_profiles(updated, path)
+    return updated
+
+
+def set_default(name: str, path: Path | None = None) -> Profiles:
+    """Select the profile used when none is named."""
+    current = load_profiles(path)
+    current.get(name)
+    updated = Profiles(current.profiles, name)
+    save_profiles(updated, path)
+    return updated
+
+
+def get_profile(name: str | None = None, path: Path | None = None) -> Profile:
+    """Load the file and return the named (or default) profile."""
+    return load_profiles(path).get(name)
+
+
+def with_changes(profile: Profile, **changes: Any) -> Profile:
+    """A validated copy of ``profile`` with some fields changed."""
+    return _validate({**asdict(replace(profile)), **changes})
+
+
+def iter_names(profiles: Iterable[Profile]) -> list[str]:
+    """Sorted profile names."""
+    return sorted(p.name for p in profiles)

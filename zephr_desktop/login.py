@@ -1,0 +1,178 @@
+"""The sign-in flow (DESIGN.md section 1) and keeping a token fresh.
+
+Side effects are parameters: how the URL is opened, the store, the clock, the deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from .config import Profile
+from .errors import CallbackError, LoginCancelledError, LoginTimeoutError, NotLoggedInError, ZephrError
+from .listener import CallbackListener
+from .oauth import AuthRequest, Token, exchange_code, parse_callback, parse_redirect_url, redact, refresh
+from .store import TokenStore
+
+log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = 300.0
+
+
+def _warm_up() -> None:
+    # Importing Authlib + requests costs ~150 ms; pay it while the person reads the consent page.
+    # A broken install shows up at the exchange instead.
+    with contextlib.suppress(ImportError):
+        import authlib.integrations.requests_client  # noqa: F401
+
+
+class LoginFlow:
+    """One sign-in: ``start()`` binds the listener and returns the URL; ``wait()`` returns the token."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        client_secret: str | None,
+        *,
+        store: TokenStore | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.profile = profile
+        self._secret = client_secret
+        self.store = store or TokenStore()
+        self.timeout = timeout
+        self._clock = clock
+        self._request = AuthRequest.new(profile)
+        self._listener: CallbackListener | None = None
+        self._pasted: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def redirect_uri(self) -> str:
+        """The redirect URI sent to Zephr (with the bound port once started)."""
+        return self._request.redirect_uri
+
+    @property
+    def url(self) -> str:
+        """The authorize URL to open."""
+        return self._request.url
+
+    def start(self) -> str:
+        """Bind the listener (before anything is shown) and return the authorize URL."""
+        listener = CallbackListener(self.profile.redirect_uri, expected_state=self._request.state)
+        listener.start()
+        self._listener = listener
+        self._request = dataclasses.replace(self._request, redirect_uri=listener.redirect_uri)
+        threading.Thread(target=_warm_up, name="zephr-warm-up", daemon=True).start()
+        log.debug("listening on %s; authorize URL ready", listener.redirect_uri)
+        return self._request.url
+
+    def submit_redirect_url(self, url: str) -> None:
+        """Accept the final redirect URL pasted by the person; raises CallbackError if it is not one."""
+        parse_redirect_url(url, self._request.state, self._request.redirect_uri)  # validate first
+        with self._lock:
+            self._pasted = url
+        if self._listener:
+            self._listener.cancel()
+
+    def cancel(self) -> None:
+        """Stop waiting (from any thread); ``wait()`` raises LoginCancelledError."""
+        if self._listener:
+            self._listener.cancel()
+
+    def wait(self) -> Token:
+        """Wait for the callback, exchange the code, save and return the token."""
+        if self._listener is None:
+            self.start()
+        listener = self._listener
+        assert listener is not None
+        try:
+            try:
+                callback = listener.wait(self.timeout)
+                multi = callback.multi
+                code_source = "callback"
+            except LoginTimeoutError as exc:
+                # Zephr shows its own error page (and never redirects) for an unregistered redirect URI.
+                raise LoginTimeoutError(
+                    f"{exc.message} If the sign-in page showed an error about the redirect URI, register "
+                    f"{self.redirect_uri} on the site's Third Party Authentication screen."
+                ) from None
+            except LoginCancelledError:
+                with self._lock:
+                    pasted = self._pasted
+                if pasted is None:
+                    raise
+                from urllib.parse import parse_qs, urlsplit
+
+                multi = parse_qs(urlsplit(pasted.strip()).query, keep_blank_values=True)
+                code_source = "pasted URL"
+            try:
+                code = parse_callback(multi, self._request.state)
+            except ZephrError as exc:
+                listener.report(False, exc.message)
+                raise
+            log.debug("authorization code %s received from the %s", redact(code), code_source)
+            try:
+                token = exchange_code(self.profile, self._secret, self._request, code, clock=self._clock)
+                self.store.save(self.profile.name, token)
+            except ZephrError as exc:
+                listener.report(False, exc.message)
+                raise
+            listener.report(True, "Signed in. You can close this window and return to zephr-desktop.")
+            return token
+        finally:
+            listener.close()
+
+
+def _secret_for(profile: Profile, store: TokenStore) -> str | None:
+    return store.get_client_secret(profile.name)
+
+
+def ensure_fresh_token(
+    profile: Profile,
+    *,
+    store: TokenStore | None = None,
+    force: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Token:
+    """A valid token for the profile, refreshed first (under the cross-process lock) when due."""
+    store = store or TokenStore()
+    cached = store.load_cached(profile.name)
+    if cached is None:
+        raise NotLoggedInError(
+            f"No token for profile '{profile.name}'. Run `zephr-desktop login --profile {profile.name}`."
+        )
+    token, _ = cached
+    if not force and not token.needs_refresh(clock()):
+        return token
+    asked_at = clock()
+    with store.refresh_lock(profile.name):
+        current = store.load(profile.name)
+        if current is None:
+            raise NotLoggedInError(
+                f"No token for profile '{profile.name}'. Run `zephr-desktop login --profile {profile.name}`."
+            )
+        # Another process may have refreshed while this one waited for the lock.
+        if current.obtained_at >= asked_at or (not force and not current.needs_refresh(clock())):
+            log.debug("token was refreshed by another process; using it")
+            return current
+        if not current.refresh_token:
+            raise NotLoggedInError(
+                f"The token for profile '{profile.name}' has expired and Zephr gave no refresh token. "
+                f"Run `zephr-desktop login --profile {profile.name}`."
+            )
+        new = refresh(profile, _secret_for(profile, store), current, clock=clock)
+        store.save(profile.name, new)
+        return new
+
+
+def refresh_token_now(profile: Profile, *, store: TokenStore | None = None) -> Token:
+    """Refresh now, whatever the expiry (under the same lock)."""
+    return ensure_fresh_token(profile, store=store, force=True)
+
+
+__all__ = ["DEFAULT_TIMEOUT", "CallbackError", "LoginFlow", "ensure_fresh_token", "refresh_token_now"]

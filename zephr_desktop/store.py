@@ -1,0 +1,335 @@
+"""Where tokens and secrets live.
+
+- The access token, its expiry, scopes and user id: a 0600 JSON file per profile in the
+  platformdirs data dir, so ``token`` reads it without importing keyring.
+- The long-lived secrets (client secret, refresh token): the OS keyring; where no usable
+  keyring exists, a 0600 ``secrets.json`` in the data dir (said once on stderr).
+- Crash safety: a refresh token is stored under a fresh key *before* the token file that
+  names it is atomically replaced, so a crash at any point leaves the old token file and
+  its (still stored) refresh token, or the new pair - never a mix.
+- ``refresh_lock()``: one refresh per profile at a time across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets as _secrets
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .config import APP_NAME
+from .errors import SecretStoreError
+from .fileutil import atomic_write, ensure_private_dir
+from .oauth import Token
+
+log = logging.getLogger(__name__)
+KEYRING_SERVICE = APP_NAME
+LOCK_TIMEOUT = 120.0
+_FORMAT_VERSION = 1
+
+
+def data_dir() -> Path:
+    """The platform's data directory for the app (``ZEPHR_DESKTOP_DATA_DIR`` overrides)."""
+    override = os.environ.get("ZEPHR_DESKTOP_DATA_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def _stderr_notice(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+class SecretBackend:
+    """Key/value secret storage: the OS keyring, or the 0600 file fallback."""
+
+    name = "abstract"
+
+    def get(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def set(self, key: str, value: str) -> None:
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+
+class KeyringBackend(SecretBackend):
+    """Secrets in the OS keyring (Keychain, Credential Locker, Secret Service)."""
+
+    def __init__(self, keyring_module: Any) -> None:
+        self._keyring = keyring_module
+        self.name = f"keyring ({type(keyring_module.get_keyring()).__name__})"
+
+    def get(self, key: str) -> str | None:
+        try:
+            value = self._keyring.get_password(KEYRING_SERVICE, key)
+        except Exception as exc:  # keyring backends raise many unrelated types
+            raise SecretStoreError(f"The system keyring could not be read ({type(exc).__name__}).") from exc
+        return value if isinstance(value, str) else None
+
+    def set(self, key: str, value: str) -> None:
+        try:
+            self._keyring.set_password(KEYRING_SERVICE, key, value)
+        except Exception as exc:
+            raise SecretStoreError(
+                f"The system keyring refused to store a secret ({type(exc).__name__}). Unlock it and try again."
+            ) from exc
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(Exception):
+            self._keyring.delete_password(KEYRING_SERVICE, key)
+
+
+class FileBackend(SecretBackend):
+    """Secrets in a 0600 JSON file, read-modify-write under a file lock."""
+
+    name = "file"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, str]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        _tighten(self.path)
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise SecretStoreError(
+                f"{self.path} is damaged (not JSON). Move it aside and store the secrets again."
+            ) from exc
+        if not isinstance(data, dict):
+            raise SecretStoreError(f"{self.path} is damaged (not an object). Move it aside.")
+        return {str(k): str(v) for k, v in data.items()}
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, str]]:
+        from filelock import FileLock
+
+        ensure_private_dir(self.path.parent)
+        with FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT):
+            data = self._read()
+            yield data
+            atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+    def get(self, key: str) -> str | None:
+        return self._read().get(key)
+
+    def set(self, key: str, value: str) -> None:
+        with self._locked() as data:
+            data[key] = value
+
+    def delete(self, key: str) -> None:
+        if self.path.exists():
+            with self._locked() as data:
+                data.pop(key, None)
+
+
+class MigratingBackend(SecretBackend):
+    """The keyring, still reading what an earlier run left in the file fallback, and moving it over."""
+
+    def __init__(self, primary: SecretBackend, legacy: FileBackend) -> None:
+        self.primary = primary
+        self.legacy = legacy
+        self.name = primary.name
+
+    def get(self, key: str) -> str | None:
+        value = self.primary.get(key)
+        if value is None:
+            value = self.legacy.get(key)
+            if value is not None:
+                self.primary.set(key, value)
+                self.legacy.delete(key)
+        return value
+
+    def set(self, key: str, value: str) -> None:
+        self.primary.set(key, value)
+        self.legacy.delete(key)
+
+    def delete(self, key: str) -> None:
+        self.primary.delete(key)
+        self.legacy.delete(key)
+
+
+def _tighten(path: Path) -> None:
+    """A secret file readable by others is made 0600, with a warning."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+        log.warning("%s was readable by other users (mode %o); it is now 0600", path, mode)
+
+
+def _keyring_usable(keyring_module: Any) -> bool:
+    backend = keyring_module.get_keyring()
+    try:
+        return float(getattr(backend, "priority", 0)) > 0 and type(backend).__module__ != "keyring.backends.fail"
+    except Exception:  # a priority that raises means the backend is unusable
+        return False
+
+
+def default_backend(directory: Path, notice: Callable[[str], None] = _stderr_notice) -> SecretBackend:
+    """The keyring when a usable backend exists, else the 0600 file (said once per data dir)."""
+    if os.environ.get("ZEPHR_DESKTOP_SECRET_STORE") != "file":
+        import keyring
+
+        if _keyring_usable(keyring):
+            ring = KeyringBackend(keyring)
+            legacy = FileBackend(directory / "secrets.json")
+            # Secrets stored while no keyring was usable are moved into it as they are read.
+            return MigratingBackend(ring, legacy) if legacy.path.exists() else ring
+    backend = FileBackend(directory / "secrets.json")
+    marker = directory / ".file-secret-store-noted"
+    if not marker.exists():
+        notice(
+            f"zephr-desktop: no system keyring is available; secrets are kept in {backend.path} (readable only by you)."
+        )
+        ensure_private_dir(directory)
+        marker.touch(mode=0o600)
+    return backend
+
+
+class TokenStore:
+    """Tokens and secrets per profile."""
+
+    def __init__(
+        self,
+        directory: Path | None = None,
+        secrets: SecretBackend | None = None,
+        notice: Callable[[str], None] = _stderr_notice,
+    ) -> None:
+        self.directory = directory or data_dir()
+        self._secrets = secrets
+        self._notice = notice
+
+    @property
+    def secrets(self) -> SecretBackend:
+        """The secret backend, chosen (and keyring imported) only when first needed."""
+        if self._secrets is None:
+            self._secrets = default_backend(self.directory, self._notice)
+        return self._secrets
+
+    def token_path(self, profile: str) -> Path:
+        """The cached token file of a profile."""
+        return self.directory / "tokens" / f"{profile}.json"
+
+    # -- access token (no keyring) -------------------------------------------------
+    def load_cached(self, profile: str) -> tuple[Token, str | None] | None:
+        """The cached token without its refresh token, and the key its refresh token is under."""
+        path = self.token_path(profile)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        _tighten(path)
+        try:
+            data = json.loads(raw)
+            token = Token(
+                access_token=str(data["access_token"]),
+                token_type=str(data.get("token_type", "bearer")),
+                expires_at=float(data["expires_at"]) if data.get("expires_at") is not None else None,
+                obtained_at=float(data["obtained_at"]),
+                scopes=tuple(data.get("scopes") or ()),
+                user_id=data.get("user_id"),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SecretStoreError(
+                f"The stored token {path} is damaged. Run `zephr-desktop logout` and sign in again."
+            ) from exc
+        ref = data.get("refresh_ref")
+        return token, ref if isinstance(ref, str) else None
+
+    def load(self, profile: str) -> Token | None:
+        """The stored token with its refresh token (reads the secret store)."""
+        cached = self.load_cached(profile)
+        if cached is None:
+            return None
+        token, ref = cached
+        refresh = self.secrets.get(ref) if ref else None
+        return Token(**{**token.__dict__, "refresh_token": refresh})
+
+    def save(self, profile: str, token: Token) -> None:
+        """Store a token: new refresh token first, then the token file atomically, then clean up."""
+        old = None
+        with contextlib.suppress(SecretStoreError):
+            old = self.load_cached(profile)
+        old_ref = old[1] if old else None
+        ref: str | None = None
+        if token.refresh_token:
+            ref = f"{profile}/refresh_token/{_secrets.token_hex(8)}"
+            self.secrets.set(ref, token.refresh_token)
+        doc = {
+            "version": _FORMAT_VERSION,
+            "access_token": token.access_token,
+            "token_type": token.token_type,
+            "expires_at": token.expires_at,
+            "obtained_at": token.obtained_at,
+            "scopes": list(token.scopes),
+            "user_id": token.user_id,
+            "refresh_ref": ref,
+        }
+        atomic_write(self.token_path(profile), json.dumps(doc, indent=1).encode())
+        if old_ref and old_ref != ref:
+            self.secrets.delete(old_ref)
+
+    def delete(self, profile: str) -> bool:
+        """Forget a profile's tokens; True if there was one."""
+        cached = None
+        with contextlib.suppress(SecretStoreError):
+            cached = self.load_cached(profile)
+        if cached and cached[1]:
+            self.secrets.delete(cached[1])
+        try:
+            self.token_path(profile).unlink()
+        except FileNotFoundError:
+            return cached is not None
+        return True
+
+    # -- client secret --------------------------------------------------------------
+    def get_client_secret(self, profile: str) -> str | None:
+        """The profile's client secret (``ZEPHR_CLIENT_SECRET`` overrides the stored one)."""
+        env = os.environ.get("ZEPHR_CLIENT_SECRET")
+        if env:
+            return env
+        return self.secrets.get(f"{profile}/client_secret")
+
+    def set_client_secret(self, profile: str, secret: str) -> None:
+        """Store the profile's client secret."""
+        self.secrets.set(f"{profile}/client_secret", secret)
+
+    def delete_client_secret(self, profile: str) -> None:
+        """Forget the profile's client secret."""
+        self.secrets.delete(f"{profile}/client_secret")
+
+    # -- the cross-process refresh lock ------------------------------------------
+    @contextlib.contextmanager
+    def refresh_lock(self, profile: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the profile's refresh lock (a file lock: one refresher across processes)."""
+        from filelock import FileLock, Timeout
+
+        locks = ensure_private_dir(self.directory / "locks")
+        lock = FileLock(str(locks / f"{profile}.lock"), timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise SecretStoreError(
+                f"Another zephr-desktop process has been refreshing profile '{profile}' for over "
+                f"{timeout:.0f} s. Try again; if it persists, delete {lock.lock_file}."
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
