@@ -1,0 +1,80 @@
+"""The CLI's own contract: profile commands, usage errors, the sandbox command, stdout for data only."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+from support.cli import run
+
+SITE = ("--site", "https://news.example.com", "--client-id", "news-client")
+
+
+def test_profile_lifecycle(child_env: dict[str, str]) -> None:
+    add = run(child_env, "profile", "add", "news", *SITE, "--client-secret-stdin", stdin="s3cret-value\n")
+    assert add.code == 0 and add.out == ""
+    assert "http://127.0.0.1:8765/callback" in add.err  # tells which redirect URI to register
+    assert run(child_env, "profile", "add", "stage", *SITE, "--scope", "user.profile:read").code == 0
+    listed = run(child_env, "profile", "list")
+    assert listed.out.splitlines() == ["* news\thttps://news.example.com", "  stage\thttps://news.example.com"]
+    shown = json.loads(run(child_env, "profile", "show", "news").out)
+    assert shown["client_id"] == "news-client" and shown["client_secret"] == "stored"
+    assert shown["token_url"] == "https://console.zephr.com/zephr/oauth2/token"
+    assert "s3cret-value" not in json.dumps(shown)
+    assert json.loads(run(child_env, "profile", "show", "stage").out)["client_secret"] == "not set"
+    assert run(child_env, "profile", "use", "stage").code == 0
+    assert run(child_env, "profile", "list").out.startswith("  news")
+    assert run(child_env, "profile", "remove", "stage").code == 0
+    assert run(child_env, "profile", "list").out.splitlines() == ["  news\thttps://news.example.com"]
+    missing = run(child_env, "profile", "show", "ghost")
+    assert missing.code == 1 and "No profile named 'ghost'" in missing.err
+
+
+def test_profile_add_rejects_bad_input_without_touching_the_file(child_env: dict[str, str]) -> None:
+    assert run(child_env, "profile", "add", "news", *SITE).code == 0
+    before = run(child_env, "profile", "show", "news").out
+    bad = run(child_env, "profile", "add", "news", "--site", "http://news.example.com", "--client-id", "x")
+    assert bad.code == 1 and "field 'site_url'" in bad.err and "https" in bad.err
+    bad = run(child_env, "profile", "add", "news", *SITE, "--redirect-uri", "http://0.0.0.0:1/cb")
+    assert bad.code == 1 and "field 'redirect_uri'" in bad.err
+    assert run(child_env, "profile", "show", "news").out == before
+
+
+def test_usage_errors_exit_2(child_env: dict[str, str]) -> None:
+    for args in (("nonsense",), ("profile",), ("api", "everything"), ("login", "--timeout", "soon")):
+        r = run(child_env, *args)
+        assert r.code == 2, args
+        assert "usage:" in r.err and r.out == ""
+
+
+def test_help_and_version(child_env: dict[str, str]) -> None:
+    r = run(child_env, "--help")
+    assert r.code == 0
+    for command in ("profile", "login", "token", "status", "refresh", "logout", "api", "sandbox", "gui"):
+        assert command in r.out
+    assert run(child_env, "--version").out.startswith("zephr-desktop ")
+
+
+def test_sandbox_command_serves_until_interrupted(child_env: dict[str, str]) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "zephr_desktop", "sandbox", "--port", "0", "--expires-in", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env)
+    try:
+        assert proc.stderr is not None
+        banner = proc.stderr.readline()
+        assert "http://127.0.0.1:" in banner, banner
+        url = banner.split("http://", 1)[1].split()[0]
+        import requests
+
+        config = requests.get(f"http://{url}/zephr/oauth2/config", timeout=5)
+        assert config.status_code == 200 and config.headers["Content-Type"].startswith("application/json")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err and out == ""
+
+
+def test_sandbox_refuses_a_non_loopback_host(child_env: dict[str, str]) -> None:
+    r = run(child_env, "sandbox", "--host", "0.0.0.0")
+    assert r.code != 0 and "loopback" in r.err
