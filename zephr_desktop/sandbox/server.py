@@ -498,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(_banner(sandbox, client), file=sys.stderr, flush=True)
         _wait_for_signal()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C before the handler was in place: the same clean stop
     finally:
         sandbox.stop()
     print("Zephr sandbox stopped.", file=sys.stderr)

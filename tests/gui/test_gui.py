@@ -1,0 +1,401 @@
+"""The real app in a real QtWebEngine under Xvfb, driven as a person would (see harness.py).
+
+Each test runs the app in a child process group under its own X server with a hard
+timeout; the sandbox runs in the test process, so the test knows which token Zephr issued.
+These tests never skip: without Xvfb, xclip, xdotool or ImageMagick they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import GuiApp, port_is_free
+
+from zephr_desktop.config import Profile, load_profiles, save_profile
+from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox, SandboxSettings
+from zephr_desktop.store import TokenStore
+
+pytestmark = pytest.mark.gui
+
+HARD_TIMEOUT = 90.0
+JOE = "joe@example.com"
+PASSWORD = TEST_USERS[JOE]["password"]
+
+
+# -- fixtures and helpers ------------------------------------------------------------------------
+@pytest.fixture
+def sandbox_settings() -> SandboxSettings:
+    return SandboxSettings(loopback_any_port=True)
+
+
+@pytest.fixture
+def sb(sandbox_settings: SandboxSettings) -> Iterator[Sandbox]:
+    server = Sandbox(settings=sandbox_settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def gui(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[GuiApp]:
+    with GuiApp(tmp_path / "gui", timeout=HARD_TIMEOUT) as app:
+        yield app
+        report_failure(app, request)
+
+
+def report_failure(app: GuiApp, request: pytest.FixtureRequest) -> None:
+    """On a failed test, keep a screenshot of the end state and print the app's log."""
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and app.display:
+        try:
+            path = app.screenshot(f"FAILED-{request.node.name}")
+            print(f"screenshot of the failure: {path}")
+        except Exception as exc:
+            print(f"no failure screenshot: {exc}")
+        print(app.log_tail(8000))
+
+
+def seed_profile(gui: GuiApp, sb: Sandbox, name: str = "sandbox", *, keep_site_session: bool = False) -> Profile:
+    """Write a profile pointing at the sandbox into the app's config, and its secret into its store."""
+    profile = Profile.create(
+        name=name,
+        site_url=sb.url,
+        token_url=sb.token_url,
+        client_id=DEFAULT_CLIENT_ID,
+        redirect_uri="http://127.0.0.1:0/callback",
+        scopes=["user.account:read", "user.profile:read"],
+        keep_site_session=keep_site_session,
+    )
+    save_profile(profile, path=gui.config_path)
+    TokenStore(directory=gui.data_dir, notice=lambda _m: None).set_client_secret(name, DEFAULT_CLIENT_SECRET)
+    return profile
+
+
+def shown_token(gui: GuiApp) -> str:
+    return gui.text("access-token")
+
+
+def wait_token(gui: GuiApp, *, other_than: str | None = None, timeout: float = 20.0) -> str:
+    """Wait until the token panel shows a token (different from ``other_than``)."""
+    sel = gui.sel("access-token")
+    script = f"(function(e){{ return e && e.offsetParent !== null ? e.textContent : ''; }})({sel})"
+
+    def check() -> str:
+        value = str(gui.js(script) or "")
+        return value if value and value != other_than else ""
+
+    return str(gui.wait_for(check, "a new token in the token panel", timeout))
+
+
+def consent_sign_in(gui: GuiApp, *, allow: bool = True) -> None:
+    """In the consent window: type the test user's credentials, sign in, click Allow (or Deny)."""
+    gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent")
+    gui.type_into("#email", JOE)
+    gui.type_into("#password", PASSWORD)
+    gui.press(selector="#sign-in", target="consent")
+    button = "#allow" if allow else "#deny"
+    gui.wait_js(f"document.readyState === 'complete' && !!document.querySelector('{button}')", target="consent")
+    gui.press(selector=button, target="consent")
+
+
+def sign_in(gui: GuiApp, sb: Sandbox) -> str:
+    """Sign in through the app's own windows; returns the token the panel shows."""
+    issued = len(sb.issued)
+    gui.press("sign-in")
+    consent_sign_in(gui)
+    token = wait_token(gui)
+    assert len(sb.issued) == issued + 1
+    return token
+
+
+def press_copy(gui: GuiApp, testid: str) -> str:
+    """Press a copy button, check it says Copied, and return the X clipboard."""
+    gui.press(testid)
+    gui.wait_for(lambda: gui.text(testid) == "Copied", f"{testid} to say Copied", timeout=5)
+    return gui.clipboard()
+
+
+def consent_gone(gui: GuiApp) -> bool:
+    return not gui.consent().get("open") and not gui.find_windows("Sign in to Zephr$")
+
+
+# -- tests ---------------------------------------------------------------------------------------------
+def test_first_run_form_validates_and_saves_a_profile(gui: GuiApp, sb: Sandbox) -> None:
+    gui.launch()
+    assert gui.visible("settings") and not gui.visible("sign-in")
+    assert gui.js("document.getElementById('settings-card').offsetParent !== null")
+    hint = gui.js("document.getElementById('register-hint').textContent")
+    assert "Register this redirect URI on your site's Third Party Authentication screen" in hint
+    assert "http://127.0.0.1:8765/callback" in hint
+    gui.screenshot("first-run", gui.main_window())
+
+    # A page asking for a permission (here the clipboard) must not abort the process.
+    gui.js("navigator.clipboard.writeText('x').catch(function () {}); true")
+    time.sleep(0.5)
+    assert gui.request("ping")["loaded"]
+
+    gui.type_into("#f-site_url", "ftp://news.example.com", target="main")
+    gui.type_into("#f-client_id", DEFAULT_CLIENT_ID, target="main")
+    gui.press(selector="#save-profile")
+    error = gui.wait_for(lambda: gui.shown_text("document.getElementById('err-site_url')"), "the site URL error")
+    assert "ftp://news.example.com" in error and "http" in error
+    assert gui.js("document.getElementById('f-site_url').getAttribute('aria-invalid')") == "true"
+    gui.screenshot("first-run-invalid", gui.main_window())
+
+    gui.js(f"document.getElementById('f-site_url').value = {json.dumps(sb.url)}; true")
+    gui.type_into("#f-client_secret", DEFAULT_CLIENT_SECRET, target="main")
+    gui.js("document.getElementById('f-redirect_uri').value = ''; true")
+    gui.type_into("#f-redirect_uri", "http://127.0.0.1:0/callback", target="main")
+    assert gui.js("document.getElementById('redirect-hint').textContent") == "http://127.0.0.1:0/callback"
+    assert press_copy_redirect(gui) == "http://127.0.0.1:0/callback"
+    gui.press(selector="#save-profile")
+    gui.wait_for(lambda: gui.visible("sign-in"), "the sign-in card")
+
+    profiles = load_profiles(gui.config_path)
+    (profile,) = profiles.profiles.values()
+    assert profile.site_url == sb.url and profile.client_id == DEFAULT_CLIENT_ID
+    assert DEFAULT_CLIENT_SECRET not in gui.config_path.read_text()
+    store = TokenStore(directory=gui.data_dir, notice=lambda _m: None)
+    assert store.get_client_secret(profile.name) == DEFAULT_CLIENT_SECRET
+    # The secret is write-only: the page never gets it back.
+    gui.press("settings")
+    assert gui.js("document.getElementById('f-client_secret').value") == ""
+    assert DEFAULT_CLIENT_SECRET not in str(gui.js("document.documentElement.outerHTML"))
+
+
+def press_copy_redirect(gui: GuiApp) -> str:
+    gui.press(selector="#copy-redirect")
+    gui.wait_js("document.getElementById('copy-redirect').textContent === 'Copied'", timeout=5)
+    return gui.clipboard()
+
+
+def test_sign_in_shows_the_issued_token_and_copies_it(gui: GuiApp, sb: Sandbox) -> None:
+    seed_profile(gui, sb)
+    gui.launch()
+    before = gui.screenshot("main-before", gui.main_window())
+    gui.publish(before, "main-before")
+    assert gui.text("status-line") == "Not signed in."
+
+    gui.press("sign-in")
+    gui.wait_for(lambda: gui.text("status-line") == "Waiting for you to click Allow...", "the waiting line")
+    assert gui.visible("cancel") and gui.visible("open-in-browser")
+    # The consent window says where it is: origin and scheme, as X shows its title.
+    window = gui.consent_window()
+    title_re = rf"^127\.0\.0\.1:{sb.port} - http - Sign in to Zephr$"
+    gui.wait_for(lambda: re.match(title_re, gui.window_name(window)), "the consent window title")
+    # No bridge in the consent window.
+    assert gui.js("typeof window.pywebview === 'undefined' && typeof window.qt === 'undefined'", target="consent")
+    consent_sign_in(gui)
+
+    token = wait_token(gui)
+    assert token == sb.issued[-1]["access_token"]
+    gui.wait_for(lambda: consent_gone(gui), "the consent window to close itself")
+    assert "masked" in gui.js(f"{gui.sel('access-token')}.className")
+    assert re.fullmatch(r"(\d:)?\d\d:\d\d", gui.text("expires-in")), gui.text("expires-in")
+    assert gui.text("user-id") == TEST_USERS[JOE]["user_id"]
+    assert "user.account:read" in gui.text("scopes") and "user.profile:read" in gui.text("scopes")
+    after = gui.screenshot("main-after", gui.main_window())
+    gui.publish(after, "main-after")
+
+    gui.press("reveal")
+    assert "masked" not in gui.js(f"{gui.sel('access-token')}.className")
+    assert gui.text("reveal").strip() == "Hide"
+
+    assert press_copy(gui, "copy-token") == token
+    assert press_copy(gui, "copy-header") == f"Authorization: Bearer {token}"
+    assert press_copy(gui, "copy-curl") == f"curl -H 'Authorization: Bearer {token}' {sb.url}/blaize/profile"
+    assert press_copy(gui, "copy-export") == f"export ZEPHR_ACCESS_TOKEN={token}"
+
+    gui.press("test-token")
+    result = gui.wait_for(
+        lambda: "Calling" not in (text := gui.shown_text(gui.sel("test-result"))) and text, "the test result"
+    )
+    assert "GET /blaize/account" in result and JOE in result
+    assert "GET /blaize/profile" in result and "Blow" in result
+    gui.screenshot("token-tested", gui.main_window())
+
+    gui.press("sign-out")
+    gui.wait_for(lambda: not gui.visible("access-token"), "the token panel to go")
+    assert "Signed out" in gui.text("status-line")
+    assert TokenStore(directory=gui.data_dir, notice=lambda _m: None).load_cached("sandbox") is None
+
+
+def test_deny_shows_the_denial(gui: GuiApp, sb: Sandbox) -> None:
+    seed_profile(gui, sb)
+    gui.launch()
+    gui.press("sign-in")
+    consent_sign_in(gui, allow=False)
+    error = gui.wait_for(lambda: gui.shown_text(gui.sel("error")), "the error line")
+    assert "denied" in error.lower()
+    assert "Traceback" not in error
+    gui.wait_for(lambda: consent_gone(gui), "the consent window to close itself")
+    assert not gui.visible("access-token")
+    assert not gui.js(f"{gui.sel('sign-in')}.disabled")
+    assert sb.issued == []
+    gui.screenshot("denied", gui.main_window())
+
+
+def test_closing_the_consent_window_cancels_and_frees_the_port(gui: GuiApp, sb: Sandbox) -> None:
+    seed_profile(gui, sb)
+    gui.launch()
+    gui.press("sign-in")
+    listening = gui.wait_js("document.getElementById('listening').textContent")
+    port = int(re.search(r"http://127\.0\.0\.1:(\d+)/callback", listening).group(1))  # type: ignore[union-attr]
+    assert not port_is_free(port)
+    gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent")
+    gui.screenshot("consent-open")
+
+    gui.close_window(gui.consent_window())
+    message = gui.wait_for(lambda: "cancelled" in (m := gui.text("status-line")) and m, "the cancelled line")
+    assert message == "Sign-in cancelled: the sign-in window was closed."
+    assert not gui.visible("error")
+    gui.wait_for(lambda: port_is_free(port), f"port {port} to be free again", timeout=10)
+    gui.wait_for(lambda: consent_gone(gui), "the consent window to be gone")
+    assert not gui.visible("cancel")
+    assert not gui.js(f"{gui.sel('sign-in')}.disabled")
+    gui.screenshot("cancelled", gui.main_window())
+
+
+def test_refresh_button_shows_a_new_token(gui: GuiApp, sb: Sandbox) -> None:
+    seed_profile(gui, sb)
+    gui.launch()
+    first = sign_in(gui, sb)
+    gui.press("refresh")
+    second = wait_token(gui, other_than=first)
+    assert second == sb.issued[-1]["access_token"]
+    assert len(sb.issued) == 2
+    assert gui.text("status-line") == "Token refreshed."
+    gui.screenshot("refreshed", gui.main_window())
+
+
+@pytest.mark.parametrize("sandbox_settings", [SandboxSettings(loopback_any_port=True, expires_in=4)])
+def test_auto_refresh_renews_before_expiry_without_a_click(gui: GuiApp, sb: Sandbox) -> None:
+    seed_profile(gui, sb)
+    gui.launch()
+    first = sign_in(gui, sb)
+    assert gui.js(f"{gui.sel('auto-refresh')}.checked")
+    renewed = wait_token(gui, other_than=first, timeout=15)
+    assert renewed in [t["access_token"] for t in sb.issued[1:]]
+    gui.screenshot("auto-refreshed", gui.main_window())
+
+    # Off: the token runs out and nothing renews it (a refresh already under way may still land first).
+    gui.press(selector="label.switch")
+    gui.wait_for(lambda: not gui.js(f"{gui.sel('auto-refresh')}.checked"), "auto refresh to be off")
+    gui.wait_for(lambda: gui.text("expires-in") == "Expired", "the countdown to reach Expired", timeout=15)
+    count = len(sb.issued)
+    time.sleep(2.0)
+    assert len(sb.issued) == count
+    assert gui.text("expires-in") == "Expired"
+
+
+def test_last_token_comes_back_on_restart_and_profiles_switch(gui: GuiApp, sb: Sandbox) -> None:
+    seed_profile(gui, sb, "alpha")
+    seed_profile(gui, sb, "beta")
+    gui.launch()
+    assert gui.visible("profile-select")
+    assert gui.js(f"[...{gui.sel('profile-select')}.options].map(o => o.value).join(',')") == "alpha,beta"
+    token = sign_in(gui, sb)
+
+    gui.close_window(gui.main_window())
+    assert gui.wait_exit() == 0
+
+    gui.launch()
+    assert wait_token(gui) == token
+    assert gui.js(f"{gui.sel('profile-select')}.value") == "alpha"
+
+    select = f"{gui.sel('profile-select')}"
+    gui.js(f"{select}.value = 'beta'; {select}.dispatchEvent(new Event('change')); true")
+    gui.wait_for(lambda: not gui.visible("access-token") and gui.visible("sign-in"), "beta's sign-in card")
+    gui.screenshot("profile-beta", gui.main_window())
+    gui.js(f"{select}.value = 'alpha'; {select}.dispatchEvent(new Event('change')); true")
+    assert wait_token(gui) == token
+
+
+def consent_page_kind(gui: GuiApp) -> str:
+    """'login' or 'consent', once the consent window has loaded one of them."""
+    script = (
+        "document.readyState !== 'complete' ? '' : document.querySelector('#email') ? 'login'"
+        " : document.querySelector('#allow') ? 'consent' : ''"
+    )
+    return str(gui.wait_js(script, target="consent", what="the login or consent page"))
+
+
+def test_consent_cookies_are_private_unless_the_profile_keeps_them(gui: GuiApp, sb: Sandbox) -> None:
+    seed_profile(gui, sb, "fresh")
+    seed_profile(gui, sb, "kept", keep_site_session=True)
+    gui.launch("fresh")
+    sign_in(gui, sb)
+    gui.press("sign-in")
+    assert consent_page_kind(gui) == "login"  # a new off-the-record profile: no session from the last time
+    gui.click("cancel")
+    gui.wait_for(lambda: consent_gone(gui), "the consent window to close")
+
+    select = gui.sel("profile-select")
+    gui.js(f"{select}.value = 'kept'; {select}.dispatchEvent(new Event('change')); true")
+    gui.wait_for(lambda: gui.visible("sign-in") and not gui.visible("access-token"), "kept's sign-in card")
+    first = sign_in(gui, sb)
+    gui.press("sign-in")
+    assert consent_page_kind(gui) == "consent"  # the site session survived in the profile's own storage
+    gui.press(selector="#allow", target="consent")
+    assert wait_token(gui, other_than=first) == sb.issued[-1]["access_token"]
+    assert (gui.data_dir / "site-sessions" / "kept").is_dir()
+    assert not (gui.data_dir / "site-sessions" / "fresh").exists()
+
+
+def test_open_in_browser_instead_finishes_in_the_system_browser(tmp_path: Path, sb: Sandbox) -> None:
+    from support.user import ScriptedUser
+
+    opened = tmp_path / "opened-url.txt"
+    recorder = "import sys; open(sys.argv[2], 'w').write(sys.argv[1])"
+    browser = f"{sys.executable} -c {shlex.quote(recorder)} %s {shlex.quote(str(opened))}"
+    with GuiApp(tmp_path / "gui", timeout=HARD_TIMEOUT, env={"BROWSER": browser}) as gui:
+        seed_profile(gui, sb)
+        gui.launch()
+        gui.press("sign-in")
+        consent_page_kind(gui)
+        gui.click("open-in-browser")
+        gui.wait_for(lambda: consent_gone(gui), "the consent window to close")
+        status = "Waiting for you to click Allow in your browser..."
+        gui.wait_for(lambda: gui.text("status-line") == status, "the browser waiting line")
+        assert not gui.visible("open-in-browser") and gui.visible("cancel")
+        url = gui.wait_for(lambda: opened.exists() and opened.read_text(), "the browser to be opened")
+        assert url.startswith(f"{sb.url}/zephr/oauth2?")
+        ScriptedUser().approve(url)
+        assert wait_token(gui) == sb.issued[-1]["access_token"]
+
+
+def test_demo_mode_runs_its_own_sandbox(gui: GuiApp) -> None:
+    gui.launch(demo=True)
+    assert gui.js("!document.getElementById('demo-badge').hidden")
+    assert JOE in gui.js("document.getElementById('demo-hint').textContent")
+    gui.press("sign-in")
+    consent_sign_in(gui)
+    token = wait_token(gui)
+    stored = json.loads((gui.data_dir / "tokens" / "demo.json").read_text())
+    assert stored["access_token"] == token
+    gui.screenshot("demo", gui.main_window())
+
+    gui.close_window(gui.main_window())
+    assert gui.wait_exit() == 0
+    assert "demo" not in load_profiles(gui.config_path).profiles
+    assert not (gui.data_dir / "tokens" / "demo.json").exists()
+
+
+def test_closing_the_main_window_mid_sign_in_quits_and_frees_the_port(gui: GuiApp, sb: Sandbox) -> None:
+    seed_profile(gui, sb)
+    gui.launch()
+    gui.press("sign-in")
+    listening = gui.wait_js("document.getElementById('listening').textContent")
+    port = int(re.search(r":(\d+)/callback", listening).group(1))  # type: ignore[union-attr]
+    consent_page_kind(gui)
+    gui.close_window(gui.main_window())
+    assert gui.wait_exit() == 0
+    assert port_is_free(port)

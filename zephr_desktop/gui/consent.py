@@ -1,0 +1,187 @@
+"""The consent window: the site's login and consent pages in a window of their own (DESIGN.md section 4).
+
+- No ``js_api``, and no pywebview page at all: the window's page is replaced before it is
+  shown by a plain ``QWebEnginePage`` with no web channel, so the remote page cannot reach
+  the Python bridge (pywebview would inject it into any page of a window that has one).
+- The title shows the current origin and the scheme, updated on each navigation.
+- Cookies: a fresh off-the-record ``QWebEngineProfile`` per window (pywebview's
+  ``private_mode`` is one global switch), or a persistent per-profile storage folder when
+  the profile keeps its site session.
+- Closing it by hand calls ``on_user_close`` (the flow is cancelled); ``close()`` from the
+  app does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .qt import GuiThread, deny_page_permissions
+
+log = logging.getLogger(__name__)
+
+TITLE_SUFFIX = "Sign in to Zephr"
+_BLANK = "<!doctype html><title>Sign in to Zephr</title><body style='background:#f6f7f9'></body>"
+
+
+def format_title(scheme: str, host: str, port: int | None) -> str:
+    """``news.example.com - https - Sign in to Zephr``; the port only when it is not the default."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    default_port = {"http": 80, "https": 443}.get(scheme)
+    origin = host if port in (None, -1, default_port) else f"{host}:{port}"
+    if not host:
+        return TITLE_SUFFIX
+    return f"{origin} - {scheme} - {TITLE_SUFFIX}"
+
+
+class ConsentWindow:
+    """One consent window for one sign-in."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        gui: GuiThread,
+        on_user_close: Callable[[], None],
+        storage_dir: Path | None = None,
+        width: int = 560,
+        height: int = 760,
+    ) -> None:
+        self._url = url
+        self._gui = gui
+        self._on_user_close = on_user_close
+        self._storage_dir = storage_dir
+        self._size = (width, height)
+        self._window: Any = None
+        self._page: Any = None
+        self._closing_by_app = False
+        self._closed = threading.Event()
+        self._title = TITLE_SUFFIX
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open(self) -> None:
+        """Create the window (from a worker thread); the URL loads only once its own page is in place."""
+        import webview
+
+        width, height = self._size
+        window = webview.create_window(
+            TITLE_SUFFIX, html=_BLANK, width=width, height=height, min_size=(420, 480), background_color="#f6f7f9"
+        )
+        if window is None:
+            raise RuntimeError("pywebview could not create the consent window")
+        window.events.closing += self._on_closing
+        window.events.closed += self._on_closed
+        self._window = window
+        # After start(), create_window() has already queued the window's construction on the GUI
+        # thread, so a before_show handler added now could come too late. This job is queued
+        # behind it instead, and finds the window built.
+        self._gui.call(lambda: self._install(window))
+
+    def _install(self, window: Any) -> None:
+        if getattr(window, "native", None) is None:  # not built yet: then before_show is still ahead
+            window.events.before_show += self._install
+            return
+        if self._page is None:
+            self._swap_page(window)
+
+    def close(self) -> None:
+        """Close the window from the app (the flow ended); does not call ``on_user_close``."""
+        self._closing_by_app = True
+        window = self._window
+        if window is None or self._closed.is_set():
+            return
+        try:
+            window.destroy()
+        except Exception:  # already gone
+            log.debug("consent window was already closed", exc_info=True)
+
+    @property
+    def is_open(self) -> bool:
+        """True from ``open()`` until the window is gone."""
+        return self._window is not None and not self._closed.is_set()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until the window is gone."""
+        return self._closed.wait(timeout)
+
+    # -- Qt side (GUI thread) ---------------------------------------------------------
+    def _swap_page(self, window: Any) -> None:
+        from qtpy.QtCore import QUrl
+        from qtpy.QtWebEngineCore import QWebEnginePage, QWebEngineProfile
+
+        native = window.native
+        profile = self._make_profile(native, QWebEngineProfile)
+        page = QWebEnginePage(profile, native.webview)
+        deny_page_permissions(page)
+        page.urlChanged.connect(lambda _url: self._retitle(native))
+        page.loadFinished.connect(lambda _ok: self._retitle(native))
+        # The profile must outlive its page ("Release of profile requested but WebEnginePage still not deleted").
+        page.destroyed.connect(profile.deleteLater)
+        old = native.webview.page()
+        native.webview.setPage(page)
+        native.setWindowTitle(TITLE_SUFFIX)
+        if old is not None and old is not page:
+            old.deleteLater()
+        self._page = page
+        page.load(QUrl(self._url))
+
+    def _make_profile(self, native: Any, profile_cls: Any) -> Any:
+        if self._storage_dir is None:
+            return profile_cls(native)  # no storage name: off the record, gone with the window
+        self._storage_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        profile = profile_cls(f"zephr-site-{self._storage_dir.name}", native)
+        profile.setPersistentStoragePath(str(self._storage_dir))
+        profile.setCachePath(str(self._storage_dir / "cache"))
+        # A site's sign-in is usually a session cookie: keep those too, or "keep session" would keep nothing.
+        profile.setPersistentCookiesPolicy(profile_cls.PersistentCookiesPolicy.ForcePersistentCookies)
+        return profile
+
+    def _retitle(self, native: Any) -> None:
+        try:
+            url = self._page.url()
+            title = format_title(url.scheme(), url.host(), url.port())
+            self._title = title
+            native.setWindowTitle(title)
+        except Exception:  # an exception escaping a slot would abort the process
+            log.exception("could not update the consent window title")
+
+    def _on_closing(self) -> None:
+        if not self._closing_by_app:
+            # Cancelling closes the listener; keep that off the GUI thread.
+            threading.Thread(target=self._on_user_close, name="zephr-consent-closed", daemon=True).start()
+
+    def _on_closed(self) -> None:
+        self._closed.set()
+
+    # -- for the test control channel -------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Title and URL as shown (read on the GUI thread)."""
+        if not self.is_open or self._page is None:
+            return {"open": False}
+
+        def read() -> dict[str, Any]:
+            return {"open": True, "title": self._window.native.windowTitle(), "url": self._page.url().toString()}
+
+        return self._gui.call(read)
+
+    def run_js(self, script: str, timeout: float = 10.0) -> Any:
+        """Evaluate ``script`` in the consent page and return its JSON-able value."""
+        if self._page is None:
+            raise RuntimeError("the consent page is not loaded yet")
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def on_result(value: Any) -> None:
+            box["value"] = value
+            done.set()
+
+        # Run as is, not through eval(): the site's CSP may forbid eval, and runJavaScript
+        # already hands back the completion value of the script.
+        self._gui.post(lambda: self._page.runJavaScript(script, on_result))
+        if not done.wait(timeout):
+            raise TimeoutError("the consent page did not answer")
+        return box.get("value")
