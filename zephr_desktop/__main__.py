@@ -1,8 +1,6 @@
 """``python -m zephr_desktop``."""
 
-import sys
-
-from .cli import main
+from .fasttoken import main_entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main_entry()

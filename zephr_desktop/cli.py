@@ -231,10 +231,20 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 def cmd_token(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .config import load_profiles
+    from .fasttoken import config_identity, write_stamp
     from .login import ensure_fresh_token
 
-    token = ensure_fresh_token(_profile(args.profile), store=_store())
-    print(token.access_token)
+    identity = config_identity()  # before validating: a change in between voids the stamp
+    profiles = load_profiles()
+    token = ensure_fresh_token(profiles.get(args.profile), store=_store())
+    print(token.access_token, flush=True)
+    try:
+        default: str | None = profiles.get(None).name
+    except ZephrError:
+        default = None
+    # The next plain `token` call may skip validation while the file stays exactly as it is.
+    write_stamp(identity, default, list(profiles.profiles))
     return 0
 
 
@@ -315,12 +325,7 @@ def cmd_api(args: argparse.Namespace, stdin: TextIO) -> int:
 def cmd_sandbox(args: argparse.Namespace, stdin: TextIO) -> int:
     from .sandbox import main as sandbox_main
 
-    argv = ["--host", args.host, "--port", str(args.port)]
-    for flag, value in (("--expires-in", args.expires_in), ("--mode", args.mode), ("--fault", args.fault)):
-        if value is not None:
-            argv += [flag, str(value)]
-    argv += [flag for flag, on in (("--rotate", args.rotate), ("--tls", args.tls)) if on]
-    return int(sandbox_main(argv))
+    return int(sandbox_main(args.sandbox_args))
 
 
 def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
@@ -411,19 +416,25 @@ def build_parser() -> argparse.ArgumentParser:
     logout.add_argument("--all", action="store_true", help="also forget the client secret")
     api = with_profile(add("api", cmd_api, "call Zephr's Public API with the token and print the JSON"))
     api.add_argument("endpoint", choices=("account", "profile"))
+    # The sandbox parses its own options (`zephr-desktop sandbox --help` lists them); see main().
     sandbox = add("sandbox", cmd_sandbox, "run the built-in Zephr sandbox in the foreground")
-    sandbox.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=8780, help="port (default 8780; 0 = any free port)")
-    sandbox.add_argument("--expires-in", type=int, metavar="SECONDS", help="access token lifetime (default 3600)")
-    sandbox.add_argument("--rotate", action="store_true", help="rotate refresh tokens on each refresh")
-    sandbox.add_argument("--mode", choices=("zephr", "rfc"), help="zephr (JSON only) or rfc (form-encoded too)")
-    sandbox.add_argument("--fault", metavar="NAME", help="make the token endpoint fail (see the sandbox docs)")
-    sandbox.add_argument("--tls", action="store_true", help="serve https with a self-signed certificate")
+    sandbox.add_argument("sandbox_args", nargs="*", metavar="OPTION",
+                         help="--host 127.0.0.1 --port N --expires-in S --rotate --mode zephr|rfc --fault NAME ...")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = 0
+    while flags < len(argv) and argv[flags] in ("-v", "--verbose"):
+        flags += 1
+    if argv[flags : flags + 1] == ["sandbox"]:
+        # Everything after `sandbox` belongs to the sandbox's own parser, options included.
+        from .sandbox import main as sandbox_main
+
+        _setup_logging(flags > 0)
+        return int(sandbox_main(argv[flags + 1 :]))
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
