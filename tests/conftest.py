@@ -14,6 +14,9 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 sys.path.insert(0, str(TESTS))
 
+# Suite-wide: no secret in any log, stderr or page (secrets_scan); figures for RELIABILITY.md (evidence).
+pytest_plugins = ["support.secrets_scan", "support.evidence"]
+
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:

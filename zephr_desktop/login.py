@@ -13,7 +13,14 @@ import time
 from collections.abc import Callable
 
 from .config import Profile
-from .errors import CallbackError, LoginCancelledError, LoginTimeoutError, NotLoggedInError, ZephrError
+from .errors import (
+    CallbackError,
+    LoginCancelledError,
+    LoginTimeoutError,
+    NotLoggedInError,
+    SecretStoreError,
+    ZephrError,
+)
 from .listener import CallbackListener
 from .oauth import AuthRequest, Token, exchange_code, parse_callback, parse_redirect_url, redact, refresh
 from .store import TokenStore
@@ -161,8 +168,18 @@ def ensure_fresh_token(
             log.debug("token was refreshed by another process; using it")
             return current
         if not current.refresh_token:
+            cached = store.load_cached(profile.name)
+            if cached is not None and cached[1]:
+                # The token file names a refresh token the secret store in use does not hold.
+                raise SecretStoreError(
+                    f"The refresh token of profile '{profile.name}' is not in the secret store in use now "
+                    f"(the {store.secrets.name} store); it was saved while another one was in use (a system keyring "
+                    "that is not available now?). Make that keyring available again, or sign in again with "
+                    f"`zephr-desktop login --profile {profile.name}`."
+                )
+            why = "has expired" if current.is_expired(clock()) else "cannot be refreshed"
             raise NotLoggedInError(
-                f"The token for profile '{profile.name}' has expired and Zephr gave no refresh token. "
+                f"The token for profile '{profile.name}' {why} and Zephr gave no refresh token. "
                 f"Run `zephr-desktop login --profile {profile.name}`."
             )
         new = refresh(profile, _secret_for(profile, store), current, clock=clock)

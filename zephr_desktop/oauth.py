@@ -13,9 +13,12 @@ import hashlib
 import hmac
 import json
 import logging
+import math
+import os
 import re
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,7 @@ from .errors import (
     AccessDeniedError,
     AuthorizationError,
     CallbackError,
+    ConfigError,
     InvalidClientError,
     InvalidGrantError,
     NetworkError,
@@ -39,9 +43,48 @@ log = logging.getLogger(__name__)
 
 #: Connect and read timeouts for every HTTP request (requests has none by default).
 HTTP_TIMEOUT = (10.0, 30.0)
-#: A token response larger than this is refused unread.
+#: Overrides HTTP_TIMEOUT: seconds for both, or ``CONNECT,READ`` (for slow links; tests use short ones).
+HTTP_TIMEOUT_ENV = "ZEPHR_DESKTOP_HTTP_TIMEOUT"
+#: A token response larger than this is refused (unread when its Content-Length says so).
 MAX_TOKEN_RESPONSE = 1024 * 1024
 _AUTH_METHOD = "zephr_desktop"
+_MAX_SERVER_TEXT = 200
+
+
+def http_timeout() -> tuple[float, float]:
+    """The (connect, read) timeouts: ``HTTP_TIMEOUT``, or what ``ZEPHR_DESKTOP_HTTP_TIMEOUT`` says."""
+    raw = os.environ.get(HTTP_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return HTTP_TIMEOUT
+    try:
+        values = [float(part) for part in raw.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(
+            f"{HTTP_TIMEOUT_ENV}={raw[:40]!r} is not a timeout: give seconds (e.g. 30) or CONNECT,READ "
+            "(e.g. 5,30), or unset it."
+        )
+    return values[0], values[-1]
+
+
+def tls_verify(profile: Profile) -> bool | str:
+    """``verify=`` for requests to the profile's servers; says loudly when verification is off."""
+    if profile.insecure_skip_tls_verify:
+        log.warning(
+            "TLS certificate verification is OFF for profile '%s' (insecure_skip_tls_verify); "
+            "anyone on the network path can read the tokens",
+            profile.name,
+        )
+    return profile.tls_verify
+
+
+def server_text(value: Any, limit: int = _MAX_SERVER_TEXT) -> str:
+    """Text a server chose (an error description, a content type), safe to put in a one-line message."""
+    # A hostile or broken server must not add lines to stderr or send terminal escapes.
+    text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in str(value))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def redact(value: str | None) -> str:
@@ -108,9 +151,9 @@ def parse_callback(params: Mapping[str, Sequence[str]], expected_state: str) -> 
     """Return the authorization code from callback query params, checking error, state, code in that order."""
     errors = params.get("error") or []
     if errors:
-        error = errors[0]
+        error = server_text(errors[0])
         descriptions = params.get("error_description") or []
-        description = descriptions[0] if descriptions else None
+        description = server_text(descriptions[0]) if descriptions and descriptions[0] else None
         detail = f" ({description})" if description else ""
         if error == "access_denied":
             raise AccessDeniedError(
@@ -237,7 +280,7 @@ def _client_auth_for(profile: Profile) -> Callable[..., tuple[str, dict[str, str
 
 def _describe_body(resp: requests.Response) -> tuple[dict[str, Any] | None, str]:
     """The JSON object of a response if it is one, and a short human description of its kind."""
-    ctype = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    ctype = server_text(resp.headers.get("Content-Type", "").split(";")[0].strip(), 60) or "no content type"
     if not resp.content:
         return None, "an empty body"
     try:
@@ -252,20 +295,27 @@ def check_token_response(resp: requests.Response, url: str) -> dict[str, Any]:
     """Turn a token endpoint response into its JSON, or raise the specific error with the fix."""
     status = resp.status_code
     if len(resp.content) > MAX_TOKEN_RESPONSE:
+        raise _oversized(url, status)
+    if 300 <= status < 400:
+        # Not followed (allow_redirects=False): the code or refresh token and the client secret
+        # would travel to wherever the answer points, plain http included.
+        location = server_text(resp.headers.get("Location", "nowhere"))
         raise TokenEndpointError(
-            f"The token endpoint {url} answered {status} with over 1 MB of data, which no token "
-            "response needs. Check the profile's token URL.",
+            f"The token endpoint {url} redirected ({status}) to {location}; token requests are not sent on "
+            "to another address. Set the profile's token URL to the final address.",
             status=status,
         )
     data, kind = _describe_body(resp)
-    error = str(data.get("error")) if data and data.get("error") else None
-    description = str(data.get("error_description")) if data and data.get("error_description") else None
+    error = server_text(data.get("error")) if data and data.get("error") else None
+    description = server_text(data.get("error_description")) if data and data.get("error_description") else None
     detail = f" ({description})" if description else ""
     if status == 401 or error == "invalid_client":
+        # A 401 page that is not Zephr's JSON may come from a web server or proxy in front of it.
+        what = f"{status} {error}{detail}" if error else f"{status} with {kind}"
         raise InvalidClientError(
-            f"Zephr rejected the client credentials ({status} {error or 'unauthorized'}{detail}). Check the "
-            "client ID and secret on the site's Third Party Authentication screen "
-            "(`zephr-desktop profile add` again to change them).",
+            f"Zephr rejected the client credentials ({what}). Check the client ID and secret on the site's "
+            "Third Party Authentication screen (`zephr-desktop profile add` again to change them)"
+            + ("." if data else ", and that the token URL is Zephr's token endpoint."),
             status=status,
             error=error or "invalid_client",
             description=description,
@@ -312,7 +362,7 @@ def check_token_response(resp: requests.Response, url: str) -> dict[str, Any]:
     token_type = str(data.get("token_type") or "bearer")
     if token_type.lower() != "bearer":
         raise TokenEndpointError(
-            f"The token endpoint issued a '{token_type}' token; only bearer tokens can be used with "
+            f"The token endpoint issued a '{server_text(token_type, 40)}' token; only bearer tokens can be used with "
             "Zephr's Public API. Check the profile's token URL.",
             status=status,
         )
@@ -323,10 +373,19 @@ def check_token_response(resp: requests.Response, url: str) -> dict[str, Any]:
         or not str(expires_in).replace(".", "", 1).isdigit()
     ):
         raise TokenEndpointError(
-            f"The token endpoint sent an unusable expires_in ({expires_in!r}). Check the profile's token URL.",
+            f"The token endpoint sent an unusable expires_in ({server_text(repr(expires_in), 40)}). Check the "
+            "profile's token URL.",
             status=status,
         )
     return data
+
+
+def _oversized(url: str, status: int) -> TokenEndpointError:
+    return TokenEndpointError(
+        f"The token endpoint {url} answered {status} with over 1 MB of data, which no token "
+        "response needs. Check the profile's token URL.",
+        status=status,
+    )
 
 
 def _session(profile: Profile, client_secret: str | None) -> Any:
@@ -348,28 +407,101 @@ def _session(profile: Profile, client_secret: str | None) -> Any:
 
     session.register_compliance_hook("access_token_response", hook)
     session.register_compliance_hook("refresh_token_response", hook)
-    if profile.insecure_skip_tls_verify:
-        log.warning(
-            "TLS certificate verification is OFF for profile '%s' (insecure_skip_tls_verify); "
-            "anyone on the network path can read the tokens",
-            profile.name,
-        )
+
+    def refuse_oversized(resp: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        # Runs before requests reads the body: a declared giant is refused without reading it.
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_TOKEN_RESPONSE:
+            resp.close()
+            raise _oversized(profile.token_url, resp.status_code)
+        return resp
+
+    session.hooks["response"].append(refuse_oversized)
     return session
 
 
-def _network_error(exc: Exception, profile: Profile) -> NetworkError:
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (requests -> urllib3 -> socket), breadth first."""
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(found) < 16:
+        item = todo.pop(0)
+        if item is None or any(item is seen for seen in found):
+            continue
+        found.append(item)
+        todo += [arg for arg in item.args if isinstance(arg, BaseException)]
+        reason = getattr(item, "reason", None)
+        todo += [reason if isinstance(reason, BaseException) else None, item.__cause__, item.__context__]
+    return found
+
+
+def _network_error(exc: Exception, profile: Profile, timeout: tuple[float, float]) -> NetworkError:
+    """One message per way the network can fail, each with its fix."""
+    import http.client
+    import socket
+    import ssl
+
     import requests
 
     url = profile.token_url
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    causes = _causes(exc)
+    # For --verbose: what the network layers said (URLs and reasons; request bodies never appear here).
+    log.debug("request failed: %s", " <- ".join(f"{type(c).__name__}: {str(c)[:160]}" for c in causes[1:5]))
     if isinstance(exc, requests.exceptions.SSLError):
+        if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
+            return NetworkError(
+                f"TLS verification failed for {url}: the certificate is not trusted. If the site uses a "
+                "private CA, set ca_bundle in the profile (or REQUESTS_CA_BUNDLE)."
+            )
+        unusable = [c for c in causes if isinstance(c, ssl.SSLError) and c.library in ("X509", "PEM")]
+        if unusable:
+            return NetworkError(
+                f"The CA certificates to check {url} could not be loaded ({unusable[0].reason or 'unreadable'}). "
+                "Check the profile's ca_bundle, and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE if they are set: each "
+                "must be a PEM file of certificates."
+            )
+        # Not a certificate problem: typically https:// on a port that speaks plain http.
         return NetworkError(
-            f"TLS verification failed for {url}: the certificate is not trusted. If the site uses a "
-            "private CA, set ca_bundle in the profile (or REQUESTS_CA_BUNDLE)."
+            f"The TLS handshake with {where} failed for the token endpoint {url}. Check that the token URL's "
+            "scheme and port match the server (https:// only where it speaks TLS)."
         )
-    if isinstance(exc, requests.exceptions.Timeout):
+    if isinstance(exc, requests.exceptions.ProxyError):
         return NetworkError(
-            f"The token endpoint {url} did not answer within {HTTP_TIMEOUT[1]:.0f} s. Check the network "
-            "and the profile's token URL, then try again."
+            f"The proxy refused or failed the request to {url}. Check HTTPS_PROXY / HTTP_PROXY (and NO_PROXY "
+            "for hosts that must be reached directly)."
+        )
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return NetworkError(
+            f"Could not connect to {where} within {timeout[0]:g} s. Check the profile's token URL and your "
+            "network (a firewall may drop the connection)."
+        )
+    # A body that stalls half-way surfaces as a ConnectionError around a read timeout.
+    if isinstance(exc, requests.exceptions.Timeout) or any(isinstance(c, TimeoutError) for c in causes):
+        return NetworkError(
+            f"The token endpoint {url} did not answer within {timeout[1]:g} s. Check the network "
+            f"and the profile's token URL, then try again (or raise {HTTP_TIMEOUT_ENV})."
+        )
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return NetworkError(
+            f"Cannot reach the token endpoint {url}: nothing is listening at {where} (connection refused). "
+            "Check the profile's token URL (and that the sandbox is running, for a sandbox profile)."
+        )
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return NetworkError(
+            f"The host name {parts.hostname} in the token URL {url} cannot be resolved. Check the profile's "
+            "token URL and your DNS or network connection."
+        )
+    if any(isinstance(c, http.client.RemoteDisconnected | ConnectionResetError) for c in causes):
+        return NetworkError(
+            f"The token endpoint {url} closed the connection without answering. Try again; if it keeps "
+            "happening, check the profile's token URL and any proxy in between."
+        )
+    if any(isinstance(c, http.client.BadStatusLine) for c in causes):
+        return NetworkError(
+            f"The server at {where} answered something that is not HTTP. Check the token URL's scheme and "
+            "port (http:// where the server expects https://, or another service's port)."
         )
     return NetworkError(
         f"Cannot reach the token endpoint {url} ({type(exc).__name__}). Check the URL and your network "
@@ -377,14 +509,14 @@ def _network_error(exc: Exception, profile: Profile) -> NetworkError:
     )
 
 
-def _call(profile: Profile, fn: Callable[[], Any]) -> Any:
+def _call(profile: Profile, fn: Callable[[], Any], timeout: tuple[float, float]) -> Any:
     import requests
     from authlib.integrations.base_client import OAuthError
 
     try:
         return fn()
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise _network_error(exc, profile) from exc
+        raise _network_error(exc, profile, timeout) from exc
     except requests.exceptions.RequestException as exc:
         raise NetworkError(f"The request to {profile.token_url} failed ({type(exc).__name__}).") from exc
     except OAuthError as exc:  # pragma: no cover - the compliance hook raises first
@@ -404,6 +536,7 @@ def exchange_code(
     kwargs: dict[str, Any] = {"code": code, "redirect_uri": request.redirect_uri}
     if request.code_verifier:
         kwargs["code_verifier"] = request.code_verifier
+    timeout, verify = http_timeout(), tls_verify(profile)
     log.debug("exchanging code %s at %s", redact(code), profile.token_url)
     started = clock()
     with session:
@@ -412,10 +545,12 @@ def exchange_code(
             lambda: session.fetch_token(
                 profile.token_url,
                 grant_type="authorization_code",
-                timeout=HTTP_TIMEOUT,
-                verify=profile.tls_verify,
+                timeout=timeout,
+                verify=verify,
+                allow_redirects=False,
                 **kwargs,
             ),
+            timeout,
         )
         data = dict(session.token)
     token = Token.from_response(data, started)
@@ -433,6 +568,7 @@ def refresh(
         )
     session = _session(profile, client_secret)
     refresh_token = token.refresh_token
+    timeout, verify = http_timeout(), tls_verify(profile)
     log.debug("refreshing with %s at %s", redact(refresh_token), profile.token_url)
     # Read the clock just before the request: expires_at must not be later than the server's.
     started = clock()
@@ -442,9 +578,11 @@ def refresh(
             lambda: session.refresh_token(
                 profile.token_url,
                 refresh_token=refresh_token,
-                timeout=HTTP_TIMEOUT,
-                verify=profile.tls_verify,
+                timeout=timeout,
+                verify=verify,
+                allow_redirects=False,
             ),
+            timeout,
         )
         data = dict(session.token)
     new = Token.from_response(data, started, previous=token)

@@ -226,6 +226,12 @@ class TokenStore:
         """The cached token file of a profile."""
         return self.directory / "tokens" / f"{profile}.json"
 
+    def _private_subdir(self, name: str) -> Path:
+        # mkdir(parents=True) gives only the leaf mode 0700: the data dir itself must not be left
+        # 0755 (it is, when a keyring holds the secrets and nothing else creates it first).
+        ensure_private_dir(self.directory)
+        return ensure_private_dir(self.directory / name)
+
     # -- access token (no keyring) -------------------------------------------------
     def load_cached(self, profile: str) -> tuple[Token, str | None] | None:
         """The cached token without its refresh token, and the key its refresh token is under."""
@@ -281,6 +287,7 @@ class TokenStore:
             "user_id": token.user_id,
             "refresh_ref": ref,
         }
+        self._private_subdir("tokens")
         atomic_write(self.token_path(profile), json.dumps(doc, indent=1).encode())
         if old_ref and old_ref != ref:
             self.secrets.delete(old_ref)
@@ -320,7 +327,7 @@ class TokenStore:
         """Hold the profile's refresh lock (a file lock: one refresher across processes)."""
         from filelock import FileLock, Timeout
 
-        locks = ensure_private_dir(self.directory / "locks")
+        locks = self._private_subdir("locks")
         lock = FileLock(str(locks / f"{profile}.lock"), timeout=timeout)
         try:
             lock.acquire()

@@ -7,7 +7,7 @@ from typing import Any
 
 from .config import Profile
 from .errors import ApiError, NetworkError
-from .oauth import HTTP_TIMEOUT, Token
+from .oauth import Token, http_timeout, tls_verify
 
 #: Which scope each call needs, as zephr-api.md section 5 lists them.
 SCOPE_FOR = {"account": "user.account:read", "profile": "user.profile:read", "update": "user.profile:update"}
@@ -18,10 +18,9 @@ def _request(profile: Profile, token: Token, method: str, path: str, body: dict[
 
     url = f"{profile.site_url}{path}"
     headers = {"Authorization": f"Bearer {token.access_token}", "Accept": "application/json"}
+    timeout, verify = http_timeout(), tls_verify(profile)
     try:
-        resp = requests.request(
-            method, url, headers=headers, json=body, timeout=HTTP_TIMEOUT, verify=profile.tls_verify
-        )
+        resp = requests.request(method, url, headers=headers, json=body, timeout=timeout, verify=verify)
     except requests.exceptions.SSLError as exc:
         raise NetworkError(
             f"TLS verification failed for {url}. If the site uses a private CA, set ca_bundle in the profile."

@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
 
+from support import secrets_scan
+
 
 class ScriptedUser:
     """Does in HTTP what a person does in the browser: sign in, then Allow or Deny."""
@@ -51,4 +53,6 @@ class ScriptedUser:
     def approve(self, authorize_url: str, *, allow: bool = True) -> requests.Response:
         """Answer the consent page and let the browser follow the redirect to the app's listener."""
         redirect = self.consent(authorize_url, allow=allow)
-        return requests.get(redirect, timeout=10)
+        page = requests.get(redirect, timeout=10)
+        secrets_scan.collect("listener result page", page.text)
+        return page

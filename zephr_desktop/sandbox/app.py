@@ -21,6 +21,7 @@ from .state import (
     RedirectError,
     SandboxState,
     UntrustedRequestError,
+    note_secret,
     random_alnum,
     single_values,
     validate_authorization,
@@ -174,6 +175,7 @@ def _decode_basic(credentials: str) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise OAuthError("invalid_client", "The Basic credentials are not valid base64.", 401) from None
     client_id, colon, secret = text.partition(":")
+    note_secret("client_secret", secret)
     if not colon:
         raise OAuthError("invalid_client", "The Basic credentials have no ':' between ID and secret.", 401)
     return client_id, secret
@@ -202,6 +204,8 @@ def fault_response(fault: str, settings: SandboxSettings) -> Response | None:
         "refresh_token": random_alnum(),
         "user_id": TEST_USERS["joe@example.com"]["user_id"],
     }
+    note_secret("access_token", fake["access_token"])
+    note_secret("refresh_token", fake["refresh_token"])
     if fault == "invalid_grant":
         description = "The code or refresh token is invalid (sandbox fault)."
         return json_response(400, {"error": "invalid_grant", "error_description": description})
@@ -221,6 +225,7 @@ def fault_response(fault: str, settings: SandboxSettings) -> Response | None:
         return json_response(200, {k: v for k, v in fake.items() if k != "access_token"})
     if fault == "token_type_mac":
         mac = {"token_type": "mac", "mac_key": random_alnum(), "mac_algorithm": "hmac-sha-256"}
+        note_secret("mac_key", mac["mac_key"])
         return json_response(200, fake | mac)
     if fault == "huge_body":
         return json_response(200, fake | {"padding": "x" * (MAX_BODY + 64 * 1024)})
@@ -457,6 +462,8 @@ class SandboxApp:
         """POST /zephr/oauth2/token (RFC 6749 4.1.3 and 6, Zephr's JSON flavour)."""
         settings = self.settings()
         body, problem = parse_token_body(request.media_type, request.body)
+        for key in ("client_secret", "code", "code_verifier", "refresh_token"):
+            note_secret(key, body.get(key))
         self.state.record_token_request(_shape(request, body))
         if settings.delay:
             time.sleep(settings.delay)

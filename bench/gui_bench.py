@@ -1,0 +1,415 @@
+"""Figures 4 and 5: the desktop app's cold start and memory, and Allow to token, under Xvfb.
+
+Everything runs under one private X server started by the GUI tests' harness
+(``tests/gui/harness.py``: ``Xvfb -displayfd``, own process group, hard timeout, group killed).
+
+4. Cold start: the real app (``zephr-desktop gui --profile NAME`` through the CLI, a signed-in
+   profile, so the page draws the token panel) against a minimal pywebview window (Qt backend,
+   private mode like the app, same environment) showing a static page; alternately, each a new
+   process group, from spawn to the page marking itself ready (see ``gui_child``). Memory is the
+   PSS of every process in the child's session (the Python process and QtWebEngine's zygote,
+   renderer, GPU and utility processes), read from ``/proc/PID/smaps_rollup`` a fixed
+   settling time after the page is ready, the same for both.
+5. Allow to token: the harness launches the app with its test control channel; each round
+   presses Sign in, signs in on the sandbox's page in the consent window, then clicks Allow
+   there. The interval runs from the click (the consent page's clock) to the first frame after
+   the new token appears in the main window's token panel (the main page's clock), read by a
+   MutationObserver installed before the click. Next to it: the sandbox token endpoint's own
+   round trip (a refresh grant over a fresh connection), measured in the same run.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import os
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from zephr_desktop.resources import assets_dir
+from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox
+
+from .env import REPO
+from .fixtures import add_profile, scripted_user, sign_in, store_for
+from .gui_child import PEER_PAGE, PEER_READY_JS, REPORT_FD
+from .stats import BenchError, Figure, interleave, samples
+
+START_TARGET = 1.25
+MEMORY_TARGET = 1.15
+ALLOW_TARGET_MS = 250.0
+LAUNCH_TIMEOUT = 30.0  # a cold start takes about a second; this is a hang
+# The page's clock (performance.timeOrigin + now) may run a little ahead of Python's time.time().
+CLOCK_SLACK = 0.005
+MIB = 1024.0 * 1024.0
+PEER_LABEL = "minimal pywebview window (Qt), static page"
+EMAIL = "joe@example.com"
+APP_SCRIPT_TAG = '<script src="app.js"></script>'
+
+
+def load_harness() -> Any:
+    """The GUI tests' harness module (Xvfb, process groups, the control channel)."""
+    path = str(REPO / "tests" / "gui")
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import harness
+
+    return harness
+
+
+# -- figure 4: cold start and memory ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Launch:
+    """One cold start: seconds from spawn to ready (and to pywebview's loaded event), the tree's PSS."""
+
+    seconds: float
+    start_seconds: float  # spawn to webview.start(): the Python side's own start-up
+    loaded_seconds: float
+    clock: str
+    hop_seconds: float  # from the page's ready mark to Python receiving it (a clock sanity check)
+    pss_bytes: int
+    uss_bytes: int
+    processes: int
+
+
+def _session_members(sid: int) -> list[int]:
+    """Every live process whose session id is ``sid`` (the child started a new session)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            # Fields after the command name, which may itself hold spaces and parentheses.
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[3]) == sid:
+                members.append(int(entry.name))
+    return members
+
+
+def tree_memory(sid: int) -> tuple[int, int, int]:
+    """Summed PSS and USS (private pages) in bytes over a session's processes, and how many there were.
+
+    PSS shares each library page among every process mapping it, on the whole machine; USS does
+    not depend on other programs, so it is kept beside PSS as a cross-check.
+    """
+    pss, uss, count = 0, 0, 0
+    for pid in _session_members(sid):
+        with contextlib.suppress(OSError):
+            fields = {}
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                name, _, rest = line.partition(":")
+                if name in ("Pss", "Private_Clean", "Private_Dirty"):
+                    fields[name] = int(rest.split()[0]) * 1024
+            if "Pss" in fields:
+                pss += fields["Pss"]
+                uss += fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+                count += 1
+    return pss, uss, count
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """End a child's whole process group: TERM, a short grace, then KILL."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(3)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def _read_ready(fd: int, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, tuple[float, str, float]]:
+    """Wait for the child's ``loaded`` and ``ready`` lines; each event's epoch time, clock, and receipt time."""
+    buffer = b""
+    events: dict[str, tuple[float, str, float]] = {}
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 4096)
+            buffer += chunk
+            for line in buffer.decode(errors="replace").split("\n")[:-1]:  # complete lines only
+                name, at, *rest = line.split()
+                events[name] = (float(at), rest[0] if rest else "python-clock", float(rest[1]) if rest else float(at))
+            if {"start", "loaded", "ready"} <= set(events):
+                return events
+            if not chunk and proc.poll() is not None:
+                break
+        elif proc.poll() is not None:
+            break
+    seen = ", ".join(sorted(events)) or "no event"
+    raise BenchError(f"the window did not report ready within {LAUNCH_TIMEOUT:.0f} s ({seen} seen; "
+                     f"exit code {proc.poll()})")
+
+
+def launch_once(argv: list[str], env: dict[str, str], cwd: Path, log: Path, settle: float) -> Launch:
+    """Start one child in its own session, time it to ready, weigh its process tree, kill it."""
+    read_fd, write_fd = os.pipe()
+    with open(log, "ab") as out:
+        started = time.time()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.gui_child", *argv],
+            env={**env, REPORT_FD: str(write_fd)},
+            cwd=cwd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    os.close(write_fd)
+    try:
+        events = _read_ready(read_fd, proc, time.monotonic() + LAUNCH_TIMEOUT)
+        time.sleep(settle)  # let the engine's processes settle before weighing them, the same for both
+        pss, uss, count = tree_memory(proc.pid)
+    except BenchError as exc:
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+        raise BenchError(f"{argv[0]}: {exc}\n{tail}") from None
+    finally:
+        kill_group(proc)
+        os.close(read_fd)
+    (ready_at, clock, received), (loaded_at, _, _) = events["ready"], events["loaded"]
+    start_at = events["start"][0]
+    if not started < ready_at <= received + CLOCK_SLACK:
+        raise BenchError(f"the page's clock disagrees with Python's ({(received - ready_at) * 1000:.1f} ms)")
+    return Launch(ready_at - started, start_at - started, loaded_at - started, clock, received - ready_at, pss, uss,
+                  count)
+
+
+def _launcher(gui: Any, argv: list[str], settle: float, runs: list[Launch], hangs: list[str]) -> Callable[[], float]:
+    env = {k: v for k, v in gui.env().items() if k != "ZEPHR_DESKTOP_TEST_CONTROL"}  # as a person runs it
+    env["QTWEBENGINE_DISABLE_SANDBOX"] = "1"  # the app sets it itself as root; the peer needs it too
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    log = gui.tmp / f"{argv[0]}.log"
+
+    def once() -> float:
+        try:
+            launch = launch_once(argv, env, gui.tmp, log, settle)
+        except BenchError as exc:
+            # One start that never gets ready is recorded and retried; two in a row break the benchmark.
+            hangs.append(f"{argv[0]}: {str(exc).splitlines()[0]}")
+            launch = launch_once(argv, env, gui.tmp, log, settle)
+        runs.append(launch)
+        return launch.seconds
+
+    return once
+
+
+def app_page_copy(tmp: Path) -> Path | None:
+    """The app's own page, copied, marking itself ready on ``pywebviewready`` like the peer's page.
+
+    Shown in the minimal window it splits the app's extra start time into what its page costs
+    the web engine and what its Python side and bridge cost. None if the page's shape changed.
+    """
+    target = tmp / "app-page"
+    shutil.copytree(assets_dir(), target, dirs_exist_ok=True)
+    index = target / "index.html"
+    html = index.read_text()
+    if APP_SCRIPT_TAG not in html:
+        return None
+    # An external script: the page's Content-Security-Policy forbids inline ones.
+    (target / "bench-ready.js").write_text(PEER_READY_JS)
+    index.write_text(html.replace(APP_SCRIPT_TAG, f'<script src="bench-ready.js"></script>{APP_SCRIPT_TAG}'))
+    return index
+
+
+def cold_start_figures(gui: Any, sb: Sandbox, rounds: int, settle: float) -> list[Figure]:
+    """Figures 4a and 4b: the app against the minimal window, alternately."""
+    profile = add_profile(gui, sb, "bench", default=True)
+    sign_in(gui, profile, scripted_user())  # a signed-in profile: the page draws the token panel
+    page = gui.tmp / "peer.html"
+    page.write_text(PEER_PAGE)
+    runs: dict[str, list[Launch]] = {"app": [], "peer": [], "app_page": []}
+    hangs: list[str] = []
+    timers = {
+        "app": _launcher(gui, ["app", profile.name], settle, runs["app"], hangs),
+        "peer": _launcher(gui, ["peer", page.as_uri()], settle, runs["peer"], hangs),
+    }
+    app_page = app_page_copy(gui.tmp)
+    if app_page is not None:
+        timers["app_page"] = _launcher(gui, ["peer", app_page.as_uri()], settle, runs["app_page"], hangs)
+    interleave(timers, rounds)
+    app, peer = runs["app"][-rounds:], runs["peer"][-rounds:]  # the warm-up round is dropped
+    sides = {"app": app, "peer": peer}
+    if runs["app_page"]:
+        sides["app_page"] = runs["app_page"][-rounds:]
+    clocks = {k: sorted({x.clock for x in v}) for k, v in sides.items()}
+
+    def medians(value: Callable[[Launch], float], digits: int = 1) -> dict[str, float]:
+        return {k: round(statistics.median(value(x) for x in v), digits) for k, v in sides.items()}
+
+    extra: dict[str, object] = {
+        "clocks": clocks,
+        # Where the time goes: spawn to webview.start() (Python), to pywebview's loaded event (Qt and the
+        # page), then to the page's ready mark (the app's init call and first render).
+        # The minimal window showing the app's own page (no bridge, no app Python) - see app_page_copy().
+        "ready_ms": medians(lambda x: x.seconds * 1000),
+        "to_start_ms": medians(lambda x: x.start_seconds * 1000),
+        "start_to_loaded_ms": medians(lambda x: (x.loaded_seconds - x.start_seconds) * 1000),
+        "loaded_to_ready_ms": medians(lambda x: (x.seconds - x.loaded_seconds) * 1000),
+        "page_to_python_hop_ms": medians(lambda x: x.hop_seconds * 1000, 2),
+        "uss_mib": medians(lambda x: x.uss_bytes / MIB),
+        "processes": {k: max(x.processes for x in v) for k, v in sides.items()},
+        "settle_s": settle,
+        "starts_retried": hangs,
+    }
+    return [
+        Figure("4a", "desktop app cold start to main page ready", "ms",
+               samples("zephr-desktop gui", [x.seconds for x in app], 1000.0),
+               samples(PEER_LABEL, [x.seconds for x in peer], 1000.0), PEER_LABEL,
+               target=START_TARGET, extra=extra),
+        Figure("4b", "memory: PSS of the whole process tree, page ready", "MiB",
+               samples("zephr-desktop gui", [x.pss_bytes / MIB for x in app]),
+               samples(PEER_LABEL, [x.pss_bytes / MIB for x in peer]), PEER_LABEL,
+               target=MEMORY_TARGET, extra=extra),
+    ]
+
+
+# -- figure 5: Allow to token ----------------------------------------------------------------------------------
+_WATCH_TOKEN = """(function () {
+  var sel = '[data-testid="access-token"]';
+  var el = document.querySelector(sel);
+  var before = el ? el.textContent : '';
+  window.__benchSeenAt = null; window.__benchPaintAt = null;
+  var watcher = new MutationObserver(function () {
+    var e = document.querySelector(sel);
+    if (!e || e.offsetParent === null || !e.textContent || e.textContent === before) return;
+    watcher.disconnect();
+    window.__benchSeenAt = performance.timeOrigin + performance.now();
+    requestAnimationFrame(function () { window.__benchPaintAt = performance.timeOrigin + performance.now(); });
+  });
+  watcher.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+  return true;
+})()"""
+
+_CLICK_ALLOW = """(function () {
+  var at = performance.timeOrigin + performance.now();
+  document.querySelector('#allow').click();
+  return at;
+})()"""
+
+
+def _consent_sign_in(gui: Any) -> None:
+    """Sign in on the sandbox's page in the consent window and wait for its Allow button (untimed)."""
+    gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent",
+                timeout=20)
+    password = TEST_USERS[EMAIL]["password"]
+    gui.js(f"document.querySelector('#email').value = {json.dumps(EMAIL)};"
+           f"document.querySelector('#password').value = {json.dumps(password)};"
+           "document.querySelector('#sign-in').click(); true", target="consent")
+    gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#allow')", target="consent",
+                timeout=20)
+
+
+def _allow_once(gui: Any, sb: Sandbox) -> tuple[float, bool]:
+    """One sign-in through the windows: seconds from the Allow click to the token drawn, and if a frame timed it."""
+    issued = len(sb.issued)
+    gui.click("sign-in")
+    _consent_sign_in(gui)
+    gui.js(_WATCH_TOKEN)
+    before = time.time() * 1000.0
+    clicked = float(gui.js(_CLICK_ALLOW, target="consent"))
+    seen = gui.wait_for(lambda: gui.js("window.__benchSeenAt"), "the new token in the main window", timeout=20,
+                        interval=0.05)
+    # The frame after the change is when it is visible; without one (an idle compositor), the change itself.
+    painted = _poll(lambda: gui.js("window.__benchPaintAt"), 1.0)
+    after = time.time() * 1000.0
+    end = float(painted or seen)
+    # Two pages' clocks and Python's must agree, or the interval means nothing.
+    if not before - CLOCK_SLACK * 1000 <= clicked < end <= after + CLOCK_SLACK * 1000:
+        raise BenchError("the consent and main pages' clocks disagree with Python's")
+    shown = gui.text("access-token")
+    if len(sb.issued) != issued + 1 or shown != sb.issued[-1]["access_token"]:
+        raise BenchError("the main window does not show the token the sandbox just issued")
+    gui.wait_for(lambda: not gui.consent().get("open"), "the consent window to close", timeout=10)
+    return (end - clicked) / 1000.0, bool(painted)
+
+
+def _poll(check: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
+    """``check()`` until it is truthy or the time is up (then None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def token_round_trip(sb: Sandbox, refresh_token: str) -> float:
+    """The sandbox token endpoint's own round trip: a refresh grant on a fresh connection, in seconds."""
+    parts = urlsplit(sb.token_url)
+    body = json.dumps({"grant_type": "refresh_token", "refresh_token": refresh_token})
+    basic = base64.b64encode(f"{DEFAULT_CLIENT_ID}:{DEFAULT_CLIENT_SECRET}".encode()).decode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Basic {basic}", "Accept": "application/json"}
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    try:
+        conn.request("POST", parts.path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    elapsed = time.perf_counter() - started
+    if response.status != 200:
+        raise BenchError(f"the sandbox token endpoint answered {response.status}")
+    return elapsed
+
+
+def allow_figure(gui: Any, sb: Sandbox, rounds: int) -> Figure:
+    """Figure 5: Allow to token visible, with the sandbox's own token round trip beside it."""
+    gui.launch("bench")
+    allow: list[float] = []
+    trips: list[float] = []
+    frames = 0
+    refresh = ""
+    for round_no in range(rounds + 1):
+        seconds, framed = _allow_once(gui, sb)
+        if not refresh:
+            loaded = store_for(gui).load("bench")
+            refresh = loaded.refresh_token if loaded is not None and loaded.refresh_token else ""
+        if round_no == 0:
+            continue  # warm-up: the first sign-in of a session pays one-off costs
+        allow.append(seconds)
+        frames += framed
+        trips.extend(token_round_trip(sb, refresh) for _ in range(3))
+    return Figure("5", "Allow to token visible in the main window", "ms",
+                  samples("zephr-desktop gui", allow, 1000.0),
+                  samples("sandbox token endpoint round trip", trips, 1000.0),
+                  "sandbox token endpoint round trip", target=ALLOW_TARGET_MS, target_kind="absolute",
+                  extra={"timed_by_frame": frames, "rounds": rounds})
+
+
+# -- the section --------------------------------------------------------------------------------------------
+def _failed(error: str) -> list[Figure]:
+    return [
+        Figure("4a", "desktop app cold start to main page ready", "ms", None, None, PEER_LABEL,
+               target=START_TARGET, error=error),
+        Figure("4b", "memory: PSS of the whole process tree, page ready", "MiB", None, None, PEER_LABEL,
+               target=MEMORY_TARGET, error=error),
+        Figure("5", "Allow to token visible in the main window", "ms", None, None,
+               "sandbox token endpoint round trip", target=ALLOW_TARGET_MS, target_kind="absolute", error=error),
+    ]
+
+
+def gui_figures(sb: Sandbox, tmp: Path, *, rounds: int, allow_rounds: int, settle: float,
+                budget: float) -> list[Figure]:
+    """Figures 4a, 4b and 5; a GUI that cannot run yields rows that say why instead of numbers."""
+    try:
+        harness = load_harness()
+        with harness.GuiApp(tmp / "gui", timeout=budget, env={"QTWEBENGINE_DISABLE_SANDBOX": "1"}) as gui:
+            figures = cold_start_figures(gui, sb, rounds, settle)
+            figures.append(allow_figure(gui, sb, allow_rounds))
+            return figures
+    except (BenchError, AssertionError, OSError, ImportError, subprocess.SubprocessError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return _failed(f"the GUI could not be measured: {first}")
+

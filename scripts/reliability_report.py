@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Turn the last test run's reliability figures into docs/RELIABILITY.md.
+
+The reliability tests (tests/test_reliability_*.py) and the suite-wide secrets scan write what
+they tried, how often and what held to tests/artifacts/reliability.json (see
+tests/support/evidence.py); this script renders it as a table. Run the suite first:
+
+    python3 -m pytest -q -p no:cacheprovider --ignore=tests/gui && python3 scripts/reliability_report.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACT = ROOT / "tests" / "artifacts" / "reliability.json"
+OUTPUT = ROOT / "docs" / "RELIABILITY.md"
+REGENERATE = "python3 -m pytest -q -p no:cacheprovider --ignore=tests/gui && python3 scripts/reliability_report.py"
+
+Figures = list[dict[str, Any]]
+
+
+def _sum(figures: Figures, key: str) -> int:
+    return sum(int(f.get(key, 0)) for f in figures)
+
+
+def _with(figures: Figures, key: str) -> Figures:
+    return [f for f in figures if key in f]
+
+
+def _forged(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "hand_written")
+    redirects = _with(f, "ended_with")
+    statuses: dict[str, int] = {}
+    for run in runs:
+        for status, count in run["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    shown = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
+    times = (f"{_sum(runs, 'hand_written')} hand-written + {_sum(runs, 'random')} random (Hypothesis) requests "
+             f"at a waiting sign-in; {len(redirects)} malformed redirects carrying the right state")
+    held = (f"no junk accepted (random ones answered {shown}); the listener kept serving; the genuine redirect "
+            f"then completed {_sum(runs, 'signed_in')} sign-in(s), token stored and accepted by /blaize/account. "
+            "Each malformed redirect ended the sign-in with its own error "
+            f"({', '.join(sorted({r['ended_with'] for r in redirects}))}), nothing stored, no token request")
+    return times, held
+
+
+def _load(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "junk_before")
+    if not runs:
+        return "-", "-"
+    r = runs[-1]
+    times = (f"{r['junk_before']} junk requests from {r['clients']} concurrent clients before the genuine "
+             f"callback and {r['junk_during']} more while it was handled; {r['idle']} idle connections held open")
+    held = (f"sign-in finished {r['wait_seconds'] * 1000:.0f} ms and the page arrived "
+            f"{r['page_seconds'] * 1000:.0f} ms after the callback was sent (limit 1 s); threads "
+            f"{r['threads'][0]} -> {r['threads'][1]}, open fds {r['fds'][0]} -> {r['fds'][1]}; port free after")
+    return times, held
+
+
+def _faults(f: Figures) -> tuple[str, str]:
+    refresh = [x for x in f if x.get("command") == "refresh" and "fault" in x]
+    login = [x for x in f if x.get("command") == "login"]
+    trusted = [x["tls_trusted_by"] for x in f if "tls_trusted_by" in x]
+    times = (f"`refresh` under {len(refresh)} faults ({'; '.join(x['fault'] for x in refresh)}); `login` under "
+             f"{len(login)}; `refresh` over https trusted by {' and by '.join(trusted) or '-'}")
+    distinct = len({x["message"] for x in refresh})
+    held = (f"{distinct} distinct one-line messages for {len(refresh)} faults (faults of one kind, such as a slow "
+            "answer and a stalled body, share theirs), each with its fix (table below); exit 1, no traceback; the "
+            "token stored before unchanged, printed by `token`, accepted by /blaize/account; a failed login stored "
+            "nothing; https worked with either trust setting")
+    return times, held
+
+
+def _race(f: Figures) -> tuple[str, str]:
+    parts = [f"{x['meeting']}: {x['refresh_requests']} refresh request(s), {x['same_token']}/{x['processes']} "
+             f"printed the same token, {x['waited_for_the_refresher']} waited for the refresher" for x in f]
+    times = f"{len(f)} rounds of {f[0]['processes'] if f else 0} `zephr-desktop token` processes, expired token, " \
+            "sandbox rotating refresh tokens"
+    return times, "; ".join(parts) + "; no invalid_grant"
+
+
+def _crash(f: Figures) -> tuple[str, str]:
+    if not f:
+        return "-", "-"
+    r = f[-1]
+    o = r["outcomes"]
+    old = next((v for k, v in o.items() if k.startswith("old")), 0)
+    new = next((v for k, v in o.items() if k.startswith("new")), 0)
+    times = (f"{r['kills']} SIGKILLs at random points of a save (window {r['window_ms']} ms, one save "
+             f"{r['save_ms']} ms) in {r['seconds']} s; {o.get('saves completed', 0)} saves completed")
+    held = (f"the store always loaded an intact access+refresh pair: the old one {old} times, the new one "
+            f"{new} times, never a mix or nothing (left behind: {r['leftover_temp_files']} temp files, "
+            f"{r['orphaned_refresh_tokens']} unreferenced refresh tokens; see below)")
+    return times, held
+
+
+def _scan(f: Figures) -> tuple[str, str]:
+    scan = _with(f, "texts")
+    perms = _with(f, "umask")
+    cli = _with(f, "commands")
+    if not scan:
+        return "-", "-"
+    s = scan[-1]
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(s["kinds"].items()))
+    sources = ", ".join(f"{n} {k}" for k, n in sorted(s["sources"].items()))
+    times = (f"{s['texts']} texts ({s['characters']} characters: {sources}) x {s['secrets']} secrets ({kinds}); "
+             f"{sum(c['commands'] for c in cli)} verbose CLI commands checked on their own; permissions under "
+             f"umask {', '.join(p['umask'] for p in perms)}")
+    held = (f"{s['hits']} leak(s) of more than 8 characters of a secret; files 0600, dirs 0700 whatever the umask; "
+            "token file, secrets.json and data dir loosened by hand were tightened with a warning")
+    return times, held
+
+
+def _storage(f: Figures) -> tuple[str, str]:
+    stores = [x["store"] for x in f]
+    times = f"real CLI processes with: {'; '.join(stores)}"
+    notices = [x["notices"] for x in f if "notices" in x]
+    held = ("with a keyring the client secret and refresh tokens went there and to no file, data dir 0700; "
+            f"without one the 0600 file worked and said so {notices[0] if notices else '?'} time(s) in "
+            f"{next((x['commands'] for x in f if 'notices' in x), '?')} commands; switching moved the secrets "
+            "into the keyring, the cached token kept working without it, the refresh said where the secrets "
+            "were, and nothing was lost on the way back")
+    return times, held
+
+
+def _transport(f: Figures) -> tuple[str, str]:
+    urls = [x for x in f if "refused" in x]
+    cases = [x["case"] for x in f if "case" in x]
+    refused = len([x for x in urls if x["refused"] != "-"])
+    times = f"{len(urls)} site/token URL pairs in a hand-edited profiles.toml; " + "; ".join(cases)
+    held = (f"{refused} plain-http non-loopback URLs refused naming file, profile and field, "
+            f"{len(urls) - refused} accepted; the redirect was not followed (no secret sent on); TLS could not "
+            "be switched off from the environment; insecure_skip_tls_verify warned on every request; both "
+            "proxies carried the requests (the http one was the only way to the server)")
+    return times, held
+
+
+def _rfc(f: Figures) -> tuple[str, str]:
+    shapes = [x for x in f if "requests" in x]
+    keys = " / ".join(", ".join(k) for k in shapes[-1]["requests"]) if shapes else "-"
+    return ("login, token, refresh, api against the sandbox in rfc mode with token_format=form, client_auth=body; "
+            "the same profile against a JSON-only server",
+            f"form-encoded token requests with the credentials in the body ({keys}); against Zephr the message "
+            "names token_format")
+
+
+ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
+    ("1", "forged-callbacks", "Forged and malformed callbacks", _forged),
+    ("2", "listener-load", "Load on the listener", _load),
+    ("3", "token-faults", "Token endpoint faults", _faults),
+    ("4", "refresh-race", "Refresh, one at a time", _race),
+    ("5", "crash-safety", "Crash safety", _crash),
+    ("6", "secrets-scan", "Secrets stay secret", _scan),
+    ("7", "transport", "Transport", _transport),
+    ("8", "secret-storage", "Secret storage", _storage),
+    ("9", "rfc6749", "RFC 6749 servers", _rfc),
+]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _verdict(row: dict[str, Any], item: str) -> str:
+    tests = row.get("tests", [])
+    if item == "6":
+        scan = _with(row.get("figures", []), "hits")
+        if not scan:
+            return "not run"
+        if scan[-1]["hits"]:
+            return f"**FAILED**: {scan[-1]['hits']} leak(s)"
+    if not tests:
+        return "not run"
+    failed = [t["nodeid"].split("::")[-1] for t in tests if t["outcome"] == "failed"]
+    if failed:
+        return f"**FAILED** ({len(failed)} of {len(tests)}: {', '.join(failed)})"
+    passed = len([t for t in tests if t["outcome"] == "passed"])
+    return f"held ({passed}/{len(tests)} tests passed, {sum(t['seconds'] for t in tests):.1f} s)"
+
+
+def render(doc: dict[str, Any]) -> str:
+    rows = doc["rows"]
+    commit = (doc.get("commit") or "unknown")[:12]
+    if doc.get("uncommitted_changes"):
+        commit += " plus uncommitted changes"
+    session = doc["session"]
+    lines = [
+        "# Reliability evidence",
+        "",
+        f"Regenerate: `{REGENERATE}`",
+        "",
+        f"Generated by `scripts/reliability_report.py` from the test run that finished {doc['finished']} on commit "
+        f"{commit} (Python {doc['python']}, {doc['platform']}, {doc['cpus']} CPUs). That run: "
+        f"{session['tests']} tests, {session['passed']} passed, {session['failed']} failed, {session['skipped']} "
+        f"skipped, in {doc['seconds']} s. Each row's tests are in `tests/test_reliability_*.py`, marked "
+        "`@pytest.mark.reliability(row)`; row 6's scan covers the whole suite (`tests/support/secrets_scan.py`).",
+        "",
+        "| # | What was tried | How many times | What held | Result |",
+        "|---|---|---|---|---|",
+    ]
+    for number, key, title, describe in ROWS:
+        row = rows.get(key, {"tests": [], "figures": []})
+        figures = row.get("figures", [])
+        times, held = describe(figures) if figures else ("-", "-")
+        verdict = _verdict(row, number)
+        if verdict.startswith("**FAILED"):
+            held = f"**not all of this held**: {held}"
+        lines.append(f"| {number} | {title} | {_cell(times)} | {_cell(held)} | {verdict} |")
+    faults = [x for x in rows.get("token-faults", {}).get("figures", []) if "message" in x]
+    if faults:
+        lines += ["", "## Messages per token endpoint fault (row 3)", "", "| command | fault | message |",
+                  "|---|---|---|"]
+        lines += [f"| `{x['command']}` | {x['fault']} | {_cell(x['message'])} |" for x in faults]
+    crash = rows.get("crash-safety", {}).get("figures", [])
+    if crash:
+        c = crash[-1]
+        lines += [
+            "",
+            "## Left behind by killed saves (row 5)",
+            "",
+            f"After {c['kills']} kills the token always loaded intact, but {c['leftover_temp_files']} temporary "
+            f"files (a kill between creating a file's temporary copy and renaming it) and "
+            f"{c['orphaned_refresh_tokens']} refresh tokens that no token file names (a kill between storing a "
+            "new refresh token and replacing the token file, or before the old one was deleted) were left in the "
+            "data dir. Both are 0600 in a 0700 dir, like the live secrets, but nothing removes them yet, not even "
+            "`logout`.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, default=ARTIFACT, help="figures from the last run")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="where the markdown goes ('-' for stdout)")
+    args = parser.parse_args(argv)
+    try:
+        doc = json.loads(args.input.read_text())
+    except FileNotFoundError:
+        print(f"No figures at {args.input}: run the test suite first ({REGENERATE}).", file=sys.stderr)
+        return 1
+    text = render(doc)
+    if str(args.output) == "-":
+        sys.stdout.write(text)
+    else:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"Wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
