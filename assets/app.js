@@ -262,7 +262,14 @@
     $("f-site_url").value = profile ? profile.site_url : "";
     $("f-client_id").value = profile ? profile.client_id : "";
     $("f-client_secret").value = "";
-    $("f-client_secret").placeholder = profile && profile.has_secret ? "Stored \u2014 leave blank to keep it" : "";
+    $("f-client_secret").placeholder = "";
+    if (profile) {
+      pywebview.api.secret_status(profile.name).then((res) => {
+        if (formMode === "edit" && res && res.ok && res.has_secret && $("f-original").value === profile.name) {
+          $("f-client_secret").placeholder = "Stored \u2014 leave blank to keep it";
+        }
+      });
+    }
     $("f-redirect_uri").value = profile ? profile.redirect_uri : catalog.default_redirect_uri;
     $("f-token_url").value = profile ? profile.token_url : catalog.default_token_url;
     $("f-keep_site_session").checked = profile ? !!profile.keep_site_session : false;

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .config import Profile
 from .errors import (
@@ -21,9 +22,11 @@ from .errors import (
     SecretStoreError,
     ZephrError,
 )
-from .listener import CallbackListener
 from .oauth import AuthRequest, Token, exchange_code, parse_callback, parse_redirect_url, redact, refresh
 from .store import TokenStore
+
+if TYPE_CHECKING:
+    from .listener import CallbackListener
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 300.0
@@ -70,6 +73,10 @@ class LoginFlow:
 
     def start(self) -> str:
         """Bind the listener (before anything is shown) and return the authorize URL."""
+        # Imported here: http.server and its email/ssl imports cost ~20 ms that the app's start
+        # and `token` never need.
+        from .listener import CallbackListener
+
         listener = CallbackListener(self.profile.redirect_uri, expected_state=self._request.state)
         listener.start()
         self._listener = listener

@@ -168,6 +168,7 @@ def test_first_run_form_validates_and_saves_a_profile(gui: GuiApp, sb: Sandbox) 
     # The secret is write-only: the page never gets it back.
     gui.press("settings")
     assert gui.js("document.getElementById('f-client_secret').value") == ""
+    gui.wait_js("document.getElementById('f-client_secret').placeholder.startsWith('Stored')", timeout=5)
     assert DEFAULT_CLIENT_SECRET not in str(gui.js("document.documentElement.outerHTML"))
 
 

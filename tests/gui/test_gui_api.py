@@ -18,7 +18,7 @@ from zephr_desktop.store import TokenStore
 
 SURFACE = {
     "init", "state", "select_profile", "save_profile", "remove_profile", "sign_in", "cancel_sign_in",
-    "open_in_browser", "refresh", "set_auto_refresh", "copy", "copy_text", "test_token", "sign_out",
+    "open_in_browser", "refresh", "set_auto_refresh", "copy", "copy_text", "test_token", "sign_out", "secret_status",
 }  # fmt: skip
 
 
@@ -169,7 +169,8 @@ def test_save_profile_keeps_the_secret_out_of_the_file(api: Api) -> None:
     result = api.save_profile(form)
     assert result["ok"], result
     assert result["current"] == "news.example.com"
-    assert result["profiles"][0]["has_secret"] is True
+    assert "has_secret" not in result["profiles"][0]  # init and state never touch the secret store
+    assert api.secret_status("news.example.com") == {"ok": True, "has_secret": True}
     assert "s3cr:et" not in str(result)
     assert TokenStore(notice=lambda _m: None).get_client_secret("news.example.com") == "s3cr:et"
     again = api.save_profile(form)

@@ -113,7 +113,7 @@ def copy_text_for(kind: str, token: Token, profile: Profile) -> str:
     raise ValueError(kind)
 
 
-def _profile_view(profile: Profile, has_secret: bool) -> dict[str, Any]:
+def _profile_view(profile: Profile) -> dict[str, Any]:
     return {
         "name": profile.name,
         "site_url": profile.site_url,
@@ -122,7 +122,6 @@ def _profile_view(profile: Profile, has_secret: bool) -> dict[str, Any]:
         "redirect_uri": profile.redirect_uri,
         "scopes": list(profile.scopes),
         "keep_site_session": profile.keep_site_session,
-        "has_secret": has_secret,
     }
 
 
@@ -425,6 +424,12 @@ class Api:
         name = self._pick(profiles)
         return profiles.get(name)
 
+    @_bridge
+    def secret_status(self, name: str) -> dict[str, Any]:
+        """Whether a client secret is stored for the profile (asked by the settings form only)."""
+        # Not part of init(): the first secret-store read imports keyring, ~100 ms the start must not pay.
+        return {"ok": True, "has_secret": self._has_secret(str(name))}
+
     def _has_secret(self, name: str) -> bool:
         if name not in self._secret_known:
             try:
@@ -468,7 +473,7 @@ class Api:
             flow = self._flow
             return {
                 "ok": True,
-                "profiles": [_profile_view(p, self._has_secret(p.name)) for _, p in sorted(profiles.profiles.items())],
+                "profiles": [_profile_view(p) for _, p in sorted(profiles.profiles.items())],
                 "current": name,
                 "signing_in": flow is not None,
                 "in_browser": self._in_browser,
