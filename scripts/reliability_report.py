@@ -228,8 +228,10 @@ def render(doc: dict[str, Any]) -> str:
             f"files (a kill between creating a file's temporary copy and renaming it) and "
             f"{c['orphaned_refresh_tokens']} refresh tokens that no token file names (a kill between storing a "
             "new refresh token and replacing the token file, or before the old one was deleted) were left in the "
-            "data dir. Both are 0600 in a 0700 dir, like the live secrets, but nothing removes them yet, not even "
-            "`logout`.",
+            "data dir, all 0600 in a 0700 dir like the live secrets. The store's tidy-up (run by `logout` and "
+            "after every refresh, under the profile's refresh lock, which every save holds) then removed them all "
+            "and left the live token and its refresh token intact. A system keyring cannot list its entries: "
+            "there a kill between the two writes can leave one unreferenced refresh token in the keyring.",
         ]
     return "\n".join(lines) + "\n"
 

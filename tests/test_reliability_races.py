@@ -170,12 +170,19 @@ def test_a_save_killed_at_any_point_leaves_the_old_token_or_the_new_one(
         writer.close()
     assert outcomes[OLD] + outcomes[NEW] == KILLS
     assert outcomes[OLD] > 0 and outcomes[NEW] > 0, f"the kills did not land at different points: {dict(outcomes)}"
-    # Not failures (the token is intact), but left behind by kills: reported in RELIABILITY.md.
+    # Not failures (the token is intact), but left behind by kills: tidy() (run by logout and after
+    # every refresh, under the profile's lock) must clear them without touching the live pair.
     leftovers = [p.name for p in directory.rglob("*.tmp")]
+    orphans = _orphans(directory)
+    before = store.load("p")
+    with store.refresh_lock("p"):
+        store.tidy("p", temp_age=0)
+    assert store.load("p") == before, "tidy() changed the live token"
+    assert list(directory.rglob("*.tmp")) == [] and _orphans(directory) == 0, "tidy() left leftovers behind"
     evidence.record(kills=KILLS, seconds=round(seconds, 1), save_ms=round(per_save * 1000, 2),
                     window_ms=round(window * 1000, 1), outcomes=dict(outcomes),
                     leftover_temp_files=len(leftovers),
-                    orphaned_refresh_tokens=_orphans(directory))
+                    orphaned_refresh_tokens=orphans, tidied=True)
 
 
 def _orphans(directory: Path) -> int:

@@ -138,3 +138,23 @@ def test_keyring_backend_keeps_secrets_off_disk(tmp_path: Path, file_keyring: Pa
     assert "s3cret" not in on_disk and "r1" not in on_disk
     assert "s3cret" in ring.read_text()
     assert store.load("news") == token(1)
+
+
+def test_delete_and_tidy_clear_what_killed_saves_left(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    store.save("news", token(1))
+    store.save("other", token(2))
+    store.secrets.set("news/refresh_token/deadbeef", "orphan")  # stored, then the save was killed
+    stale = store.token_path("news").parent / ".news.json.abc123.tmp"
+    stale.write_text("half")
+    fresh = store.token_path("news").parent / ".news.json.def456.tmp"
+    fresh.write_text("a save in progress")
+    os.utime(stale, (0, 0))
+    with store.refresh_lock("news"):
+        assert store.tidy("news") == 2  # the orphan and the old temp file; a recent one may be a live save
+    assert fresh.exists() and not stale.exists()
+    assert store.load("news") == token(1) and store.load("other") == token(2)
+    store.secrets.set("news/refresh_token/cafe", "orphan again")
+    assert store.delete("news") is True
+    left = json.loads((tmp_path / "secrets.json").read_text())
+    assert list(left.values()) == ["r2"]  # only the other profile's live refresh token

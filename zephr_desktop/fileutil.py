@@ -16,6 +16,24 @@ def ensure_private_dir(path: Path) -> Path:
     return path
 
 
+def remove_stale_temps(directory: Path, prefix: str, older_than: float) -> int:
+    """Delete ``atomic_write`` temp files (``PREFIX*.tmp``) a killed process left, if old enough."""
+    import time
+
+    removed = 0
+    now = time.time()
+    try:
+        candidates = list(directory.glob(f"{prefix}*.tmp"))
+    except OSError:
+        return 0
+    for path in candidates:
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime >= older_than:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` with mode 0600 via a temp file, fsync and rename."""
     ensure_private_dir(path.parent)

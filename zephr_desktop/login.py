@@ -132,7 +132,9 @@ class LoginFlow:
             log.debug("authorization code %s received from the %s", redact(code), code_source)
             try:
                 token = exchange_code(self.profile, self._secret, self._request, code, clock=self._clock)
-                self.store.save(self.profile.name, token)
+                # Every save of a profile holds its lock, so tidy() elsewhere never takes a fresh secret.
+                with self.store.refresh_lock(self.profile.name):
+                    self.store.save(self.profile.name, token)
             except ZephrError as exc:
                 listener.report(False, exc.message)
                 raise
@@ -191,6 +193,7 @@ def ensure_fresh_token(
             )
         new = refresh(profile, _secret_for(profile, store), current, clock=clock)
         store.save(profile.name, new)
+        store.tidy(profile.name)
         return new
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import APP_NAME
 from .errors import SecretStoreError
-from .fileutil import atomic_write, ensure_private_dir
+from .fileutil import atomic_write, ensure_private_dir, remove_stale_temps
 from .oauth import Token
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,16 @@ class FileBackend(SecretBackend):
         if self.path.exists():
             with self._locked() as data:
                 data.pop(key, None)
+
+    def delete_where(self, doomed: Callable[[str], bool]) -> int:
+        """Delete every key ``doomed`` picks; returns how many went."""
+        if not any(doomed(key) for key in self._read()):
+            return 0  # the common case: nothing to rewrite
+        with self._locked() as data:
+            keys = [key for key in data if doomed(key)]
+            for key in keys:
+                del data[key]
+        return len(keys)
 
 
 class MigratingBackend(SecretBackend):
@@ -293,17 +303,42 @@ class TokenStore:
             self.secrets.delete(old_ref)
 
     def delete(self, profile: str) -> bool:
-        """Forget a profile's tokens; True if there was one."""
+        """Forget a profile's tokens (and whatever killed saves left of them); True if there was one."""
+        with self.refresh_lock(profile):
+            cached = None
+            with contextlib.suppress(SecretStoreError):
+                cached = self.load_cached(profile)
+            if cached and cached[1]:
+                self.secrets.delete(cached[1])
+            try:
+                self.token_path(profile).unlink()
+                had = True
+            except FileNotFoundError:
+                had = cached is not None
+            self.tidy(profile)
+        return had
+
+    def tidy(self, profile: str, temp_age: float = 600.0) -> int:
+        """Remove what saves killed half-way left: temp files, refresh tokens no token file names.
+
+        Call it holding ``refresh_lock(profile)``, which every save of the profile holds too, so no
+        save in progress can lose the refresh token it has just stored.
+        """
+        removed = remove_stale_temps(self.token_path(profile).parent, f".{profile}.json.", temp_age)
+        removed += remove_stale_temps(self.directory, ".secrets.json.", temp_age)
         cached = None
         with contextlib.suppress(SecretStoreError):
             cached = self.load_cached(profile)
-        if cached and cached[1]:
-            self.secrets.delete(cached[1])
-        try:
-            self.token_path(profile).unlink()
-        except FileNotFoundError:
-            return cached is not None
-        return True
+        live = cached[1] if cached else None
+        prefix = f"{profile}/refresh_token/"
+        backend = self.secrets
+        files = [backend] if isinstance(backend, FileBackend) else []
+        if isinstance(backend, MigratingBackend):
+            files = [backend.legacy]
+        # A keyring cannot list its entries: there only the superseded token is deleted (in save()).
+        for fb in files:
+            removed += fb.delete_where(lambda key: key.startswith(prefix) and key != live)
+        return removed
 
     # -- client secret --------------------------------------------------------------
     def get_client_secret(self, profile: str) -> str | None:
