@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from . import __version__
@@ -73,8 +74,6 @@ def _profile(name: str | None) -> Any:
 
 # -- profile ------------------------------------------------------------------------------
 def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
-    import os
-
     if args.client_secret_stdin:
         secret = stdin.readline().rstrip("\r\n")
         if not secret:
@@ -181,9 +180,38 @@ def _describe(token: Any, now: float | None = None) -> str:
     return f"Signed in{who}; {expiry}; scopes: {', '.join(token.scopes) or 'none'}."
 
 
+def _stdin_lines(stdin: TextIO, done: threading.Event) -> Iterator[str]:
+    """Lines from stdin until EOF or ``done``; never blocked in a read when ``done`` is set."""
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1
+    if fd < 0 or os.name != "posix":
+        # No pollable descriptor (an in-memory stream, or Windows): plain reads in a daemon thread.
+        yield from stdin
+        return
+    import select
+
+    # A thread still blocked in read() when the interpreter exits can abort the process, so poll.
+    pending = b""
+    while not done.is_set():
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            if pending:
+                yield pending.decode("utf-8", "replace")
+            return
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line.decode("utf-8", "replace")
+
+
 def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event) -> None:
     """Accept the final redirect URL pasted on stdin (for when the listener cannot receive it)."""
-    for line in stdin:
+    for line in _stdin_lines(stdin, done):
         if done.is_set():
             return
         line = line.strip()
@@ -204,6 +232,7 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=args.timeout)
     url = flow.start()
     done = threading.Event()
+    reader: threading.Thread | None = None
     if args.no_browser:
         print(url, flush=True)
         print(
@@ -211,7 +240,8 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
             "paste the address it ends on here and press Enter.",
             file=sys.stderr,
         )
-        threading.Thread(target=_read_pasted, args=(flow, stdin, done), daemon=True).start()
+        reader = threading.Thread(target=_read_pasted, args=(flow, stdin, done), daemon=True)
+        reader.start()
     else:
         import webbrowser
 
@@ -226,6 +256,8 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
         return 130
     finally:
         done.set()
+        if reader is not None:
+            reader.join(1.0)
     print(_describe(token), file=sys.stderr)
     return 0
 

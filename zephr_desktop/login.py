@@ -59,6 +59,7 @@ class LoginFlow:
         self._request = AuthRequest.new(profile)
         self._listener: CallbackListener | None = None
         self._pasted: str | None = None
+        self._warm: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @property
@@ -81,7 +82,8 @@ class LoginFlow:
         listener.start()
         self._listener = listener
         self._request = dataclasses.replace(self._request, redirect_uri=listener.redirect_uri)
-        threading.Thread(target=_warm_up, name="zephr-warm-up", daemon=True).start()
+        self._warm = threading.Thread(target=_warm_up, name="zephr-warm-up", daemon=True)
+        self._warm.start()
         log.debug("listening on %s; authorize URL ready", listener.redirect_uri)
         return self._request.url
 
@@ -142,6 +144,10 @@ class LoginFlow:
             return token
         finally:
             listener.close()
+            if self._warm is not None:
+                # A process that exits while a thread is still importing (cryptography's native code)
+                # can abort; a quick Deny or Cancel must end cleanly.
+                self._warm.join(10.0)
 
 
 def _secret_for(profile: Profile, store: TokenStore) -> str | None:
