@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from support.cli import run
 
@@ -78,3 +79,20 @@ def test_sandbox_command_serves_until_interrupted(child_env: dict[str, str]) -> 
 def test_sandbox_refuses_a_non_loopback_host(child_env: dict[str, str]) -> None:
     r = run(child_env, "sandbox", "--host", "0.0.0.0")
     assert r.code != 0 and "loopback" in r.err
+
+
+def test_verbose_goes_after_any_command_too(child_env: dict[str, str]) -> None:
+    for args in (("status", "--verbose"), ("profile", "list", "-v"), ("-v", "profile", "list")):
+        r = run(child_env, *args)
+        assert r.code in (0, 1) and "usage:" not in r.err, args
+
+
+def test_unwritable_data_dir_is_one_clear_line(child_env: dict[str, str], tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    env = {**child_env, "XDG_DATA_HOME": str(blocker)}
+    r = run(env, "profile", "add", "news", *SITE, "--client-secret-stdin", stdin="s3cret-value\n")
+    assert r.code == 1 and "Traceback" not in r.err
+    line = [x for x in r.err.splitlines() if x.startswith("zephr-desktop: ")][-1]
+    assert "not-a-dir" in line and "permissions" in line
+    assert "s3cret-value" not in r.err

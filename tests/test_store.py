@@ -158,3 +158,13 @@ def test_delete_and_tidy_clear_what_killed_saves_left(tmp_path: Path) -> None:
     assert store.delete("news") is True
     left = json.loads((tmp_path / "secrets.json").read_text())
     assert list(left.values()) == ["r2"]  # only the other profile's live refresh token
+
+
+def test_delete_forgets_the_kept_site_session(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    store.save("news", token(1))
+    cookies = store.site_session_dir("news")
+    cookies.mkdir(parents=True)
+    (cookies / "Cookies").write_text("session")
+    store.delete("news")
+    assert not cookies.exists()

@@ -119,7 +119,7 @@ def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
         f"Authentication screen: {profile.redirect_uri}",
         file=sys.stderr,
     )
-    if not secret:
+    if not secret and not store.get_client_secret(profile.name):
         print("No client secret stored: the client ID alone will be sent (public client).", file=sys.stderr)
     return 0
 
@@ -291,7 +291,8 @@ def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
 def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str, Any]:
     """What ``status --json`` prints: never a secret."""
     now = time.time() if now is None else now
-    token = store.load(profile.name)
+    cached = store.load_cached(profile.name)  # the refresh token stays in the secret store
+    token, refresh_ref = cached if cached else (None, None)
     info: dict[str, Any] = {"profile": profile.name, "site_url": profile.site_url, "signed_in": token is not None}
     if token is not None:
         left = token.seconds_left(now)
@@ -304,7 +305,7 @@ def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str,
             else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.expires_at)),
             expires_in=None if left is None else max(0, int(left)),
             expired=token.is_expired(now),
-            refresh_available=bool(token.refresh_token),
+            refresh_available=refresh_ref is not None,
         )
     return info
 
@@ -377,10 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step (redacted) on stderr")
     parser.add_argument("--demo", action="store_true", help="open the app against the built-in Zephr sandbox")
     parser.set_defaults(func=cmd_gui, profile=None)
+    # --verbose is accepted after any command too; SUPPRESS keeps a later absence from undoing it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log each step (redacted) on stderr")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace, TextIO], int], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -391,9 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui = with_profile(add("gui", cmd_gui, "open the desktop app (the default)"))
     gui.add_argument("--demo", action="store_true", help="start the built-in sandbox and use a demo profile")
 
-    prof = sub.add_parser("profile", help="manage profiles (site, client, scopes)")
+    prof = sub.add_parser("profile", help="manage profiles (site, client, scopes)", parents=[common])
     psub = prof.add_subparsers(title="profile commands", metavar="ACTION", required=True)
-    padd = psub.add_parser("add", help="add or replace a profile")
+    padd = psub.add_parser("add", help="add or replace a profile", parents=[common])
     padd.set_defaults(func=cmd_profile_add)
     padd.add_argument("name")
     padd.add_argument(
@@ -419,13 +424,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="DANGEROUS: do not verify TLS certificates (logged loudly on every request)",
     )
     padd.add_argument("--default", action="store_true", help="make it the selected profile")
-    psub.add_parser("list", help="list profiles (* marks the selected one)").set_defaults(func=cmd_profile_list)
+    plist = psub.add_parser("list", help="list profiles (* marks the selected one)", parents=[common])
+    plist.set_defaults(func=cmd_profile_list)
     for name, func, help_ in (
         ("show", cmd_profile_show, "show a profile as JSON (never the secret)"),
         ("remove", cmd_profile_remove, "remove a profile, its tokens and secret"),
         ("use", cmd_profile_use, "select the profile used by default"),
     ):
-        p = psub.add_parser(name, help=help_)
+        p = psub.add_parser(name, help=help_, parents=[common])
         p.add_argument("name")
         p.set_defaults(func=func)
 
@@ -473,6 +479,11 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
         return int(args.func(args, stdin or sys.stdin))
     except ZephrError as exc:
         _err(exc.message)
+        return 1
+    except OSError as exc:
+        # A full disk, a read-only or foreign-owned config/data dir: say which file and why.
+        where = f" ({exc.filename})" if exc.filename else ""
+        _err(f"A file operation failed{where}: {exc.strerror or exc}. Check the disk and the permissions.")
         return 1
     except KeyboardInterrupt:
         _err("Interrupted.")

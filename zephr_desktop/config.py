@@ -1,8 +1,8 @@
 """Profiles: one Zephr site + client + scopes + redirect URI each, kept in ``profiles.toml``.
 
 The file lives in the platformdirs config dir. The client secret is never in it (see
-``store``). Only the standard library and platformdirs are imported at module level:
-the CLI's ``token`` path loads profiles on every call.
+``store``). Only the standard library and platformdirs are imported at module level, so the
+CLI's full ``token`` path (taken whenever the fast path in ``fasttoken`` cannot be) stays light.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -386,9 +386,4 @@ def get_profile(name: str | None = None, path: Path | None = None) -> Profile:
 
 def with_changes(profile: Profile, **changes: Any) -> Profile:
     """A validated copy of ``profile`` with some fields changed."""
-    return _validate({**asdict(replace(profile)), **changes})
-
-
-def iter_names(profiles: Iterable[Profile]) -> list[str]:
-    """Sorted profile names."""
-    return sorted(p.name for p in profiles)
+    return _validate({**asdict(profile), **changes})

@@ -11,6 +11,7 @@ explains errors and writes a new stamp.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -61,12 +62,10 @@ def write_stamp(identity: list[int] | None, default: str | None, names: list[str
         return
     doc = json.dumps({"config": identity, "default": default, "profiles": sorted(names)}).encode()
     path = _data_dir() / "tokens" / STAMP_NAME
-    try:
-        if path.read_bytes() == doc:
-            return
-    except OSError:
-        pass
-    atomic_write(path, doc)
+    # Only a shortcut: a data dir that cannot take it just keeps `token` on the full path.
+    with contextlib.suppress(OSError):
+        if not path.exists() or path.read_bytes() != doc:
+            atomic_write(path, doc)
 
 
 def refresh_due(expires_at: float, obtained_at: float, now: float) -> bool:

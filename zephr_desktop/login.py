@@ -150,10 +150,6 @@ class LoginFlow:
                 self._warm.join(10.0)
 
 
-def _secret_for(profile: Profile, store: TokenStore) -> str | None:
-    return store.get_client_secret(profile.name)
-
-
 def ensure_fresh_token(
     profile: Profile,
     *,
@@ -197,7 +193,7 @@ def ensure_fresh_token(
                 f"The token for profile '{profile.name}' {why} and Zephr gave no refresh token. "
                 f"Run `zephr-desktop login --profile {profile.name}`."
             )
-        new = refresh(profile, _secret_for(profile, store), current, clock=clock)
+        new = refresh(profile, store.get_client_secret(profile.name), current, clock=clock)
         store.save(profile.name, new)
         store.tidy(profile.name)
         return new

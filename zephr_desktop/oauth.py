@@ -367,11 +367,12 @@ def check_token_response(resp: requests.Response, url: str) -> dict[str, Any]:
             status=status,
         )
     expires_in = data.get("expires_in")
-    if expires_in is not None and (
-        isinstance(expires_in, bool)
-        or not isinstance(expires_in, int | float | str)
-        or not str(expires_in).replace(".", "", 1).isdigit()
-    ):
+    # RFC 6749 5.1: seconds as a number. A numeric string is tolerated only as whole seconds,
+    # which is what Authlib can read.
+    usable = (isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+              and math.isfinite(expires_in) and expires_in >= 0) or (
+        isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit())
+    if expires_in is not None and not usable:
         raise TokenEndpointError(
             f"The token endpoint sent an unusable expires_in ({server_text(repr(expires_in), 40)}). Check the "
             "profile's token URL.",
@@ -521,6 +522,12 @@ def _call(profile: Profile, fn: Callable[[], Any], timeout: tuple[float, float])
         raise NetworkError(f"The request to {profile.token_url} failed ({type(exc).__name__}).") from exc
     except OAuthError as exc:  # pragma: no cover - the compliance hook raises first
         raise TokenEndpointError(f"The token endpoint refused the request ({exc.error}).", error=exc.error) from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        # Authlib reading a token answer the checks above let through; never a traceback.
+        raise TokenEndpointError(
+            f"The token endpoint {profile.token_url} answered with a token Authlib cannot read "
+            f"({type(exc).__name__}). Check the profile's token URL."
+        ) from exc
 
 
 def exchange_code(

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import secrets as _secrets
+import shutil
 import stat
 import sys
 from collections.abc import Callable, Iterator
@@ -116,13 +117,23 @@ class FileBackend(SecretBackend):
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, str]]:
-        from filelock import FileLock
+        from filelock import FileLock, Timeout
 
         ensure_private_dir(self.path.parent)
-        with FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT):
+        lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise SecretStoreError(
+                f"{self.path} has been locked by another zephr-desktop process for over {LOCK_TIMEOUT:.0f} s. "
+                f"Try again; if it persists, delete {lock.lock_file}."
+            ) from exc
+        try:
             data = self._read()
             yield data
             atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        finally:
+            lock.release()
 
     def get(self, key: str) -> str | None:
         return self._read().get(key)
@@ -316,7 +327,13 @@ class TokenStore:
             except FileNotFoundError:
                 had = cached is not None
             self.tidy(profile)
+        # The consent window's kept site cookies are a live Zephr session: they go with the tokens.
+        shutil.rmtree(self.site_session_dir(profile), ignore_errors=True)
         return had
+
+    def site_session_dir(self, profile: str) -> Path:
+        """Where the consent window keeps a profile's site cookies (profiles with keep_site_session)."""
+        return self.directory / "site-sessions" / profile
 
     def tidy(self, profile: str, temp_age: float = 600.0) -> int:
         """Remove what saves killed half-way left: temp files, refresh tokens no token file names.

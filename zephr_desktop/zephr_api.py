@@ -9,9 +9,6 @@ from .config import Profile
 from .errors import ApiError, NetworkError
 from .oauth import Token, http_timeout, tls_verify
 
-#: Which scope each call needs, as zephr-api.md section 5 lists them.
-SCOPE_FOR = {"account": "user.account:read", "profile": "user.profile:read", "update": "user.profile:update"}
-
 
 def _request(profile: Profile, token: Token, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     import requests
@@ -57,8 +54,3 @@ def get_account(profile: Profile, token: Token) -> Any:
 def get_profile(profile: Profile, token: Token) -> Any:
     """``GET /blaize/profile``: the user's public attributes (needs ``user.profile:read``)."""
     return _request(profile, token, "GET", "/blaize/profile")
-
-
-def update_profile(profile: Profile, token: Token, attributes: dict[str, Any], *, merge: bool = True) -> Any:
-    """``PATCH`` (merge) or ``PUT`` (replace) ``/blaize/profile`` (needs ``user.profile:update``)."""
-    return _request(profile, token, "PATCH" if merge else "PUT", "/blaize/profile", attributes)

@@ -26,8 +26,16 @@ from ..config import (
     load_profiles,
     remove_profile,
     save_profile,
+    with_changes,
 )
-from ..errors import AccessDeniedError, ConfigError, LoginCancelledError, ZephrError
+from ..errors import (
+    AccessDeniedError,
+    ConfigError,
+    InvalidClientError,
+    InvalidGrantError,
+    LoginCancelledError,
+    ZephrError,
+)
 from ..login import LoginFlow, ensure_fresh_token, refresh_token_now
 from ..oauth import Token
 from ..store import TokenStore
@@ -247,11 +255,12 @@ class Api:
             return {"ok": False, "error": f"A profile named '{name}' already exists.", "field": "name"}
         if original is not None and original != name:
             return {"ok": False, "error": "A profile cannot be renamed; add a new one instead.", "field": "name"}
+        before = current.profiles.get(name) if original is not None else None
         try:
-            profile = Profile.create(**fields)
+            # Editing keeps what the form does not show (pkce, token_format, client_auth, ca_bundle, ...).
+            profile = with_changes(before, **fields) if before is not None else Profile.create(**fields)
         except ConfigError as exc:
             return {"ok": False, "error": _field_message(exc), "field": exc.field or "name"}
-        before = current.profiles.get(profile.name)
         if before is not None and (before.site_url, before.client_id, before.token_url) != (
             profile.site_url,
             profile.client_id,
@@ -291,10 +300,11 @@ class Api:
     def sign_in(self) -> dict[str, Any]:
         """Start a sign-in: bind the listener, open the consent window, wait in the background."""
         profile = self._profile()
+        # Read before taking the lock: a keyring may block on an unlock prompt.
+        secret = self._store.get_client_secret(profile.name)
         with self._lock:
             if self._flow is not None:
                 return {"ok": False, "error": "A sign-in is already waiting for you to click Allow."}
-            secret = self._store.get_client_secret(profile.name)
             flow = LoginFlow(profile, secret, store=self._store, timeout=LOGIN_TIMEOUT)
             self._error = self._notice = None
             url = flow.start()  # the listener is bound before the page is shown
@@ -302,7 +312,11 @@ class Api:
             self._in_browser = False
             self._closed_by_user = False
         threading.Thread(target=self._wait, args=(flow, profile), name="zephr-sign-in", daemon=True).start()
-        consent = self._shell.open_consent(url, profile, functools.partial(self._consent_closed, flow))
+        try:
+            consent = self._shell.open_consent(url, profile, functools.partial(self._consent_closed, flow))
+        except BaseException:
+            flow.cancel()  # free the port now rather than when the wait times out
+            raise
         with self._lock:
             if self._flow is flow:
                 self._consent = consent
@@ -564,7 +578,9 @@ class Api:
             fresh = ensure_fresh_token(profile, store=self._store)
         except ZephrError as exc:
             with self._lock:
-                self._failed = (name, token.obtained_at, now + AUTO_REFRESH_RETRY)
+                # A refused grant (dead refresh token, revoked client) will not heal by retrying.
+                retry = float("inf") if isinstance(exc, InvalidGrantError | InvalidClientError) else AUTO_REFRESH_RETRY
+                self._failed = (name, token.obtained_at, now + retry)
                 self._error = f"Automatic refresh failed: {exc.message}"
             self._shell.push({"type": "refresh_failed"})
             return

@@ -30,7 +30,7 @@ from typing import Any
 from ..config import SCOPES, Profile, is_loopback_host, load_profiles, remove_profile, save_profile
 from ..errors import ZephrError
 from ..resources import assets_dir
-from ..store import TokenStore, data_dir
+from ..store import TokenStore
 from .api import Api
 from .consent import ConsentWindow
 from .control import ENV_VAR as CONTROL_ENV_VAR
@@ -60,7 +60,7 @@ def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: TracebackT
 
 def site_session_dir(profile: Profile) -> Path:
     """Where a profile that keeps its site session stores the consent window's cookies."""
-    return data_dir() / "site-sessions" / profile.name
+    return TokenStore().site_session_dir(profile.name)
 
 
 class DesktopShell:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..fileutil import ensure_private_dir
 from .qt import GuiThread, deny_page_permissions
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,6 @@ class ConsentWindow:
         """True from ``open()`` until the window is gone."""
         return self._window is not None and not self._closed.is_set()
 
-    def wait_closed(self, timeout: float) -> bool:
-        """Wait until the window is gone."""
-        return self._closed.wait(timeout)
-
-    # -- Qt side (GUI thread) ---------------------------------------------------------
     def _swap_page(self, window: Any) -> None:
         from qtpy.QtCore import QUrl
         from qtpy.QtWebEngineCore import QWebEnginePage, QWebEngineProfile
@@ -132,7 +128,8 @@ class ConsentWindow:
     def _make_profile(self, native: Any, profile_cls: Any) -> Any:
         if self._storage_dir is None:
             return profile_cls(native)  # no storage name: off the record, gone with the window
-        self._storage_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(self._storage_dir.parent)
+        ensure_private_dir(self._storage_dir)
         profile = profile_cls(f"zephr-site-{self._storage_dir.name}", native)
         profile.setPersistentStoragePath(str(self._storage_dir))
         profile.setCachePath(str(self._storage_dir / "cache"))
