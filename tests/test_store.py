@@ -168,3 +168,15 @@ def test_delete_forgets_the_kept_site_session(tmp_path: Path) -> None:
     (cookies / "Cookies").write_text("session")
     store.delete("news")
     assert not cookies.exists()
+
+
+def test_an_unchanged_refresh_token_is_not_stored_again(tmp_path: Path) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    store.save("news", token(1))
+    before = json.loads((tmp_path / "secrets.json").read_text())
+    kept = Token("oa_new", "bearer", expires_at=9000.0, obtained_at=5000.0, refresh_token="r1")
+    store.save("news", kept)
+    assert json.loads((tmp_path / "secrets.json").read_text()) == before  # same key, same value
+    assert store.load("news") == kept
+    store.save("news", token(2))  # rotated: a new key, the old one gone
+    assert list(json.loads((tmp_path / "secrets.json").read_text()).values()) == ["r2"]

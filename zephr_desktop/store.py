@@ -289,15 +289,19 @@ class TokenStore:
         return Token(**{**token.__dict__, "refresh_token": refresh})
 
     def save(self, profile: str, token: Token) -> None:
-        """Store a token: new refresh token first, then the token file atomically, then clean up."""
+        """Store a token: a new refresh token first, then the token file atomically, then clean up."""
         old = None
         with contextlib.suppress(SecretStoreError):
             old = self.load_cached(profile)
         old_ref = old[1] if old else None
         ref: str | None = None
         if token.refresh_token:
-            ref = f"{profile}/refresh_token/{_secrets.token_hex(8)}"
-            self.secrets.set(ref, token.refresh_token)
+            if old_ref and self.secrets.get(old_ref) == token.refresh_token:
+                # Zephr keeps the refresh token on refresh by default: nothing new to store.
+                ref = old_ref
+            else:
+                ref = f"{profile}/refresh_token/{_secrets.token_hex(8)}"
+                self.secrets.set(ref, token.refresh_token)
         doc = {
             "version": _FORMAT_VERSION,
             "access_token": token.access_token,
