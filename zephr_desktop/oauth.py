@@ -9,14 +9,11 @@ custom client-auth method, because Zephr wants a JSON body with Basic auth where
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import logging
 import math
 import os
 import re
-import secrets
 import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -113,6 +110,8 @@ def _b64url(data: bytes) -> str:
 
 def s256_challenge(verifier: str) -> str:
     """The PKCE S256 code challenge for ``verifier`` (RFC 7636 4.2)."""
+    import hashlib
+
     return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
@@ -128,6 +127,8 @@ class AuthRequest:
     @classmethod
     def new(cls, profile: Profile, redirect_uri: str | None = None) -> AuthRequest:
         """A new attempt with a random single-use state and (if the profile wants it) PKCE."""
+        import secrets
+
         verifier = secrets.token_urlsafe(64) if profile.pkce else None
         return cls(profile, redirect_uri or profile.redirect_uri, secrets.token_urlsafe(32), verifier)
 
@@ -168,6 +169,8 @@ def parse_callback(params: Mapping[str, Sequence[str]], expected_state: str) -> 
             description=description,
         )
     states = params.get("state") or []
+    import hmac
+
     if len(states) != 1 or not hmac.compare_digest(states[0].encode(), expected_state.encode()):
         raise CallbackError(
             "The redirect does not belong to this sign-in (its state does not match). "

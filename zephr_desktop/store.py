@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets as _secrets
 import shutil
 import stat
 import sys
@@ -300,7 +299,9 @@ class TokenStore:
                 # Zephr keeps the refresh token on refresh by default: nothing new to store.
                 ref = old_ref
             else:
-                ref = f"{profile}/refresh_token/{_secrets.token_hex(8)}"
+                import secrets
+
+                ref = f"{profile}/refresh_token/{secrets.token_hex(8)}"
                 self.secrets.set(ref, token.refresh_token)
         doc = {
             "version": _FORMAT_VERSION,

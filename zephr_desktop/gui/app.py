@@ -22,7 +22,6 @@ import os
 import queue
 import sys
 import threading
-import webbrowser
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,8 +32,6 @@ from ..resources import assets_dir
 from ..store import TokenStore
 from .api import Api
 from .consent import ConsentWindow
-from .control import ENV_VAR as CONTROL_ENV_VAR
-from .control import ControlServer
 from .qt import GuiThread, deny_page_permissions
 
 log = logging.getLogger(__name__)
@@ -144,6 +141,8 @@ class DesktopShell:
 
     def open_browser(self, url: str) -> None:
         """Open ``url`` in the system browser."""
+        import webbrowser  # only for 'Open in browser instead'
+
         webbrowser.open(url)
 
 
@@ -234,7 +233,7 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
     sandbox: Any = None
     demo_hint: str | None = None
     shell = DesktopShell()
-    control: ControlServer | None = None
+    control: Any = None
     api: Api | None = None
     try:
         if demo:
@@ -254,8 +253,10 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
             raise RuntimeError("pywebview could not create the main window")
         window.events.before_show += shell.attach
         window.events.closed += api.shutdown
-        control_path = os.environ.get(CONTROL_ENV_VAR)
+        control_path = os.environ.get("ZEPHR_DESKTOP_TEST_CONTROL")
         if control_path:
+            from .control import ControlServer  # the automation channel, off unless asked for
+
             control = ControlServer(control_path, _control_handlers(window, shell))
             control.start()
         api.start_background()
