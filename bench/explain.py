@@ -95,11 +95,11 @@ def _start_cause(fig: Figure) -> str:
         )
     return (
         f"Of the app's extra {extra_ms(whole)}: {extra_ms(start)} before `webview.start()` (the app's Python "
-        f"start-up: the CLI, the GUI modules and what they import - config, store, login with the loopback "
-        f"listener's http.server, oauth - and reading profiles and the token); {extra_ms(loaded)} from there to "
+        f"start-up: argparse and the CLI, the GUI modules and what they import - config with tomllib, store, "
+        f"login, oauth, logging, dataclasses - and reading profiles and the token); {extra_ms(loaded)} from there to "
         f"pywebview's loaded event (Qt and the web engine loading a larger page, and the bridge object exposed "
-        f"to it); {extra_ms(ready)} from loaded to ready (the page's first bridge call, `init`, which opens the "
-        f"secret store - importing keyring - and reads profiles and the cached token, then the first render)."
+        f"to it); {extra_ms(ready)} from loaded to ready (the page's first bridge call, `init`, which reads the "
+        f"profiles and the cached token - not the secret store - then the first render)."
         f"{split}"
     )
 
