@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACT = ROOT / "tests" / "artifacts" / "reliability.json"
 OUTPUT = ROOT / "docs" / "RELIABILITY.md"
-REGENERATE = "python3 -m pytest -q -p no:cacheprovider --ignore=tests/gui && python3 scripts/reliability_report.py"
+REGENERATE = "bash scripts/setup && .venv/bin/python -m pytest && .venv/bin/python scripts/reliability_report.py"
 
 Figures = list[dict[str, Any]]
 

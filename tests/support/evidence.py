@@ -108,7 +108,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.time() - _session["started"], 1),
         "commit": commit or None,
-        "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else None,
+        # The generated docs (screenshots, these tables) change with every run: code changes are what count.
+        "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs"))
+        if commit
+        else None,
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.release()} ({platform.machine()})",
         "cpus": os.cpu_count(),
