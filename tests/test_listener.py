@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import socket
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.rawhttp import exchange
 
 from zephr_desktop.errors import ListenerError, LoginCancelledError, LoginTimeoutError, PortInUseError
 from zephr_desktop.listener import LOOPBACK_HOSTS, Callback, CallbackListener
@@ -57,21 +57,6 @@ def parse_response(raw: bytes) -> Response:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return Response(status, headers, body, raw)
-
-
-def exchange(port: int, data: bytes, *, host: str = "127.0.0.1", timeout: float = 5.0) -> bytes:
-    """Send raw bytes on a fresh connection and read until the server closes it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect((host, port))
-        with contextlib.suppress(OSError):  # the server may answer (and close) before all is sent
-            sock.sendall(data)
-        chunks = []
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def build_request(

@@ -26,9 +26,12 @@ def build(
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
-def exchange(port: int, data: bytes, *, timeout: float = 10.0) -> bytes:
+def exchange(port: int, data: bytes, *, host: str = "127.0.0.1", timeout: float = 10.0) -> bytes:
     """Send bytes on a fresh connection and read until the server closes it."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
         with contextlib.suppress(OSError):  # the server may answer (and close) before all is sent
             sock.sendall(data)
         chunks = []
