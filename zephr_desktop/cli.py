@@ -292,7 +292,7 @@ def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str,
     """What ``status --json`` prints: never a secret."""
     now = time.time() if now is None else now
     cached = store.load_cached(profile.name)  # the refresh token stays in the secret store
-    token, refresh_ref = cached if cached else (None, None)
+    token = cached.token if cached else None
     info: dict[str, Any] = {"profile": profile.name, "site_url": profile.site_url, "signed_in": token is not None}
     if token is not None:
         left = token.seconds_left(now)
@@ -305,7 +305,7 @@ def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str,
             else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.expires_at)),
             expires_in=None if left is None else max(0, int(left)),
             expired=token.is_expired(now),
-            refresh_available=refresh_ref is not None,
+            refresh_available=cached is not None and cached.has_refresh,
         )
     return info
 

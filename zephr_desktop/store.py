@@ -20,6 +20,7 @@ import shutil
 import stat
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,19 @@ def default_backend(directory: Path, notice: Callable[[str], None] = _stderr_not
     return backend
 
 
+@dataclass(frozen=True)
+class CachedToken:
+    """A profile's cached token (never with its refresh token) and the key its refresh token is under."""
+
+    token: Token
+    refresh_ref: str | None = None
+
+    @property
+    def has_refresh(self) -> bool:
+        """Whether a refresh token was stored with it."""
+        return self.refresh_ref is not None
+
+
 class TokenStore:
     """Tokens and secrets per profile."""
 
@@ -253,8 +267,8 @@ class TokenStore:
         return ensure_private_dir(self.directory / name)
 
     # -- access token (no keyring) -------------------------------------------------
-    def load_cached(self, profile: str) -> tuple[Token, str | None] | None:
-        """The cached token without its refresh token, and the key its refresh token is under."""
+    def load_cached(self, profile: str) -> CachedToken | None:
+        """The cached token without its refresh token (no secret store read)."""
         path = self.token_path(profile)
         try:
             raw = path.read_bytes()
@@ -276,23 +290,40 @@ class TokenStore:
                 f"The stored token {path} is damaged. Run `zephr-desktop logout` and sign in again."
             ) from exc
         ref = data.get("refresh_ref")
-        return token, ref if isinstance(ref, str) else None
+        return CachedToken(token, ref if isinstance(ref, str) else None)
 
     def load(self, profile: str) -> Token | None:
         """The stored token with its refresh token (reads the secret store)."""
         cached = self.load_cached(profile)
         if cached is None:
             return None
-        token, ref = cached
-        refresh = self.secrets.get(ref) if ref else None
-        return Token(**{**token.__dict__, "refresh_token": refresh})
+        ref = cached.refresh_ref
+        return replace(cached.token, refresh_token=self.secrets.get(ref) if ref else None)
+
+    def check_refresh_token_reachable(self, profile: str) -> None:
+        """Raise SecretStoreError if the token file names a refresh token the secret store in use lacks.
+
+        That refresh token was saved while another store was in use (a system keyring that is not
+        available now); signing in again is not the only way out, so the error says so.
+        """
+        cached = None
+        with contextlib.suppress(SecretStoreError):
+            cached = self.load_cached(profile)
+        if cached is None or cached.refresh_ref is None or self.secrets.get(cached.refresh_ref) is not None:
+            return
+        raise SecretStoreError(
+            f"The refresh token of profile '{profile}' is not in the secret store in use now "
+            f"(the {self.secrets.name} store); it was saved while another one was in use (a system keyring "
+            "that is not available now?). Make that keyring available again, or sign in again with "
+            f"`zephr-desktop login --profile {profile}`."
+        )
 
     def save(self, profile: str, token: Token) -> None:
         """Store a token: a new refresh token first, then the token file atomically, then clean up."""
         old = None
         with contextlib.suppress(SecretStoreError):
             old = self.load_cached(profile)
-        old_ref = old[1] if old else None
+        old_ref = old.refresh_ref if old else None
         ref: str | None = None
         if token.refresh_token:
             if old_ref and self.secrets.get(old_ref) == token.refresh_token:
@@ -324,8 +355,8 @@ class TokenStore:
             cached = None
             with contextlib.suppress(SecretStoreError):
                 cached = self.load_cached(profile)
-            if cached and cached[1]:
-                self.secrets.delete(cached[1])
+            if cached and cached.refresh_ref:
+                self.secrets.delete(cached.refresh_ref)
             try:
                 self.token_path(profile).unlink()
                 had = True
@@ -351,7 +382,7 @@ class TokenStore:
         cached = None
         with contextlib.suppress(SecretStoreError):
             cached = self.load_cached(profile)
-        live = cached[1] if cached else None
+        live = cached.refresh_ref if cached else None
         prefix = f"{profile}/refresh_token/"
         backend = self.secrets
         files = [backend] if isinstance(backend, FileBackend) else []

@@ -456,8 +456,7 @@ class Api:
         cached = self._store.load_cached(name)
         if cached is None:
             return None
-        token, ref = cached
-        return token, ref is not None
+        return cached.token, cached.has_refresh
 
     def _cached_token(self, name: str) -> Token | None:
         cached = self._cached(name)
