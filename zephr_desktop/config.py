@@ -33,6 +33,9 @@ CLIENT_AUTHS = ("basic", "body")
 LOOPBACK_NAMES = ("localhost",)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CLIENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
+# RFC 3986 section 2: unreserved, reserved and "%" (which must start a %XX escape).
+_URI_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
+_BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def config_dir() -> Path:
@@ -104,11 +107,37 @@ _FIELDS = {f.name for f in Profile.__dataclass_fields__.values()}
 _BOOL_FIELDS = ("pkce", "keep_site_session", "insecure_skip_tls_verify")
 
 
+def _check_uri_chars(value: str, field_name: str, profile: str | None, path: str | None) -> None:
+    """Refuse characters RFC 3986 does not allow in a URI (spaces, quotes, control and non-ASCII ones).
+
+    URLs end up in places where such characters change the meaning (a shell command, a header line,
+    a terminal), so the file and the forms only accept what a URL may hold.
+    """
+    bad = sorted({c for c in value if c not in _URI_CHARS})
+    if bad:
+        shown = " ".join(ascii(c) for c in bad)
+        raise ConfigError(
+            f"{value!a} contains characters a URL may not hold ({shown}); percent-encode them "
+            "(e.g. %20 for a space) and write international domain names in their xn-- form (RFC 3986)",
+            path=path,
+            profile=profile,
+            field=field_name,
+        )
+    if _BAD_PERCENT_RE.search(value):
+        raise ConfigError(
+            f"{value!a} has a '%' that does not start a %XX escape (RFC 3986); write a literal '%' as %25",
+            path=path,
+            profile=profile,
+            field=field_name,
+        )
+
+
 def _check_http_url(value: Any, field_name: str, profile: str | None, path: str | None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(
             "must be a URL such as https://news.example.com", path=path, profile=profile, field=field_name
         )
+    _check_uri_chars(value.strip(), field_name, profile, path)
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
@@ -142,6 +171,7 @@ def check_redirect_uri(value: Any, profile: str | None = None, path: str | None 
             "must be a URI such as http://127.0.0.1:8765/callback", path=path, profile=profile, field=fname
         )
     value = value.strip()
+    _check_uri_chars(value, fname, profile, path)
     parts = urlsplit(value)
     if parts.scheme != "http":
         raise ConfigError(
