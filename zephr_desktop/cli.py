@@ -15,7 +15,6 @@ import os
 import re
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
@@ -90,9 +89,9 @@ def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
 
 
 def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
-    from .config import Profile, load_profiles, save_profile
+    from . import accounts
+    from .config import Profile
 
-    existing = load_profiles()
     profile = Profile.create(
         name=args.name,
         site_url=args.site,
@@ -109,16 +108,17 @@ def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     )
     secret = _read_secret(args, stdin)
     store = _store()
-    if secret:
-        store.set_client_secret(profile.name, secret)
-    save_profile(profile, make_default=True if args.default else None)
-    if args.name in existing.profiles:
-        store.delete(profile.name)  # a changed client or site makes the old token meaningless
+    saved = accounts.save(profile, store=store, client_secret=secret, make_default=True if args.default else None)
     print(
         f"Saved profile '{profile.name}'. Register this redirect URI on the site's Third Party "
         f"Authentication screen: {profile.redirect_uri}",
         file=sys.stderr,
     )
+    if saved.signed_out:
+        print(
+            "Its site, client ID or token URL changed, so its tokens were removed: run `zephr-desktop login`.",
+            file=sys.stderr,
+        )
     if not secret and not store.get_client_secret(profile.name):
         print("No client secret stored: the client ID alone will be sent (public client).", file=sys.stderr)
     return 0
@@ -150,12 +150,9 @@ def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 def cmd_profile_remove(args: argparse.Namespace, stdin: TextIO) -> int:
-    from .config import remove_profile
+    from . import accounts
 
-    remove_profile(args.name)
-    store = _store()
-    store.delete(args.name)
-    store.delete_client_secret(args.name)
+    accounts.remove(args.name, store=_store())
     print(f"Removed profile '{args.name}' with its tokens and client secret.", file=sys.stderr)
     return 0
 
@@ -288,31 +285,11 @@ def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
     return 0
 
 
-def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str, Any]:
-    """What ``status --json`` prints: never a secret."""
-    now = time.time() if now is None else now
-    cached = store.load_cached(profile.name)  # the refresh token stays in the secret store
-    token = cached.token if cached else None
-    info: dict[str, Any] = {"profile": profile.name, "site_url": profile.site_url, "signed_in": token is not None}
-    if token is not None:
-        left = token.seconds_left(now)
-        info.update(
-            user_id=token.user_id,
-            scopes=list(token.scopes),
-            token_type=token.token_type,
-            expires_at=None
-            if token.expires_at is None
-            else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.expires_at)),
-            expires_in=None if left is None else max(0, int(left)),
-            expired=token.is_expired(now),
-            refresh_available=cached is not None and cached.has_refresh,
-        )
-    return info
-
-
 def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
+    from . import accounts
+
     profile = _profile(args.profile)
-    info = status_dict(profile, _store())
+    info = accounts.status(profile, _store())
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -329,11 +306,10 @@ def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 def cmd_logout(args: argparse.Namespace, stdin: TextIO) -> int:
+    from . import accounts
+
     profile = _profile(args.profile)
-    store = _store()
-    had = store.delete(profile.name)
-    if args.all:
-        store.delete_client_secret(profile.name)
+    had = accounts.sign_out(profile.name, store=_store(), forget_client_secret=args.all)
     what = "tokens and client secret" if args.all else "tokens"
     print(
         f"Forgot the {what} of profile '{profile.name}'."
