@@ -113,9 +113,7 @@ def test_removing_an_unknown_profile_deletes_nothing(store: TokenStore) -> None:
         (False, True, False, None),
     ],
 )
-def test_sign_out(
-    store: TokenStore, had_token: bool, forget_secret: bool, had: bool, secret_left: str | None
-) -> None:
+def test_sign_out(store: TokenStore, had_token: bool, forget_secret: bool, had: bool, secret_left: str | None) -> None:
     accounts.save(Profile.create(**BASE), store=store, client_secret="s3cret")
     if had_token:
         store.save("news", token())

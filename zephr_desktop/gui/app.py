@@ -1,4 +1,4 @@
-"""The desktop app: the main window over the ``Api`` bridge, the Qt fixes, the clipboard.
+"""The desktop app: the main window over the page's functions (``api``), the Qt fixes, the clipboard.
 
 Qt workarounds applied here (each verified under Xvfb with PyQt6 6.11 / pywebview 6.2.1):
 - Running as root, QtWebEngine refuses to start without ``QTWEBENGINE_DISABLE_SANDBOX=1``;
@@ -30,9 +30,10 @@ from ..config import SCOPES, Profile, is_loopback_host, load_profiles, remove_pr
 from ..errors import ZephrError
 from ..resources import assets_dir
 from ..store import TokenStore
-from .api import Api
+from .api import NO_ATTRIBUTES, page_functions
 from .consent import ConsentWindow
 from .qt import GuiThread, deny_page_permissions
+from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def site_session_dir(profile: Profile) -> Path:
 
 
 class DesktopShell:
-    """The window side of the app as the ``Api`` sees it (see ``api.Shell``)."""
+    """The window side of the app as the session and the bridge see it (see ``session.Shell``)."""
 
     def __init__(self, clear_after: float | None = CLIPBOARD_CLEAR_AFTER) -> None:
         self.window: Any = None
@@ -88,7 +89,7 @@ class DesktopShell:
         """Stop the event pusher."""
         self._events.put(None)
 
-    # -- api.Shell -----------------------------------------------------------------------
+    # -- session.Shell -------------------------------------------------------------------
     def push(self, event: dict[str, Any]) -> None:
         """Queue an event for the page; one thread delivers them in order."""
         self._events.put(event)
@@ -218,6 +219,29 @@ def missing_display() -> str | None:
     )
 
 
+def create_main_window(session: Session, shell: DesktopShell) -> Any:
+    """The main window on the app's page; the page reaches Python only through ``page_functions``."""
+    import webview
+
+    window = webview.create_window(
+        APP_TITLE,
+        url=str(assets_dir() / "index.html"),
+        # pywebview looks names up on js_api with getattr along any dotted path: give it nothing to walk.
+        js_api=NO_ATTRIBUTES,
+        width=WINDOW_SIZE[0],
+        height=WINDOW_SIZE[1],
+        min_size=MIN_SIZE,
+        background_color="#f4f5f7",
+        text_select=True,  # pywebview's default blocks selecting text (user id, test results)
+    )
+    if window is None:
+        raise RuntimeError("pywebview could not create the main window")
+    window.expose(*page_functions(session, shell))  # found by exact name only
+    window.events.before_show += shell.attach
+    window.events.closed += session.shutdown
+    return window
+
+
 def run(profile_name: str | None = None, *, demo: bool = False) -> int:
     """Open the main window and run until it is closed; returns the exit code."""
     problem = missing_display()
@@ -234,32 +258,19 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
     demo_hint: str | None = None
     shell = DesktopShell()
     control: Any = None
-    api: Api | None = None
+    session: Session | None = None
     try:
         if demo:
             sandbox, profile_name, demo_hint = _start_demo(store)
-        api = Api(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
-        window = webview.create_window(
-            APP_TITLE,
-            url=str(assets_dir() / "index.html"),
-            js_api=api,
-            width=WINDOW_SIZE[0],
-            height=WINDOW_SIZE[1],
-            min_size=MIN_SIZE,
-            background_color="#f4f5f7",
-            text_select=True,  # pywebview's default blocks selecting text (user id, test results)
-        )
-        if window is None:
-            raise RuntimeError("pywebview could not create the main window")
-        window.events.before_show += shell.attach
-        window.events.closed += api.shutdown
+        session = Session(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
+        window = create_main_window(session, shell)
         control_path = os.environ.get("ZEPHR_DESKTOP_TEST_CONTROL")
         if control_path:
             from .control import ControlServer  # the automation channel, off unless asked for
 
             control = ControlServer(control_path, _control_handlers(window, shell))
             control.start()
-        api.start_background()
+        session.start_watching()
         icon = assets_dir() / "icon.png"
         webview.start(
             gui="qt" if sys.platform.startswith("linux") else None,
@@ -270,8 +281,8 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
         print(f"zephr-desktop: {exc.message}", file=sys.stderr)
         return 1
     finally:
-        if api is not None:
-            api.shutdown()
+        if session is not None:
+            session.shutdown()
         shell.close()
         if control is not None:
             control.stop()
