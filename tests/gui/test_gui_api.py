@@ -4,8 +4,11 @@ clock, the real sign-in engine and the sandbox."""
 from __future__ import annotations
 
 import queue
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,6 +183,31 @@ def test_copy_formats(kind: str, scopes: tuple[str, ...], expected: str) -> None
     assert copy_text_for(kind, token, site) == expected
 
 
+# Odd but RFC 3986-valid site URLs: $ ( ) ' ; & ! are sub-delims, and unquoted in a shell they run commands.
+ODD_SITES = [
+    "https://news.example.com/a$(touch$IFS'marker')b",
+    "https://news.example.com/x;touch$IFS'marker';y",
+    "https://news.example.com/p&touch$IFS'marker'&q",
+    "https://news.example.com/it's$HOME!x*",
+]
+
+
+@pytest.mark.parametrize("site", ODD_SITES)
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash to run the copied command")
+def test_copy_curl_is_one_safe_shell_command(api: Page, shell: FakeShell, site: str, tmp_path: Path) -> None:
+    assert api.save_profile({**FORM, "name": "odd", "site_url": site})["ok"]
+    TokenStore(notice=lambda _m: None).save("odd", Token("oa_abc.DEF-1~+/=", "bearer", None, 0.0))
+    assert api.copy("curl")["ok"]
+    # Run what a person would paste, with curl replaced by a function that prints the argv it got.
+    script = "curl() { printf '%s\\0' \"$@\"; }\n" + shell.copied[-1]
+    cwd = tmp_path / "shell"
+    cwd.mkdir()
+    ran = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, timeout=10, check=True)
+    argv = ran.stdout.decode().split("\0")[:-1]
+    assert argv == ["-H", "Authorization: Bearer oa_abc.DEF-1~+/=", site + "/blaize/profile"]
+    assert list(cwd.iterdir()) == []  # nothing ran
+
+
 FORM = {"site_url": "https://news.example.com", "client_id": "abc", "scopes": ["user.profile:read"]}
 
 
@@ -192,6 +220,8 @@ FORM = {"site_url": "https://news.example.com", "client_id": "abc", "scopes": ["
         ({"redirect_uri": "http://example.com:8765/callback"}, "redirect_uri"),
         ({"scopes": []}, "scopes"),
         ({"name": "bad name!"}, "name"),
+        ({"site_url": "https://news.example.com/$(touch marker)"}, "site_url"),
+        ({"token_url": "https://auth.example.com/token`id`"}, "token_url"),
     ],
 )
 def test_save_profile_names_the_bad_field(api: Page, changes: dict[str, Any], field: str) -> None:

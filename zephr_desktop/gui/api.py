@@ -47,7 +47,7 @@ NO_ATTRIBUTES: Any = _NoAttributes()
 
 
 def copy_text_for(kind: str, token: Token, profile: Profile) -> str:
-    """The text each Copy button puts on the clipboard."""
+    """The text each Copy button puts on the clipboard; every value in a shell command is quoted."""
     value = token.access_token
     if kind == "token":
         return value
@@ -57,7 +57,7 @@ def copy_text_for(kind: str, token: Token, profile: Profile) -> str:
         path = "/blaize/profile"
         if token.scopes and "user.profile:read" not in token.scopes and "user.account:read" in token.scopes:
             path = "/blaize/account"
-        return f"curl -H {shlex.quote('Authorization: Bearer ' + value)} {profile.site_url}{path}"
+        return f"curl -H {shlex.quote('Authorization: Bearer ' + value)} {shlex.quote(profile.site_url + path)}"
     if kind == "export":
         return f"export ZEPHR_ACCESS_TOKEN={shlex.quote(value)}"
     raise ValueError(kind)
