@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import evidence
 
 from zephr_desktop import accounts
 from zephr_desktop.cli import main
@@ -216,6 +217,7 @@ def test_profile_add_again_keeps_the_tokens_unless_the_issuer_changed() -> None:
     assert store.get_client_secret("news") == "s3cret"
 
 
+@pytest.mark.reliability("copy-formats")
 def test_profile_add_refuses_a_shell_command_in_the_site_url() -> None:
     assert cli("profile", "add", "news", *SITE)[0] == 0
     before = load_profiles()
@@ -224,6 +226,7 @@ def test_profile_add_refuses_a_shell_command_in_the_site_url() -> None:
     assert (code, out) == (1, "")
     assert "field 'site_url'" in err and "characters a URL may not hold" in err
     assert load_profiles() == before
+    evidence.record(refused_by="`profile add`")
 
 
 def test_profile_remove_and_logout_go_through_accounts() -> None:

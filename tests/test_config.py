@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import evidence
 
 from zephr_desktop.config import (
     DEFAULT_SCOPES,
@@ -170,6 +171,7 @@ def test_odd_but_valid_urls_are_kept(url: str) -> None:
     assert Profile.create(**{**GOOD, "site_url": url}).site_url == url
 
 
+@pytest.mark.reliability("copy-formats")
 def test_a_profiles_file_with_a_shell_command_in_the_site_url_is_refused() -> None:
     path = config_path()
     path.parent.mkdir(parents=True)
@@ -180,3 +182,4 @@ def test_a_profiles_file_with_a_shell_command_in_the_site_url_is_refused() -> No
     assert str(path) in str(info.value) and "profile 'news', field 'site_url'" in str(info.value)
     assert "characters a URL may not hold" in str(info.value)
     assert path.read_text() == text
+    evidence.record(refused_by="profiles.toml")

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import webview
+from support import evidence
 from webview.util import inject_pywebview, js_bridge_call
 
 from zephr_desktop.config import Profile, save_profile
@@ -146,6 +147,7 @@ ATTACKS: list[tuple[str, list[Any]]] = [
 ]
 
 
+@pytest.mark.reliability("page-bridge")
 def test_private_dotted_and_dunder_names_resolve_to_nothing(
     window: tuple[Any, RecordingEngine], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -160,9 +162,14 @@ def test_private_dotted_and_dunder_names_resolve_to_nothing(
         js_bridge_call(built, name, args, f"a{n}")
         assert f"Function {name}() does not exist" in caplog.text, name
     time.sleep(0.5)  # had any name resolved, pywebview would have run it on a thread and answered the page
+    answered = len(engine.scripts) - before
+    evidence.record(names=len(ATTACKS), resolved=0, answered=answered, marker=marker.exists(),
+                    functions=len(built._functions))  # fmt: skip
     assert not marker.exists()
-    assert len(engine.scripts) == before, engine.scripts[before:]
+    assert answered == 0, engine.scripts[before:]
     assert threading.active_count() <= threads
+    js_bridge_call(built, "state", [], "after")  # the page's own functions still answer
+    assert engine.answer("state", "after")["current"] == "news"
 
 
 def test_the_object_given_as_js_api_answers_no_attribute() -> None:

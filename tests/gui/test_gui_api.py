@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import evidence
 from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile, load_profiles, save_profile
@@ -192,6 +193,7 @@ ODD_SITES = [
 ]
 
 
+@pytest.mark.reliability("copy-formats")
 @pytest.mark.parametrize("site", ODD_SITES)
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash to run the copied command")
 def test_copy_curl_is_one_safe_shell_command(api: Page, shell: FakeShell, site: str, tmp_path: Path) -> None:
@@ -204,8 +206,18 @@ def test_copy_curl_is_one_safe_shell_command(api: Page, shell: FakeShell, site: 
     cwd.mkdir()
     ran = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, timeout=10, check=True)
     argv = ran.stdout.decode().split("\0")[:-1]
-    assert argv == ["-H", "Authorization: Bearer oa_abc.DEF-1~+/=", site + "/blaize/profile"]
+    intended = ["-H", "Authorization: Bearer oa_abc.DEF-1~+/=", site + "/blaize/profile"]
+    evidence.record(site=site, argv_exact=argv == intended, ran=len(list(cwd.iterdir())))
+    assert argv == intended
     assert list(cwd.iterdir()) == []  # nothing ran
+
+
+@pytest.mark.reliability("copy-formats")
+def test_the_settings_form_refuses_a_shell_command_in_the_site_url(api: Page) -> None:
+    result = api.save_profile({**FORM, "site_url": "https://news.example.com/$(touch marker)"})
+    assert result["ok"] is False and result["field"] == "site_url"
+    assert "characters a URL may not hold" in result["error"] and load_profiles().profiles == {}
+    evidence.record(refused_by="the settings form")
 
 
 FORM = {"site_url": "https://news.example.com", "client_id": "abc", "scopes": ["user.profile:read"]}
