@@ -18,23 +18,16 @@ from typing import Any, Protocol
 
 from .. import accounts
 from ..config import Profile, Profiles, load_profiles
-from ..errors import (
-    ConfigError,
-    InvalidClientError,
-    InvalidGrantError,
-    LoginCancelledError,
-    ZephrError,
-)
+from ..errors import ConfigError, LoginCancelledError, ZephrError
 from ..login import LoginFlow, ensure_fresh_token
 from ..oauth import Token
 from ..store import CachedToken, TokenStore
+from .autorefresh import AUTO_FAILED, AutoRefresh
 
 log = logging.getLogger(__name__)
 
-AUTO_REFRESH_RETRY = 30.0  # seconds before retrying a failed automatic refresh of the same token
 AUTO_REFRESH_TICK = 0.5  # seconds between two checks of the shown token
 LOGIN_TIMEOUT = 600.0
-_AUTO_FAILED = "Automatic refresh failed"
 
 
 class ConsentHandle(Protocol):
@@ -85,86 +78,6 @@ class _SignIn:
     consent: ConsentHandle | None = None
     in_browser: bool = False
     closed_by_user: bool = False
-
-
-@dataclass(frozen=True)
-class Checked:
-    """What one auto-refresh check found: the event to push, and an error to show if it failed."""
-
-    event: str  # "token_changed" or "refresh_failed"
-    error: str | None = None
-    refreshed: bool = False
-
-
-class AutoRefresh:
-    """Refreshes a profile's token before it expires, and notices tokens changed by other processes."""
-
-    def __init__(self, store: TokenStore, clock: Callable[[], float], retry_after: float = AUTO_REFRESH_RETRY) -> None:
-        self._store = store
-        self._clock = clock
-        self._retry_after = retry_after
-        self._lock = threading.Lock()
-        self._enabled = True
-        self._seen: dict[str, float] = {}  # profile -> obtained_at of the token the page last drew
-        self._failed: tuple[str, float, float] | None = None  # (profile, token obtained_at, retry at)
-
-    @property
-    def enabled(self) -> bool:
-        """Whether tokens are refreshed before they expire."""
-        return self._enabled
-
-    def set_enabled(self, on: bool) -> None:
-        """Turn refreshing on or off (a failure waiting for its retry is forgotten)."""
-        with self._lock:
-            self._enabled = on
-            self._failed = None
-
-    def shown(self, name: str, token: Token) -> None:
-        """The page now shows this token: not a change to report."""
-        with self._lock:
-            self._seen[name] = token.obtained_at
-
-    def forget(self, name: str) -> None:
-        """The profile's token went away in this process: not a change to report."""
-        with self._lock:
-            self._seen.pop(name, None)
-
-    def clear_failure(self) -> None:
-        """A new token came (a sign-in): a failed refresh no longer holds back the next one."""
-        with self._lock:
-            self._failed = None
-
-    def check(self, name: str, profile_of: Callable[[str], Profile]) -> Checked | None:
-        """One look at the profile's token: report a change, refresh it if due; None if nothing happened."""
-        try:
-            cached = self._store.load_cached(name)
-        except ZephrError:
-            return None
-        with self._lock:
-            if cached is None:
-                return Checked("token_changed") if self._seen.pop(name, None) is not None else None
-            token = cached.token
-            changed = self._seen.get(name) != token.obtained_at
-            self._seen[name] = token.obtained_at
-            now = self._clock()
-            due = self._enabled and cached.has_refresh and token.needs_refresh(now)
-            failed = self._failed
-        if due and failed and failed[:2] == (name, token.obtained_at) and now < failed[2]:
-            due = False
-        if not due:
-            return Checked("token_changed") if changed else None
-        try:
-            fresh = ensure_fresh_token(profile_of(name), store=self._store, clock=self._clock)
-        except ZephrError as exc:
-            # A refused grant (dead refresh token, revoked client) will not heal by retrying.
-            hopeless = isinstance(exc, InvalidGrantError | InvalidClientError)
-            with self._lock:
-                self._failed = (name, token.obtained_at, float("inf") if hopeless else now + self._retry_after)
-            return Checked("refresh_failed", error=f"{_AUTO_FAILED}: {exc.message}")
-        with self._lock:
-            self._seen[name] = fresh.obtained_at
-            self._failed = None
-        return Checked("token_changed", refreshed=True)
 
 
 class Session:
@@ -437,7 +350,7 @@ class Session:
             if checked.error:
                 self._error = checked.error
             elif checked.refreshed:
-                if self._error and self._error.startswith(_AUTO_FAILED):
+                if self._error and self._error.startswith(AUTO_FAILED):
                     self._error = None
                 self._notice = "Token refreshed automatically before it expired."
         self._shell.push({"type": checked.event})
