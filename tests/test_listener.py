@@ -32,7 +32,7 @@ from zephr_desktop.listener import (
     render,
     with_report,
 )
-from zephr_desktop.loopback import MAX_HEAD_BYTES
+from zephr_desktop.loopback import MAX_HEAD_BYTES, bind
 from zephr_desktop.resources import asset_text, assets_dir
 
 STATE = "st-" + secrets.token_urlsafe(16)
@@ -634,14 +634,57 @@ def test_port_is_free_at_once_for_the_next_sign_in_after_a_callback() -> None:
         assert complete(second)[1].status == 200
 
 
-def test_localhost_binds_ipv4_loopback_only() -> None:
+def test_localhost_binds_both_loopback_addresses_and_nothing_else() -> None:
+    if not ipv6_loopback_available():
+        pytest.skip("IPv6 loopback is not available on this machine")
     with CallbackListener("http://localhost:0/cb", expected_state=STATE) as lis:
-        assert lis.redirect_uri == f"http://localhost:{lis.port}/cb"
-        resp = request(lis.port, "/nope", host=f"localhost:{lis.port}")
-        assert resp.status == 404
+        port = lis.port
+        assert lis.redirect_uri == f"http://localhost:{port}/cb"
+        assert request(port, "/nope", host=f"localhost:{port}").status == 404
         # Linux routes all of 127/8 to loopback: a socket on 0.0.0.0 would answer 127.0.0.2 too.
-        with pytest.raises(OSError), socket.create_connection(("127.0.0.2", lis.port), timeout=1):
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.2", port), timeout=1):
             pass
+        # Browsers try ::1 first for localhost: the callback arriving there is the one received.
+        data = build_request(port, f"/cb?{GOOD_QUERY}", host=f"localhost:{port}")
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(exchange, port, data, host="::1")
+            assert lis.wait(5).params["code"] == CODE
+            lis.report(True, "ok")
+            assert parse_response(future.result(5)).status == 200
+    wait_refused(port)
+    with pytest.raises(OSError), socket.create_connection(("::1", port), timeout=1):
+        pass  # both sockets are closed with the listener
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["plain", "SO_REUSEADDR"])
+def test_localhost_refuses_to_start_when_another_program_holds_the_port_on_ipv6(reuse: bool) -> None:
+    if not ipv6_loopback_available():
+        pytest.skip("IPv6 loopback is not available on this machine")
+    with socket.socket(socket.AF_INET6) as squatter:
+        if reuse:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("::1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(PortInUseError) as info:
+            CallbackListener(f"http://localhost:{port}/callback", expected_state=STATE).start()
+        with socket.socket() as probe:  # and 127.0.0.1 was let go again
+            probe.bind(("127.0.0.1", port))
+    assert info.value.port == port
+    assert f"Port {port} on [::1] is already in use" in str(info.value)
+    assert "localhost means both 127.0.0.1 and [::1]" in str(info.value)
+
+
+def test_an_address_missing_from_this_machine_is_skipped_only_after_the_first() -> None:
+    # ::2 is not assigned here, as ::1 is not on a machine without IPv6: nobody can listen there.
+    sockets = bind(("127.0.0.1", "::2"), 0)
+    try:
+        assert [s.getsockname()[0] for s in sockets] == ["127.0.0.1"]
+    finally:
+        for sock in sockets:
+            sock.close()
+    with pytest.raises(ListenerError, match=r"Cannot listen on \[::2\] port 0"):
+        bind(("::2", "127.0.0.1"), 0)
 
 
 def test_ipv6_loopback() -> None:

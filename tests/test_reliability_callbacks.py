@@ -29,10 +29,11 @@ from support import evidence, rawhttp, secrets_scan
 from support.signin import account_status, add_profile, quiet_store, sign_in
 from support.user import ScriptedUser
 
-from zephr_desktop.errors import AccessDeniedError, AuthorizationError, CallbackError, ZephrError
+from zephr_desktop.errors import AccessDeniedError, AuthorizationError, CallbackError, PortInUseError, ZephrError
 from zephr_desktop.listener import CallbackListener
 from zephr_desktop.login import LoginFlow
-from zephr_desktop.sandbox import Sandbox
+from zephr_desktop.sandbox import Client, Sandbox
+from zephr_desktop.store import TokenStore
 
 TESTS = Path(__file__).resolve().parent
 CODE_LIKE = "kcpa10fzqa9nmut95duwok0c"  # the shape of a Zephr code, not one the sandbox issued
@@ -377,3 +378,80 @@ def test_the_genuine_callback_wins_under_load(sandbox: Sandbox, child_env: dict[
     evidence.record(junk_before=JUNK_BEFORE, junk_during=JUNK_DURING, clients=JUNK_CLIENTS, idle=IDLE_CONNECTIONS,
                     page_seconds=round(page_seconds, 3), wait_seconds=round(wait_seconds, 3),
                     threads=[baseline[0], after[0]], fds=[baseline[1], after[1]], outcomes=summary["outcomes"])
+
+
+# -- issue: `localhost` and another program on the other loopback address -----------------
+
+LOCAL_CLIENT = Client(client_id="local-app", client_secret="local-secret", redirect_uris=["http://localhost:8765/callback"])
+
+
+def _local_flow(sandbox: Sandbox, port: int) -> tuple[LoginFlow, TokenStore]:
+    sandbox.register_client(LOCAL_CLIENT)
+    profile = add_profile(sandbox, "local", client_id=LOCAL_CLIENT.client_id, secret=LOCAL_CLIENT.client_secret,
+                          redirect_uri=f"http://localhost:{port}/callback")
+    store = quiet_store()
+    return LoginFlow(profile, store.get_client_secret("local"), store=store, timeout=20), store
+
+
+def _deliver_over_ipv6(redirect: str) -> bytes:
+    """What a browser that tries ::1 first for localhost sends (and gets back)."""
+    parts = urlsplit(redirect)
+    port = int(parts.port or 80)
+    data = rawhttp.build(port, f"{parts.path}?{parts.query}", host=f"localhost:{port}")
+    return rawhttp.exchange(port, data, host="::1")
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.reliability("localhost-squatter")
+@pytest.mark.skipif(not _ipv6_loopback(), reason="IPv6 loopback is not available on this machine")
+def test_a_program_on_ipv6_loopback_never_gets_the_code_for_localhost(sandbox: Sandbox) -> None:
+    with socket.socket(socket.AF_INET6) as squatter:  # another user's program, there before the sign-in
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("::1", 0))
+        squatter.listen()
+        squatter.settimeout(5)
+        port = squatter.getsockname()[1]
+        flow, store = _local_flow(sandbox, port)
+        try:
+            url = flow.start()
+        except PortInUseError as exc:
+            refused = exc
+        else:  # the attack, as it goes when the sign-in starts anyway
+            with ThreadPoolExecutor(1) as pool:
+                sent = pool.submit(_deliver_over_ipv6, ScriptedUser().consent(url))
+                conn, _ = squatter.accept()
+                with conn:
+                    got = conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                sent.result(10)
+            flow.cancel()
+            stolen = b"code=" in got
+            pytest.fail(f"the sign-in started with [::1]:{port} taken; the program there got the code: {stolen}")
+    assert f"Port {port} on [::1] is already in use" in refused.message, refused.message
+    assert store.load("local") is None and sandbox.stats["authorize"] == 0
+    evidence.record(squatter="[::1]", refused=type(refused).__name__)
+
+
+@pytest.mark.reliability("localhost-squatter")
+@pytest.mark.skipif(not _ipv6_loopback(), reason="IPv6 loopback is not available on this machine")
+def test_a_localhost_callback_arriving_on_ipv6_signs_in(sandbox: Sandbox) -> None:
+    flow, store = _local_flow(sandbox, 0)
+    url = flow.start()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(flow.wait)
+        try:
+            raw = _deliver_over_ipv6(ScriptedUser().consent(url))
+        finally:
+            flow.cancel()  # harmless once the callback was taken
+        token = pending.result(10)
+    assert rawhttp.status_of(raw) == 200 and "Signed in" in rawhttp.body_of(raw)
+    assert store.load("local") == token and account_status(sandbox, token.access_token) == 200
+    evidence.record(callback_over="::1", signed_in=1)

@@ -31,8 +31,9 @@ from .resources import asset_text
 log = logging.getLogger("zephr_desktop.listener")
 
 #: What is bound for each host a redirect URI may name (as ``urlsplit`` spells it); never 0.0.0.0.
-#: ``localhost`` is bound as 127.0.0.1, never resolved, so a hosts file cannot send it elsewhere.
-BIND_ADDRESSES = {"127.0.0.1": ("127.0.0.1",), "::1": ("::1",), "localhost": ("127.0.0.1",)}
+#: Browsers resolve ``localhost`` themselves to both loopback addresses (RFC 6761), whatever the
+#: hosts file says, so both are bound: another program on the other one would get the code.
+BIND_ADDRESSES = {"127.0.0.1": ("127.0.0.1",), "::1": ("::1",), "localhost": ("127.0.0.1", "::1")}
 _HOST_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MAX_HEADERS = MAX_QUERY_FIELDS = 100
 REPORT_WAIT = 1.0  # how long the result page waits for report()

@@ -166,26 +166,40 @@ def _listen(address: str, port: int) -> socket.socket:
 
 
 def bind(addresses: tuple[str, ...], port: int) -> list[socket.socket]:
-    """A listening socket on each address, all on one port (0: a free one); ListenerError names what failed."""
-    sockets: list[socket.socket] = []
-    address, tried = addresses[0], port
-    try:
-        for address in addresses:
-            sockets.append(_listen(address, tried))
-            tried = int(sockets[0].getsockname()[1])
-    except OSError as exc:
-        for sock in sockets:
-            sock.close()
-        raise _bind_error(exc, address, tried) from exc
-    return sockets
+    """A listening socket on each address, all on one port (0: a free one); ListenerError names what failed.
+
+    Only a later address that does not exist on this machine (``::1`` without IPv6) is skipped:
+    no other program can listen there, and no browser can reach it.
+    """
+    retries = 4 if port == 0 else 0  # the free port found on the first address may be taken on the next
+    while True:
+        sockets: list[socket.socket] = []
+        address, tried = addresses[0], port
+        try:
+            for address in addresses:
+                try:
+                    sockets.append(_listen(address, tried))
+                except OSError as exc:
+                    if not sockets or exc.errno not in _NO_IPV6:
+                        raise
+                    log.debug("%s is not on this machine (no IPv6?): listening on %s only", address, addresses[0])
+                tried = int(sockets[0].getsockname()[1])
+            return sockets
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            if not (sockets and exc.errno == errno.EADDRINUSE and retries > 0):
+                raise _bind_error(exc, address, tried, both=len(addresses) > 1) from exc
+            retries -= 1
 
 
-def _bind_error(exc: OSError, address: str, port: int) -> ListenerError:
+def _bind_error(exc: OSError, address: str, port: int, *, both: bool) -> ListenerError:
     where = f"[{address}]" if ":" in address else address
     register = "register it on the site's Third Party Authentication screen"
     if exc.errno in {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)}:
+        why = " (localhost means both 127.0.0.1 and [::1], and the browser may use either)" if both else ""
         return PortInUseError(
-            f"Port {port} on {where} is already in use by another program. Close it (or a previous "
+            f"Port {port} on {where} is already in use by another program{why}. Close it (or a previous "
             f"zephr-desktop login), or change the profile's redirect URI to a free port and {register}.",
             port=port,
         )
