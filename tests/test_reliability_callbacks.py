@@ -8,6 +8,7 @@ genuine redirect sent afterwards still ends in a stored, working token.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -32,6 +33,7 @@ from support.user import ScriptedUser
 from zephr_desktop.errors import AccessDeniedError, AuthorizationError, CallbackError, PortInUseError, ZephrError
 from zephr_desktop.listener import CallbackListener
 from zephr_desktop.login import LoginFlow
+from zephr_desktop.loopback import MAX_CONNECTIONS
 from zephr_desktop.sandbox import Client, Sandbox
 from zephr_desktop.store import TokenStore
 
@@ -378,6 +380,92 @@ def test_the_genuine_callback_wins_under_load(sandbox: Sandbox, child_env: dict[
     evidence.record(junk_before=JUNK_BEFORE, junk_during=JUNK_DURING, clients=JUNK_CLIENTS, idle=IDLE_CONNECTIONS,
                     page_seconds=round(page_seconds, 3), wait_seconds=round(wait_seconds, 3),
                     threads=[baseline[0], after[0]], fds=[baseline[1], after[1]], outcomes=summary["outcomes"])
+
+
+# -- issue: a flood of idle or slow connections -------------------------------------------
+
+FLOOD = 600  # more than the listener keeps open at once
+
+
+@pytest.fixture
+def open_files() -> Iterator[None]:
+    """Room for the flood's sockets and the listener's, in this one process."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 4 * FLOOD
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"the open-file limit ({hard}) is too low for {FLOOD} connections")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class Flood:
+    """Idle connections (or ones stopped mid-head, slowloris-style) to the listener, opened in order."""
+
+    def __init__(self, port: int, kind: str) -> None:
+        self.port, self.kind = port, kind
+        self.sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._keeper = threading.Thread(target=self._keep_up, daemon=True)
+
+    def open(self, count: int) -> None:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            if self.kind == "partial heads":  # half of them stop in the request line, half in the headers
+                started = f"GET /favicon.ico HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nX-".encode()
+                sock.sendall(b"GET /callback?state=" if len(self.sockets) % 2 else started)
+            self.sockets.append(sock)
+
+    def keep_up(self) -> None:
+        """Go on opening more, as an attacker would, until close()."""
+        self._keeper.start()
+
+    def _keep_up(self) -> None:
+        while not self._stop.wait(0.002):
+            with contextlib.suppress(OSError):
+                self.open(1)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._keeper.is_alive():
+            self._keeper.join()
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.mark.reliability("listener-load")
+@pytest.mark.parametrize("kind", ["idle", "partial heads"])
+def test_the_genuine_callback_gets_through_a_flood_of_idle_connections(
+    pending: PendingSignIn, sandbox: Sandbox, open_files: None, kind: str
+) -> None:
+    flood = Flood(pending.port, kind)
+    try:
+        began = time.monotonic()
+        flood.open(FLOOD)
+        # The listener keeps at most MAX_CONNECTIONS open: the oldest flood connections go first.
+        while sum(map(_still_open, flood.sockets)) > MAX_CONNECTIONS and time.monotonic() < began + 2:
+            time.sleep(0.05)
+        still = [_still_open(sock) for sock in flood.sockets]
+        flood_seconds = time.monotonic() - began
+        assert pending.still_waiting(), "the flood ended the sign-in"
+        flood.keep_up()
+        started = time.perf_counter()
+        page = pending.complete()
+        page_seconds = time.perf_counter() - started
+        token = pending.result.result(10)
+    finally:
+        flood.close()
+    assert page.status_code == 200 and "Signed in" in page.text, (page.status_code, page.text[:300])
+    assert page_seconds < 3, f"the genuine callback took {page_seconds:.2f} s under the flood"
+    assert quiet_store().load("demo") == token and account_status(sandbox, token.access_token) == 200
+    dropped = [i for i, is_open in enumerate(still) if not is_open]
+    kept = [i for i, is_open in enumerate(still) if is_open]
+    assert kept and len(kept) <= MAX_CONNECTIONS, f"{len(kept)} of {FLOOD} flood connections were open"
+    assert max(dropped) < min(kept), "a newer connection was dropped while an older one was kept"
+    evidence.record(flood=FLOOD, flood_kind=kind, flood_dropped=len(dropped), flood_total=len(flood.sockets),
+                    flood_seconds=round(flood_seconds, 3), flood_page_seconds=round(page_seconds, 3))
 
 
 # -- issue: `localhost` and another program on the other loopback address -----------------

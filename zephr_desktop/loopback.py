@@ -2,9 +2,9 @@
 
 It knows nothing of OAuth: it binds, reads each connection's request head under one deadline,
 hands the bytes to a ``handle(head, send)`` callable, and closes the connection. It sets
-SO_REUSEADDR (a second sign-in must not wait out TIME_WAIT) and listens with a backlog of 128.
-Idle and slow clients cost a thread each until their deadline; past ``MAX_CONNECTIONS`` new
-connections are closed at once rather than exhaust threads.
+SO_REUSEADDR (a second sign-in must not wait out TIME_WAIT) and listens with a backlog of 1024.
+Idle and slow clients cost a thread each until their deadline, so past ``MAX_CONNECTIONS`` the
+oldest connection that is not being answered is dropped: a flood cannot lock out the browser.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import selectors
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from .errors import ListenerError, PortInUseError
@@ -24,8 +25,8 @@ from .errors import ListenerError, PortInUseError
 log = logging.getLogger("zephr_desktop.listener")
 
 MAX_HEAD_BYTES = 65536  # request line + headers; a real callback needs well under 4 KiB
-MAX_CONNECTIONS = 512  # open at once, each with its own thread
-BACKLOG = 128
+MAX_CONNECTIONS = 256  # open at once, each with its own thread
+BACKLOG = 1024  # a burst of connections completes its handshakes at once, the browser's among them
 _LINGER_SECONDS, _LINGER_BYTES = 1.0, 2 * 1024 * 1024
 _NO_IPV6 = frozenset({errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT})
 _OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -72,19 +73,21 @@ class LoopbackServer:
     def __init__(self, sockets: list[socket.socket], handle: Handler, read_timeout: float) -> None:
         self._sockets, self._handle, self._read_timeout = sockets, handle, read_timeout
         self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
+        self._open: OrderedDict[socket.socket, bool] = OrderedDict()  # oldest first; True while being answered
         self._wake_r, self._wake_w = socket.socketpair()  # ends the accept loop at once
         self._closed = False
         self._thread = threading.Thread(target=self._accept_loop, name="zephr-listener", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
-        """Stop accepting; the port is free when this returns (open connections end at their deadline)."""
+        """Stop accepting and drop the connections not being answered; the port is free when this returns."""
         with self._lock:
             if not self._closed:
                 self._closed = True
                 with contextlib.suppress(OSError):  # the loop has ended already
                     self._wake_w.send(b"\0")
+            while self._drop_oldest():
+                pass
         self._thread.join(2.0)
 
     def _accept_loop(self) -> None:
@@ -114,32 +117,55 @@ class LoopbackServer:
         except OSError as exc:
             log.debug("accept failed: %s", exc.strerror or exc)
             if exc.errno in _OUT_OF_FILES:
-                time.sleep(0.05)  # out of descriptors: do not spin while the queue stays readable
+                with self._lock:
+                    freed = self._drop_oldest()  # free a descriptor rather than spin
+                if not freed:
+                    time.sleep(0.05)
             return
         with self._lock:
-            if len(self._open) >= MAX_CONNECTIONS:
-                conn.close()  # flooded: drop it rather than run out of threads
+            if len(self._open) >= MAX_CONNECTIONS and not self._drop_oldest():
+                conn.close()  # every open connection is being answered
                 return
-            self._open.add(conn)
+            self._open[conn] = False
         try:
             threading.Thread(target=self._serve, args=(conn,), name="zephr-listener-conn", daemon=True).start()
         except RuntimeError:  # out of threads
             self._forget(conn)
 
+    def _drop_oldest(self) -> bool:
+        """Shut down the oldest connection not being answered (the lock is held); False if there is none."""
+        conn = next((conn for conn, busy in self._open.items() if not busy), None)
+        if conn is None:
+            return False
+        del self._open[conn]
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)  # its thread wakes, finds it gone and closes it
+        return True
+
+    def _mark(self, conn: socket.socket, busy: bool) -> bool:
+        """Mark a connection being answered, or answered (then it is the first to drop); False if dropped."""
+        with self._lock:
+            if conn not in self._open:
+                return False
+            self._open[conn] = busy
+            self._open.move_to_end(conn, last=busy)
+            return True
+
     def _forget(self, conn: socket.socket) -> None:
         with self._lock:
-            self._open.discard(conn)
+            self._open.pop(conn, None)
         conn.close()
 
     def _serve(self, conn: socket.socket) -> None:
         try:
             head = _read_head(conn, time.monotonic() + self._read_timeout)
-            if head:
+            if head and self._mark(conn, True):
                 conn.settimeout(self._read_timeout)
                 self._handle(head, conn.sendall)
-                conn.shutdown(socket.SHUT_WR)
-                _linger(conn)
-        except OSError:  # the client left, or the deadline passed
+                if self._mark(conn, False):
+                    conn.shutdown(socket.SHUT_WR)
+                    _linger(conn)
+        except OSError:  # the client left, the deadline passed, or the connection was dropped
             pass
         except Exception:
             log.debug("a listener connection failed", exc_info=True)
