@@ -23,7 +23,6 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .app import MAX_BODY, SESSION_COOKIE, Request, Response, SandboxApp
 from .model import (
     DEFAULT_CLIENT,
     DEFAULT_CLIENT_ID,
@@ -35,6 +34,7 @@ from .model import (
     SandboxSettings,
     is_loopback_host,
 )
+from .routes import MAX_BODY, SESSION_COOKIE, Request, Response, SandboxApp
 from .state import SandboxState
 
 _log = logging.getLogger(__name__)
