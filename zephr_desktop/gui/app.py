@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from ..config import SCOPES, Profile, is_loopback_host, load_profiles, remove_profile, save_profile
+from ..desktop_entry import APP_ID, ICON_THEME
 from ..errors import ZephrError
 from ..resources import assets_dir
 from ..store import TokenStore
@@ -56,6 +57,18 @@ def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: TracebackT
     log.error("unhandled %s in the GUI: %s", kind.__name__, exc if isinstance(exc, ZephrError) else "")
 
 
+def app_icon() -> Any:
+    """The app icon as a ``QIcon`` holding every shipped PNG size (16 to 512 pixels)."""
+    from qtpy.QtCore import QSize
+    from qtpy.QtGui import QIcon
+
+    icon = QIcon()
+    for png in sorted((assets_dir() / "icons" / ICON_THEME).glob(f"*/apps/{APP_ID}.png")):
+        side = int(png.parent.parent.name.split("x", 1)[0])
+        icon.addFile(str(png), QSize(side, side))
+    return icon
+
+
 def site_session_dir(profile: Profile) -> Path:
     """Where a profile that keeps its site session stores the consent window's cookies."""
     return TokenStore().site_session_dir(profile.name)
@@ -82,8 +95,11 @@ class DesktopShell:
 
         app = QApplication.instance()
         if isinstance(app, QApplication):
-            app.setApplicationName("zephr-desktop")
-            app.setDesktopFileName("zephr-desktop")
+            # WM_CLASS (X11) and the app id (Wayland) come from these names: the menu entry's
+            # StartupWMClass and file name must match them for docks to group the windows.
+            app.setApplicationName(APP_ID)
+            app.setDesktopFileName(APP_ID)
+            app.setWindowIcon(app_icon())  # every window without its own icon shows this one
 
     def close(self) -> None:
         """Stop the event pusher."""
@@ -271,12 +287,8 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
             control = ControlServer(control_path, _control_handlers(window, shell))
             control.start()
         session.start_watching()
-        icon = assets_dir() / "icon.png"
-        webview.start(
-            gui="qt" if sys.platform.startswith("linux") else None,
-            private_mode=True,
-            icon=str(icon) if icon.is_file() else None,
-        )
+        # No icon= here: pywebview would give each window that one file, hiding the app icon's sizes.
+        webview.start(gui="qt" if sys.platform.startswith("linux") else None, private_mode=True)
     except ZephrError as exc:
         print(f"zephr-desktop: {exc.message}", file=sys.stderr)
         return 1
