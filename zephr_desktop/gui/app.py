@@ -186,26 +186,6 @@ def _host(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-def _control_handlers(window: Any, shell: DesktopShell) -> dict[str, Any]:
-    def evaluate(request: dict[str, Any]) -> Any:
-        script = str(request["js"])
-        if request.get("target") == "consent":
-            consent = shell.consent
-            if consent is None or not consent.is_open:
-                raise RuntimeError("no consent window is open")
-            return consent.run_js(script)
-        return window.evaluate_js(script)
-
-    def consent_info(_request: dict[str, Any]) -> Any:
-        consent = shell.consent
-        return consent.info() if consent is not None else {"open": False}
-
-    def ping(_request: dict[str, Any]) -> Any:
-        return {"loaded": window.events.loaded.is_set(), "pid": os.getpid()}
-
-    return {"eval": evaluate, "consent": consent_info, "ping": ping}
-
-
 def missing_display() -> str | None:
     """A sentence saying why no window can open here, or None."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
@@ -233,7 +213,6 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
     sandbox: Any = None
     demo_hint: str | None = None
     shell = DesktopShell()
-    control: Any = None
     api: Api | None = None
     try:
         if demo:
@@ -253,12 +232,6 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
             raise RuntimeError("pywebview could not create the main window")
         window.events.before_show += shell.attach
         window.events.closed += api.shutdown
-        control_path = os.environ.get("ZEPHR_DESKTOP_TEST_CONTROL")
-        if control_path:
-            from .control import ControlServer  # the automation channel, off unless asked for
-
-            control = ControlServer(control_path, _control_handlers(window, shell))
-            control.start()
         api.start_background()
         icon = assets_dir() / "icon.png"
         webview.start(
@@ -273,8 +246,6 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
         if api is not None:
             api.shutdown()
         shell.close()
-        if control is not None:
-            control.stop()
         if sandbox is not None and profile_name:
             _stop_demo(sandbox, profile_name, store)
     return 0

@@ -153,32 +153,3 @@ class ConsentWindow:
 
     def _on_closed(self) -> None:
         self._closed.set()
-
-    # -- for the test control channel -------------------------------------------------
-    def info(self) -> dict[str, Any]:
-        """Title and URL as shown (read on the GUI thread)."""
-        if not self.is_open or self._page is None:
-            return {"open": False}
-
-        def read() -> dict[str, Any]:
-            return {"open": True, "title": self._window.native.windowTitle(), "url": self._page.url().toString()}
-
-        return self._gui.call(read)
-
-    def run_js(self, script: str, timeout: float = 10.0) -> Any:
-        """Evaluate ``script`` in the consent page and return its JSON-able value."""
-        if self._page is None:
-            raise RuntimeError("the consent page is not loaded yet")
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def on_result(value: Any) -> None:
-            box["value"] = value
-            done.set()
-
-        # Run as is, not through eval(): the site's CSP may forbid eval, and runJavaScript
-        # already hands back the completion value of the script.
-        self._gui.post(lambda: self._page.runJavaScript(script, on_result))
-        if not done.wait(timeout):
-            raise TimeoutError("the consent page did not answer")
-        return box.get("value")
