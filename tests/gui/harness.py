@@ -350,7 +350,8 @@ class GuiApp:
             return "(no app log)"
 
     # -- the pages, through the engine's debugging port ----------------------------------------------
-    def _pages(self) -> list[dict[str, Any]]:
+    def pages(self) -> list[dict[str, Any]]:
+        """Every page the app's web engine has (one per window), as the debugging port lists them."""
         if self.app is not None and self.app.poll() is not None:
             raise HarnessError(f"the app exited with {self.app.returncode}\n{self.log_tail()}")
         if self.devtools is None:
@@ -364,7 +365,7 @@ class GuiApp:
 
     def page(self, target: str = "main") -> dict[str, Any]:
         """The main window's page, or the consent window's (the one page that is not the main one)."""
-        pages = self._pages()
+        pages = self.pages()
         if target == "main":
             found = [p for p in pages if p["id"] == self.main_page_id]
             if not found:
@@ -488,7 +489,18 @@ class GuiApp:
             raise HarnessError(f"nothing to click: {testid or selector} in the {target} window")
         window = self.main_window() if target == "main" else self.consent_window()
         x, y, _, _ = self.window_geometry(window)
-        self.xdotool("mousemove", "--sync", str(x + int(point[0])), str(y + int(point[1])), "click", "1")
+        target_x, target_y = x + int(point[0]), y + int(point[1])
+        # --sync waits for the pointer to move, and waits long when it is already there.
+        sync = ["--sync"] if self.pointer() != (target_x, target_y) else []
+        self.xdotool("mousemove", *sync, str(target_x), str(target_y), "click", "1")
+
+    def pointer(self) -> tuple[int, int]:
+        """Where the mouse pointer is on the screen."""
+        result = subprocess.run(
+            ["xdotool", "getmouselocation", "--shell"], env=self._x_env(), capture_output=True, text=True, timeout=10
+        )
+        values = dict(line.split("=", 1) for line in result.stdout.split() if "=" in line)
+        return int(values.get("X", -1)), int(values.get("Y", -1))
 
     def type_into(self, selector: str, text: str, target: str = "consent") -> None:
         """Focus an empty field and type into it with the real keyboard (X key events).

@@ -9,6 +9,8 @@ Qt workarounds applied here (each verified under Xvfb with PyQt6 6.11 / pywebvie
 - An exception escaping any PyQt6 slot aborts the process unless ``sys.excepthook`` is
   replaced; the hook installed here logs the error type instead.
 - The Qt backend is forced on Linux (``webview.start(gui="qt")``).
+- pywebview injects the bridge into whatever the main window loads: ``qt.confine_to_app_page``
+  keeps it on the app's own page (links the person clicks go to the system browser).
 Missing X libraries show up as a misleading "xcb-cursor0 is needed"; ``QT_DEBUG_PLUGINS=1``
 names the library that is really missing.
 """
@@ -32,7 +34,7 @@ from ..resources import assets_dir
 from ..store import TokenStore
 from .api import Api
 from .consent import ConsentWindow
-from .qt import GuiThread, deny_page_permissions
+from .qt import GuiThread, confine_to_app_page, deny_page_permissions
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,9 @@ class DesktopShell:
         """Called on the GUI thread in the main window's ``before_show``."""
         self.window = window
         self.gui = GuiThread()
-        deny_page_permissions(window.native.webview.page())
+        page = window.native.webview.page()
+        deny_page_permissions(page)
+        confine_to_app_page(page, str(window.real_url), self._open_link)
         from qtpy.QtWidgets import QApplication
 
         app = QApplication.instance()
@@ -141,9 +145,13 @@ class DesktopShell:
 
     def open_browser(self, url: str) -> None:
         """Open ``url`` in the system browser."""
-        import webbrowser  # only for 'Open in browser instead'
+        import webbrowser  # only for 'Open in browser instead' and links
 
         webbrowser.open(url)
+
+    def _open_link(self, url: str) -> None:
+        # Called on the GUI thread; a browser command may take its time to return.
+        threading.Thread(target=self.open_browser, args=(url,), name="zephr-open-link", daemon=True).start()
 
 
 def _start_demo(store: TokenStore) -> tuple[Any, str, str]:
