@@ -9,16 +9,18 @@ script (over the engine's debugging port) or a real X click, with the system bro
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import GuiApp
+from harness import GuiApp, seed_profile
 
 from zephr_desktop.sandbox import Sandbox, SandboxSettings
 
@@ -146,11 +148,12 @@ def test_a_clicked_link_goes_to_the_system_browser(gui: GuiApp, launches: Launch
     assert launches.handlers == []
 
 
-def drop(gui: GuiApp, url: str, x: int = 400, y: int = 300) -> None:
+def drop(gui: GuiApp, url: str, x: int = 300, y: int = 300, target: str = "main") -> None:
     """Drag a URL onto the page and drop it (the engine's input domain: xdotool has nothing to drag)."""
     data = {"items": [{"mimeType": "text/uri-list", "data": url}]}
     for kind in ("dragEnter", "dragOver", "drop"):
-        gui.cdp("Input.dispatchDragEvent", {"type": kind, "x": x, "y": y, "data": {**data, "dragOperationsMask": 1}})
+        params = {"type": kind, "x": x, "y": y, "data": {**data, "dragOperationsMask": 1}}
+        gui.cdp("Input.dispatchDragEvent", params, target)
 
 
 def test_a_dropped_url_does_not_load_in_the_main_window(gui: GuiApp, launches: Launches, sb: Sandbox) -> None:
@@ -161,3 +164,69 @@ def test_a_dropped_url_does_not_load_in_the_main_window(gui: GuiApp, launches: L
     assert launches.handlers == []
     # The person's own drop of a web link may open it in their browser; nothing else goes anywhere.
     assert set(launches.browser) <= {f"{sb.url}/dropped"}, launches.browser
+
+
+# -- the consent window: http and https only ----------------------------------------------------------------
+HANDLER_LINKS = {
+    "zoom": "zoommtg://zoom.us/join?confno=123456789",
+    "teams": "ms-teams://teams.microsoft.com/l/meetup-join/x",
+    "mail": "mailto:someone@example.com?subject=hi",
+    "file": "file:///etc/passwd",
+    "zoom-new-window": "zoommtg://zoom.us/join?confno=987654321",
+}
+
+
+@pytest.fixture
+def hostile_site() -> Iterator[str]:
+    """A page on a local HTTP server whose links start desktop programs; yields its URL."""
+    links = "".join(
+        f'<p><a id="{name}" href="{href}"{" target=_blank" if name.endswith("new-window") else ""}'
+        f' style="display:block;padding:14px;font-size:20px;background:#fe0">{name}</a></p>'
+        for name, href in HANDLER_LINKS.items()
+    )
+    page = f"<!doctype html><title>Join the meeting</title><body>{links}</body>".encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/meeting"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_consent_window_follows_only_http_and_https(
+    tmp_path: Path, launches: Launches, sb: Sandbox, hostile_site: str
+) -> None:
+    with GuiApp(tmp_path / "gui", timeout=HARD_TIMEOUT, env=launches.env) as gui:
+        seed_profile(gui, sb)
+        gui.launch()
+        gui.press("sign-in")
+        gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent")
+        # The site's page sends the person on to a page of its own (here another local server).
+        gui.js(f"location.href = {json.dumps(hostile_site)}; true", target="consent")
+        gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#zoom')", target="consent")
+        for name in HANDLER_LINKS:
+            gui.press(selector=f"#{name}", target="consent")
+            time.sleep(0.3)
+        gui.js("location.href = 'zoommtg://zoom.us/join?confno=1'; true", target="consent")
+        for url in (f"{sb.url}/dropped", "zoommtg://zoom.us/join?confno=2", "file:///etc/passwd"):
+            drop(gui, url, target="consent")
+        time.sleep(SETTLE)
+        assert launches.handlers == []
+        assert launches.browser == []
+        assert gui.consent()["open"]
+        assert gui.page("consent")["url"] == hostile_site
+        assert gui.js("location.href", target="consent") == hostile_site
+        assert len(gui.pages()) == 2  # the main window's and this one: no popup

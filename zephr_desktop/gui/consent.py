@@ -3,6 +3,9 @@
 - No ``js_api``, and no pywebview page at all: the window's page is replaced before it is
   shown by a plain ``QWebEnginePage`` with no web channel, so the remote page cannot reach
   the Python bridge (pywebview would inject it into any page of a window that has one).
+- It follows http and https only: a link to ``zoommtg:``, ``mailto:``, ``file:`` or any other
+  scheme is refused instead of being handed to the desktop (``qt.follow_only_web``), and a
+  dropped URL does not load.
 - The title shows the current origin and the scheme, updated on each navigation.
 - Cookies: a fresh off-the-record ``QWebEngineProfile`` per window (pywebview's
   ``private_mode`` is one global switch), or a persistent per-profile storage folder when
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fileutil import ensure_private_dir
-from .qt import GuiThread, deny_page_permissions
+from .qt import GuiThread, deny_page_permissions, follow_only_web
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,7 @@ class ConsentWindow:
         profile = self._make_profile(native, QWebEngineProfile)
         page = QWebEnginePage(profile, native.webview)
         deny_page_permissions(page)
+        follow_only_web(page)
         page.urlChanged.connect(lambda _url: self._retitle(native))
         page.loadFinished.connect(lambda _ok: self._retitle(native))
         # The profile must outlive its page ("Release of profile requested but WebEnginePage still not deleted").

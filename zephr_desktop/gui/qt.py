@@ -152,3 +152,35 @@ def confine_to_app_page(page: Any, app_url: str, open_link: Callable[[str], None
     page.newWindowRequested.connect(on_new_window)
     page.createWindow = lambda _type: None  # instead of pywebview's page that opens anything in the browser
     disable_drop_navigation(page)
+
+
+def _engine_internal(url: Any) -> bool:
+    """URLs the engine loads on its own: empty and inline frames, a page's own blobs, inline data."""
+    scheme = str(url.scheme())
+    return scheme in ("blob", "data") or (scheme == "about" and str(url.path()) in ("blank", "srcdoc"))
+
+
+def follow_only_web(page: Any) -> None:
+    """Let ``page`` go to http and https URLs only (and what the engine needs internally).
+
+    By default QtWebEngine hands a clicked link of any other scheme (``zoommtg:``,
+    ``ms-teams:``, ``mailto:``) to the desktop (``xdg-open``) without asking. Here unknown
+    schemes are refused by the engine's own policy, and every navigation to something other
+    than http(s) is refused as well (``file:``, ``ftp:``, schemes the engine would handle).
+    """
+    from qtpy.QtWebEngineCore import QWebEngineSettings
+
+    page.settings().setUnknownUrlSchemePolicy(QWebEngineSettings.UnknownUrlSchemePolicy.DisallowUnknownUrlSchemes)
+
+    def on_navigation(request: Any) -> None:
+        try:
+            url = request.url()
+            if _is_web(url) or _engine_internal(url):
+                return
+            request.reject()
+            log.warning("refused to follow a %s link in the sign-in window", url.scheme() or "relative")
+        except Exception:  # an exception escaping a slot would abort the process
+            log.exception("could not check a navigation of the sign-in window")
+
+    page.navigationRequested.connect(on_navigation)
+    disable_drop_navigation(page)
