@@ -2,7 +2,8 @@
 
 pywebview injects the Python bridge into whatever the main window loads, so a page that got
 there would hold the bridge; the consent window shows a remote site, whose links to other
-schemes would start desktop programs through ``xdg-open``. Each test attacks through a page's
+schemes would start desktop programs through ``xdg-open``, and whose title must always say
+where the page came from. Each test attacks through a page's
 script (over the engine's debugging port) or a real X click, with the system browser
 (``BROWSER``) and ``xdg-open``/``xdg-email`` replaced by recorders, and checks what they got.
 """
@@ -230,3 +231,32 @@ def test_the_consent_window_follows_only_http_and_https(
         assert gui.page("consent")["url"] == hostile_site
         assert gui.js("location.href", target="consent") == hostile_site
         assert len(gui.pages()) == 2  # the main window's and this one: no popup
+
+
+# -- the consent window's title: always where the page came from -------------------------------------------
+def test_the_consent_window_title_always_says_where_the_page_came_from(tmp_path: Path, sb: Sandbox) -> None:
+    with GuiApp(tmp_path / "gui", timeout=HARD_TIMEOUT) as gui:
+        seed_profile(gui, sb)
+        gui.launch()
+        gui.press("sign-in")
+        window = gui.consent_window()
+        gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent")
+        assert gui.window_name(window) == f"127.0.0.1:{sb.port} - http - Sign in to Zephr"
+
+        def title_becomes(expected: str) -> None:
+            gui.wait_for(lambda: gui.window_name(window) == expected, f"the window title {expected!r}", timeout=10)
+
+        # A look-alike host (Cyrillic "а"); *.localhost is loopback to the engine, so it loads without DNS.
+        gui.js(f"location.href = 'http://аpple.localhost:{sb.port}/'; true", target="consent")
+        title_becomes(f"xn--pple-43d.localhost:{sb.port} (аpple.localhost) - http - Sign in to Zephr")
+
+        blob = "URL.createObjectURL(new Blob(['<title>Sign in</title><p>Password:</p>'], {type: 'text/html'}))"
+        gui.js(f"location.href = {blob}; true", target="consent")
+        gui.wait_js("location.protocol === 'blob:'", target="consent")
+        title_becomes("(no trustworthy origin) - Sign in to Zephr")
+
+        gui.js(f"location.href = 'http://127.0.0.1:{sb.port}/'; true", target="consent")
+        title_becomes(f"127.0.0.1:{sb.port} - http - Sign in to Zephr")
+        gui.js("location.href = 'about:blank'; true", target="consent")
+        gui.wait_js("location.href === 'about:blank'", target="consent")
+        title_becomes("(no trustworthy origin) - Sign in to Zephr")
