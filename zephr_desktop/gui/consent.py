@@ -114,7 +114,6 @@ class ConsentWindow:
         self._page: Any = None
         self._closing_by_app = False
         self._closed = threading.Event()
-        self._title = TITLE_SUFFIX
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -198,7 +197,6 @@ class ConsentWindow:
             url = self._page.url()
             host = url.host(QUrl.ComponentFormattingOption.EncodeUnicode)  # punycode, never Unicode
             title = format_title(url.scheme(), host, url.port())
-            self._title = title
             native.setWindowTitle(title)
         except Exception:  # an exception escaping a slot would abort the process
             log.exception("could not update the consent window title")
