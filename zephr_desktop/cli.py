@@ -427,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = with_profile(add("login", cmd_login, "sign in and store a token"))
     mode = login.add_mutually_exclusive_group()
-    mode.add_argument("--browser", dest="no_browser", action="store_false", help="open the system browser (default)")
+    mode.add_argument(
+        "--browser", dest="no_browser", action="store_false", default=False, help="open the system browser (default)"
+    )
     mode.add_argument(
         "--no-browser",
         dest="no_browser",
