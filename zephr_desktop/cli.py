@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from . import __version__
-from .errors import ZephrError
+from .errors import LoginCancelledError, ZephrError
 
 PROG = "zephr-desktop"
 _SECRET_PATTERNS = [
@@ -90,7 +90,7 @@ def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
 
 def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
-    from .config import Profile
+    from .config import Profile, how_redirect_is_received
 
     profile = Profile.create(
         name=args.name,
@@ -111,7 +111,7 @@ def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     saved = accounts.save(profile, store=store, client_secret=secret, make_default=True if args.default else None)
     print(
         f"Saved profile '{profile.name}'. Register this redirect URI on the site's Third Party "
-        f"Authentication screen: {profile.redirect_uri}",
+        f"Authentication screen: {profile.redirect_uri}\n{how_redirect_is_received(profile.redirect_uri)}",
         file=sys.stderr,
     )
     if saved.signed_out:
@@ -206,8 +206,11 @@ def _stdin_lines(stdin: TextIO, done: threading.Event) -> Iterator[str]:
             yield line.decode("utf-8", "replace")
 
 
-def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event) -> None:
-    """Accept the final redirect URL pasted on stdin (for when the listener cannot receive it)."""
+def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event, ended: threading.Event) -> None:
+    """Accept the final redirect URL pasted on stdin (for when the listener cannot receive it).
+
+    Without a listener nothing else can end the wait: stdin's end cancels it (``ended`` is set).
+    """
     for line in _stdin_lines(stdin, done):
         if done.is_set():
             return
@@ -219,6 +222,9 @@ def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event) -> None:
             return
         except ZephrError as exc:
             _err(exc.message)
+    if not done.is_set() and not flow.listens:
+        ended.set()
+        flow.cancel()
 
 
 def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
@@ -228,29 +234,42 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     store = _store()
     flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=args.timeout)
     url = flow.start()
-    done = threading.Event()
+    done, stdin_ended = threading.Event(), threading.Event()
     reader: threading.Thread | None = None
+    # With a redirect URI that is not on this computer, nothing listens: the person pastes where the browser ended.
+    paste = (
+        "If the browser cannot reach this machine, paste the address it ends on here and press Enter."
+        if flow.listens
+        else f"The site then sends your browser to {flow.redirect_uri}, which is not on this computer: copy the "
+        "whole address from the browser's address bar as soon as it shows, paste it here and press Enter."
+    )
     if args.no_browser:
         print(url, flush=True)
-        print(
-            "Open the URL above, sign in and click Allow. If the browser cannot reach this machine, "
-            "paste the address it ends on here and press Enter.",
-            file=sys.stderr,
-        )
-        reader = threading.Thread(target=_read_pasted, args=(flow, stdin, done), daemon=True)
-        reader.start()
+        print(f"Open the URL above, sign in and click Allow. {paste}", file=sys.stderr)
     else:
         import webbrowser
 
         print(f"Opening the Zephr sign-in page in your browser:\n  {url}", file=sys.stderr)
         if not webbrowser.open(url):
             print("Could not open a browser; open the URL above yourself.", file=sys.stderr)
+        if not flow.listens:
+            print(f"Sign in and click Allow. {paste}", file=sys.stderr)
+    if args.no_browser or not flow.listens:
+        reader = threading.Thread(target=_read_pasted, args=(flow, stdin, done, stdin_ended), daemon=True)
+        reader.start()
     try:
         token = flow.wait()
     except KeyboardInterrupt:
         flow.cancel()
         _err("Sign-in cancelled.")
         return 130
+    except LoginCancelledError:
+        if stdin_ended.is_set():
+            raise LoginCancelledError(
+                "Standard input ended before the final redirect URL was pasted; run the login again and paste "
+                f"the whole address the browser ends on (it starts with {flow.redirect_uri})."
+            ) from None
+        raise
     finally:
         done.set()
         if reader is not None:
@@ -399,7 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     padd.add_argument("--client-id", required=True, metavar="ID")
     padd.add_argument(
-        "--redirect-uri", metavar="URI", help="loopback redirect URI (default http://127.0.0.1:8765/callback)"
+        "--redirect-uri",
+        metavar="URI",
+        help="redirect URI registered for the client (default http://127.0.0.1:8765/callback, where the app "
+        "listens; an https one is caught in the app's window, or pasted back with the CLI)",
     )
     padd.add_argument("--scope", action="append", metavar="SCOPE", help="repeat for each scope")
     padd.add_argument("--client-secret-stdin", action="store_true", help="read the client secret from stdin")
