@@ -120,13 +120,16 @@
     if (waiting && status.parentElement !== $("waiting-text")) $("waiting-text").prepend(status);
     if (!waiting && status.parentElement === $("waiting-text")) $("signin-card").insertBefore(status, $("demo-hint"));
     status.classList.toggle("in-panel", waiting);
-    byTestId("open-in-browser").hidden = !waiting || state.in_browser;
+    // A redirect URI that is not on this computer is caught in the Zephr window: the browser cannot finish there.
+    byTestId("open-in-browser").hidden = !waiting || state.in_browser || state.redirect_caught;
     if (waiting) {
       $("waiting-sub").textContent = state.in_browser
         ? "Finish signing in in your browser, then click Allow."
         : "Sign in and click Allow in the Zephr window.";
       $("waiting-sub").innerHTML = $("waiting-sub").textContent.replace("Allow", "<b>Allow</b>");
-      $("listening").textContent = state.redirect_uri ? `Listening for the redirect on ${state.redirect_uri}` : "";
+      $("listening").textContent = !state.redirect_uri ? ""
+        : state.redirect_caught ? `The Zephr window catches the redirect to ${state.redirect_uri} before it is sent`
+        : `Listening for the redirect on ${state.redirect_uri}`;
       setStatus(state.in_browser ? "Waiting for you to click Allow in your browser..." : "Waiting for you to click Allow...");
     } else if (state.notice) {
       setStatus(state.notice);
@@ -299,6 +302,10 @@
   function updateRedirectHint() {
     const uri = $("f-redirect_uri").value.trim() || catalog.default_redirect_uri;
     $("redirect-hint").textContent = uri;
+    $("redirect-how").textContent = /^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):/i.test(uri)
+      ? "The app listens for the redirect on this computer."
+      : "The app's window catches the redirect to this address before it is sent (the code never reaches that " +
+        "site); with the command line, paste the final URL from the browser's address bar.";
   }
 
   async function submitForm(event) {

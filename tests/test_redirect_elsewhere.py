@@ -1,6 +1,7 @@
 """A registered redirect URI that is not on this computer (``https://thirdpartyurl.com/auth/callback``).
 
-Nothing listens: the CLI takes the final URL pasted on stdin. Either way, only a URL whose state is this
+Nothing listens: the CLI takes the final URL pasted on stdin, the app's window catches the
+redirect (tests/gui/test_gui_consent.py). Either way, only a URL whose state is this
 sign-in's ends the wait, and the site named in the URI never gets the code from the app.
 """
 
@@ -17,6 +18,7 @@ from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile
 from zephr_desktop.errors import AccessDeniedError, CallbackError, LoginCancelledError
+from zephr_desktop.gui.consent import RedirectTarget
 from zephr_desktop.login import LoginFlow
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from zephr_desktop.sandbox.model import DEFAULT_CLIENT
@@ -146,3 +148,26 @@ def test_cancel_ends_the_wait(flow: LoginFlow) -> None:
     threading.Timer(0.2, flow.cancel).start()
     with pytest.raises(LoginCancelledError):
         flow.wait()
+
+
+# -- what the consent window stops ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "caught"),
+    [
+        (f"{THIRD_PARTY}?code=abc&state=s", True),
+        ("https://THIRDPARTY.invalid:443/auth/callback?code=abc", True),  # the engine may spell it so
+        ("https://thirdparty.invalid./auth/%63allback?code=abc", True),
+        ("https://thirdparty.invalid/auth/callback", True),
+        ("https://thirdparty.invalid/auth/callback/", False),
+        ("https://thirdparty.invalid/auth/other?code=abc", False),
+        ("http://thirdparty.invalid/auth/callback?code=abc", False),  # another scheme: another URI
+        ("https://thirdparty.invalid:8443/auth/callback?code=abc", False),
+        ("https://sub.thirdparty.invalid/auth/callback?code=abc", False),
+        ("https://thirdparty.invalid:99999/auth/callback?code=abc", True),  # unreadable: stopped to be safe
+        ("https://[thirdparty/auth/callback?code=abc", True),
+        ("data:text/html,<p>hi", False),
+        ("about:blank", False),
+    ],
+)
+def test_what_counts_as_the_redirect(url: str, caught: bool) -> None:
+    assert RedirectTarget.of(THIRD_PARTY).matches(url) is caught

@@ -232,6 +232,7 @@ def _state_view(shown: Snapshot) -> dict[str, Any]:
         "signing_in": shown.signing_in,
         "in_browser": shown.in_browser,
         "redirect_uri": shown.redirect_uri,
+        "redirect_caught": shown.redirect_caught,
         "token": token,
         "auto_refresh": shown.auto_refresh,
         "error": shown.error,

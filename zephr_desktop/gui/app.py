@@ -35,7 +35,7 @@ from ..store import TokenStore
 from .api import NO_ATTRIBUTES, page_functions
 from .consent import ConsentWindow
 from .qt import GuiThread, confine_to_app_page, deny_page_permissions
-from .session import Session
+from .session import ConsentHooks, Session
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +130,11 @@ class DesktopShell:
             except Exception as exc:  # the window may be closing
                 log.debug("could not push %s: %s", event.get("type"), type(exc).__name__)
 
-    def open_consent(self, url: str, profile: Profile, on_user_close: Any) -> ConsentWindow:
+    def open_consent(self, url: str, profile: Profile, hooks: ConsentHooks) -> ConsentWindow:
         """Open the sign-in window on ``url``."""
         assert self.gui is not None
         storage = site_session_dir(profile) if profile.keep_site_session else None
-        consent = ConsentWindow(url, gui=self.gui, on_user_close=on_user_close, storage_dir=storage)
+        consent = ConsentWindow(url, gui=self.gui, hooks=hooks, storage_dir=storage)
         self.consent = consent
         consent.open()
         return consent

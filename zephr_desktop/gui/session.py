@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import accounts
-from ..config import Profile, Profiles, load_profiles
+from ..config import Profile, Profiles, how_redirect_is_received, listens_on_loopback, load_profiles
 from ..errors import ConfigError, LoginCancelledError, ZephrError
 from ..login import LoginFlow, ensure_fresh_token
 from ..oauth import Token
@@ -37,14 +37,24 @@ class ConsentHandle(Protocol):
         """Close it from the app (not a cancel)."""
 
 
+@dataclass(frozen=True)
+class ConsentHooks:
+    """What the consent window tells the session, and what it must catch."""
+
+    on_user_close: Callable[[], None]  # the person closed the window: cancel
+    continue_in_browser: Callable[[], None] | None  # None: the system browser cannot finish this sign-in
+    catch_redirect: str | None  # the redirect URI to catch in the window (no listener), or None
+    hand_over: Callable[[str], str | None]  # a caught redirect URL for the sign-in; returns why it was refused
+
+
 class Shell(Protocol):
     """The window side of the app, as the session and the bridge use it."""
 
     def push(self, event: dict[str, Any]) -> None:
         """Tell the page something changed (it then asks for the state)."""
 
-    def open_consent(self, url: str, profile: Profile, on_user_close: Callable[[], None]) -> ConsentHandle:
-        """Open the consent window on ``url``; ``on_user_close`` runs if the person closes it."""
+    def open_consent(self, url: str, profile: Profile, hooks: ConsentHooks) -> ConsentHandle:
+        """Open the consent window on ``url``; it calls ``hooks`` (e.g. if the person closes it)."""
 
     def copy_text(self, text: str) -> float | None:
         """Put ``text`` on the system clipboard; returns after how many seconds it is cleared, if it is."""
@@ -64,6 +74,7 @@ class Snapshot:
     signing_in: bool
     in_browser: bool
     redirect_uri: str | None
+    redirect_caught: bool  # no listener: the consent window catches the redirect
     auto_refresh: bool
     error: str | None
     notice: str | None
@@ -139,6 +150,7 @@ class Session:
                 signing_in=signin is not None,
                 in_browser=signin is not None and signin.in_browser,
                 redirect_uri=signin.flow.redirect_uri if signin is not None else None,
+                redirect_caught=signin is not None and not signin.flow.listens,
                 auto_refresh=self.auto.enabled,
                 error=self._error or error,
                 notice=self._notice,
@@ -203,6 +215,8 @@ class Session:
             self._notice = f"Profile '{profile.name}' saved." + (
                 " Its site, client ID or token URL changed, so it is signed out." if saved.signed_out else ""
             )
+            if not listens_on_loopback(profile.redirect_uri):
+                self._notice += " " + how_redirect_is_received(profile.redirect_uri)
         return profile
 
     def remove(self, name: str) -> None:
@@ -233,8 +247,14 @@ class Session:
             url = flow.start()  # the listener is bound before the page is shown
             signin = self._signin = _SignIn(flow)
         threading.Thread(target=self._wait, args=(signin, profile), name="zephr-sign-in", daemon=True).start()
+        hooks = ConsentHooks(
+            on_user_close=functools.partial(self._consent_closed, signin),
+            continue_in_browser=functools.partial(self._continue_in_browser, signin) if flow.listens else None,
+            catch_redirect=None if flow.listens else flow.redirect_uri,
+            hand_over=functools.partial(self._hand_over, signin),
+        )
         try:
-            consent = self._shell.open_consent(url, profile, functools.partial(self._consent_closed, signin))
+            consent = self._shell.open_consent(url, profile, hooks)
         except BaseException:
             flow.cancel()  # free the port now rather than when the wait times out
             raise
@@ -255,13 +275,39 @@ class Session:
         """Carry on the sign-in in progress in the system browser (same state, PKCE and listener)."""
         with self._lock:
             signin = self._signin
-            if signin is None:
-                raise ZephrError("No sign-in is in progress. Press Sign in first.")
+        if signin is None:
+            raise ZephrError("No sign-in is in progress. Press Sign in first.")
+        self._continue_in_browser(signin)
+
+    def _continue_in_browser(self, signin: _SignIn) -> None:
+        if not signin.flow.listens:
+            # The browser would send the code to that site, and nothing here would receive it.
+            raise ZephrError(
+                f"This profile's redirect URI ({signin.flow.redirect_uri}) is not on this computer, so the system "
+                "browser cannot hand the sign-in back to the app: finish it in the sign-in window, or run "
+                "`zephr-desktop login --browser` and paste the final address."
+            )
+        with self._lock:
+            if self._signin is not signin:
+                raise ZephrError("That sign-in has already ended. Press Sign in to start again.")
             signin.in_browser = True
             consent, signin.consent = signin.consent, None
         if consent is not None:
             consent.close()
         self._shell.open_browser(signin.flow.url)
+        self._shell.push({"type": "sign_in_in_browser"})
+
+    def _hand_over(self, signin: _SignIn, url: str) -> str | None:
+        """A redirect the consent window caught: the sign-in's if its state matches (else why not)."""
+        with self._lock:
+            if self._signin is not signin:
+                return "This sign-in is no longer in progress. Return to the app and sign in again."
+        try:
+            signin.flow.submit_redirect_url(url)
+        except ZephrError as exc:
+            log.warning("refused a redirect caught in the sign-in window: %s", type(exc).__name__)
+            return exc.message
+        return None
 
     def _consent_closed(self, signin: _SignIn) -> None:
         with self._lock:
