@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .. import accounts
-from ..config import Profile, Profiles, load_profiles
+from ..config import Profile, Profiles, load_profiles, unknown_scope_warning
 from ..errors import ConfigError, LoginCancelledError, ZephrError
 from ..login import LoginFlow, ensure_fresh_token
 from ..oauth import Token
@@ -201,8 +201,13 @@ class Session:
                 self._current = profile.name
             self._error = None
             self._notice = f"Profile '{profile.name}' saved." + (
-                " Its site, client ID or token URL changed, so it is signed out." if saved.signed_out else ""
+                " Its site, client ID, token URL or authorize URL changed, so it is signed out."
+                if saved.signed_out
+                else ""
             )
+            warning = unknown_scope_warning(profile)
+            if warning:
+                self._notice += " " + warning
         return profile
 
     def remove(self, name: str) -> None:
