@@ -186,6 +186,27 @@ def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
     return 0
 
 
+def cmd_profile_check(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .check import PROBLEM, check_profile
+
+    profile = _profile(args.name)
+    findings = check_profile(profile, _store().get_client_secret(profile.name))
+    for finding in findings:
+        print(f"{finding.status}: {finding.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([finding.as_dict() for finding in findings], indent=2))
+    problems = sum(finding.status == PROBLEM for finding in findings)
+    if problems:
+        print(
+            f"Profile '{profile.name}': {problems} problem{'s' if problems > 1 else ''}. Fix and run "
+            f"`zephr-desktop profile check {profile.name}` again.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Profile '{profile.name}' looks right: sign in with `zephr-desktop login`.", file=sys.stderr)
+    return 0
+
+
 def cmd_profile_remove(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
 
@@ -462,6 +483,14 @@ def build_parser() -> argparse.ArgumentParser:
     padd.add_argument("--default", action="store_true", help="make it the selected profile")
     plist = psub.add_parser("list", help="list profiles (* marks the selected one)", parents=[common])
     plist.set_defaults(func=cmd_profile_list)
+    pcheck = psub.add_parser(
+        "check",
+        help="say what is wrong with a profile before signing in (exit 1 if anything is)",
+        parents=[common],
+    )
+    pcheck.add_argument("name", nargs="?", help="profile to check (default: the selected one)")
+    pcheck.add_argument("--json", action="store_true", help="also print the findings as JSON on stdout")
+    pcheck.set_defaults(func=cmd_profile_check)
     for name, func, help_ in (
         ("show", cmd_profile_show, "show a profile as JSON (never the secret)"),
         ("remove", cmd_profile_remove, "remove a profile, its tokens and secret"),
