@@ -256,6 +256,7 @@ def test_profile_add_issuer_then_sign_in(child_env: dict[str, str], rfc_sandbox:
     assert f"Read the server's metadata from {rfc_sandbox.url}/.well-known/oauth-authorization-server" in r.err
     assert f"token_url: {rfc_sandbox.token_url} (from the metadata)" in r.err
     assert "token_format: form" in r.err and "client_auth: basic (the server supports client_secret_basic)" in r.err
+    assert "Register this redirect URI for the client on the authorization server" in r.err
     profile = load_profiles().profiles["rfc"]
     assert (profile.site_url, profile.token_url) == (rfc_sandbox.url, rfc_sandbox.token_url)
     assert (profile.token_format, profile.client_auth) == ("form", "basic")

@@ -141,11 +141,13 @@ def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     secret = _read_secret(args, stdin)
     store = _store()
     saved = accounts.save(profile, store=store, client_secret=secret, make_default=True if args.default else None)
-    print(
-        f"Saved profile '{profile.name}'. Register this redirect URI on the site's Third Party "
-        f"Authentication screen: {profile.redirect_uri}",
-        file=sys.stderr,
+    where = (
+        "on the site's Third Party Authentication screen"
+        if profile.token_format == "json"
+        else "for the client on the authorization server"
     )
+    print(f"Saved profile '{profile.name}'. Register this redirect URI {where}: {profile.redirect_uri}",
+          file=sys.stderr)  # fmt: skip
     if saved.signed_out:
         print(
             "Its site, client ID, token URL or authorize URL changed, so its tokens were removed: run "
