@@ -207,46 +207,44 @@ def check_endpoint_url(value: Any, field_name: str) -> str:
 
 
 def check_redirect_uri(value: Any, profile: str | None = None, path: str | None = None) -> str:
-    """Validate a loopback redirect URI (http, 127.0.0.1 / localhost / [::1], explicit port)."""
-    fname = "redirect_uri"
-    if not isinstance(value, str) or not value.strip():
+    """The one check of a loopback redirect URI, also run by the listener; returns it as written, trimmed.
+
+    http, host 127.0.0.1, localhost or [::1], an explicit port (0: any free one), RFC 3986
+    characters only, no user info or fragment. A query is allowed (RFC 6749 3.1.2). Nothing is
+    normalised: the server compares redirect URIs exactly.
+    """
+    uri = value.strip() if isinstance(value, str) else ""
+    if uri:
+        _check_uri_chars(uri, "redirect_uri", profile, path)
+    problem = _redirect_uri_problem(uri)
+    if problem:
         raise ConfigError(
-            "must be a URI such as http://127.0.0.1:8765/callback", path=path, profile=profile, field=fname
-        )
-    value = value.strip()
-    _check_uri_chars(value, fname, profile, path)
-    parts = urlsplit(value)
-    if parts.scheme != "http":
-        raise ConfigError(
-            f"'{value}' must start with http:// (the app listens on this machine, without TLS)",
+            f"'{uri if isinstance(value, str) else value}' {problem}; use one such as {DEFAULT_REDIRECT_URI}",
             path=path,
             profile=profile,
-            field=fname,
+            field="redirect_uri",
         )
-    host = parts.hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ConfigError(
-            f"'{value}' must point at 127.0.0.1, localhost or [::1] (the app's own listener)",
-            path=path,
-            profile=profile,
-            field=fname,
-        )
+    return uri
+
+
+def _redirect_uri_problem(uri: str) -> str | None:
+    """What makes ``uri`` (RFC 3986 characters only) unusable as the listener's redirect URI, or None."""
     try:
+        parts = urlsplit(uri)
         port = parts.port
     except ValueError:
-        port = -1
-    if port is None or port < 0:
-        raise ConfigError(
-            f"'{value}' needs a port between 0 and 65535, e.g. http://127.0.0.1:8765/callback",
-            path=path,
-            profile=profile,
-            field=fname,
-        )
-    if parts.query or parts.fragment or parts.username:
-        raise ConfigError(f"'{value}' must not carry a query or fragment", path=path, profile=profile, field=fname)
-    if not parts.path.startswith("/"):
-        value = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
-    return value
+        return "is not a valid URL (is the port a number between 0 and 65535?)"
+    if parts.scheme != "http":
+        return "must start with http:// (the app listens on this machine, without TLS)"
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return "must point at 127.0.0.1, localhost or [::1] (the app's own listener, never 0.0.0.0)"
+    if port is None:
+        return "needs a port between 0 and 65535"
+    if "@" in parts.netloc:
+        return "must not contain a user name or password"
+    if "#" in uri:
+        return "must not contain a #fragment"
+    return None
 
 
 def check_scopes(value: Any, profile: str | None = None, path: str | None = None) -> tuple[str, ...]:
