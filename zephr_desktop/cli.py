@@ -397,6 +397,20 @@ def cmd_sandbox(args: argparse.Namespace, stdin: TextIO) -> int:
     return int(sandbox_main(args.sandbox_args))
 
 
+def cmd_desktop_entry(args: argparse.Namespace, stdin: TextIO) -> int:
+    from . import desktop_entry
+
+    if args.action == "install":
+        written = desktop_entry.install()
+        print(f"Added Zephr Desktop to the app menu: {written[-1]} (and {len(written) - 1} icon files).",
+              file=sys.stderr)
+        return 0
+    removed = desktop_entry.remove()
+    print(f"Removed the menu entry and icons ({len(removed)} files)." if removed
+          else "There was no menu entry to remove.", file=sys.stderr)
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
     from .gui import run
 
@@ -521,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     logout.add_argument("--all", action="store_true", help="also forget the client secret")
     api = with_profile(add("api", cmd_api, "call Zephr's Public API with the token and print the JSON"))
     api.add_argument("endpoint", choices=("account", "profile"))
+    entry = add("desktop-entry", cmd_desktop_entry,
+                "add the app to the desktop's menu (a .desktop file and icons), or remove it")
+    entry.add_argument("action", choices=("install", "remove"))
     # The sandbox parses its own options (`zephr-desktop sandbox --help` lists them); see main().
     sandbox = add("sandbox", cmd_sandbox, "run the built-in Zephr sandbox in the foreground")
     sandbox.add_argument("sandbox_args", nargs="*", metavar="OPTION",

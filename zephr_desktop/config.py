@@ -7,7 +7,9 @@ CLI's full ``token`` path (taken whenever the fast path in ``fasttoken`` cannot 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import logging
 import os
 import re
 import tomllib
@@ -18,6 +20,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .errors import ConfigError, ProfileNotFoundError
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "zephr-desktop"
 DEFAULT_TOKEN_URL = "https://console.zephr.com/zephr/oauth2/token"
@@ -45,6 +49,10 @@ _SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _AUTHORIZE_PARAMS = frozenset(
     ("client_id", "response_type", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method")
 )
+# The profiles.toml format this release writes (`schema = 1`; files from before the key are 0).
+# An older valid file is upgraded in place, atomically, keeping a copy as profiles.toml.bak-<old>;
+# a file from a newer release is refused and left exactly as it is.
+SCHEMA_VERSION = 1
 
 
 def config_dir() -> Path:
@@ -390,26 +398,114 @@ class Profiles:
 
 
 def load_profiles(path: Path | None = None) -> Profiles:
-    """Read and validate ``profiles.toml``; a missing file means no profiles."""
+    """Read and validate ``profiles.toml``; a missing file means no profiles.
+
+    A valid file in an older format is upgraded in place first (see ``_upgrade``); a file
+    from a newer release is refused and never rewritten.
+    """
     path = path or config_path()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    raw = _read_file(path)
+    if raw is None:
         return Profiles()
+    data = _decode(raw, path)
+    schema = _schema(data, str(path))
+    profiles = _parse(data, str(path))  # only a file that validates is upgraded
+    if schema < SCHEMA_VERSION:
+        _upgrade(path, raw, schema, profiles)
+    return profiles
+
+
+def _read_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise ConfigError(f"cannot be read ({exc.strerror})", path=str(path)) from exc
+
+
+def _decode(raw: bytes, path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"is not valid TOML ({exc}); fix or delete the file", path=str(path)) from exc
-    return _parse(data, str(path))
+
+
+def _schema(data: dict[str, Any], path: str) -> int:
+    """The file's format version (0 before the key existed); a newer one than this release reads is refused."""
+    value = data.get("schema", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < ("schema" in data):
+        raise ConfigError(
+            f"must be the file format's version, a whole number such as {SCHEMA_VERSION} (got {value!r})",
+            path=path,
+            field="schema",
+        )
+    if value > SCHEMA_VERSION:
+        raise ConfigError(
+            f"written by a newer zephr-desktop (schema {value}); upgrade the app (this one reads schema "
+            f"{SCHEMA_VERSION} and older). The file was left as it is.",
+            path=path,
+        )
+    return value
+
+
+def _to_schema_1(raw: bytes) -> bytes:
+    # Schema 1 only adds the version key; a top-level key may open any TOML document, and
+    # everything the person wrote (comments, order, spacing) stays as it was.
+    return b"schema = 1\n" + raw
+
+
+_UPGRADES = {0: _to_schema_1}  # from schema N to N + 1, on the file's bytes
+
+
+def backup_path(path: Path, schema: int, raw: bytes) -> Path:
+    """Where the copy of a schema-``schema`` file goes before it is upgraded.
+
+    ``profiles.toml.bak-<schema>``, or ``.bak-<schema>.<n>`` when an earlier, different copy
+    holds that name; an existing copy of exactly these bytes is reused.
+    """
+    candidate = path.with_name(f"{path.name}.bak-{schema}")
+    n = 1
+    while candidate.exists():
+        with contextlib.suppress(OSError):
+            if candidate.read_bytes() == raw:
+                return candidate
+        candidate = path.with_name(f"{path.name}.bak-{schema}.{n}")
+        n += 1
+    return candidate
+
+
+def _upgrade(path: Path, raw: bytes, schema: int, profiles: Profiles) -> None:
+    """Rewrite an older file in the current format: a backup first, then one atomic replace."""
+    from .fileutil import atomic_write
+
+    new = raw
+    for version in range(schema, SCHEMA_VERSION):
+        new = _UPGRADES[version](new)
+    if _parse(_decode(new, path), str(path)) != profiles:  # never write a file that means something else
+        log.warning("not upgrading %s: the upgraded file would not read back the same", path)
+        return
+    try:
+        backup = backup_path(path, schema, raw)
+        if not backup.exists():
+            atomic_write(backup, raw)
+        if _read_file(path) != raw:
+            return  # changed meanwhile (another process upgraded or saved it): leave that alone
+        atomic_write(path, new)
+    except OSError as exc:
+        # The profiles were read; only the upgrade could not be written. Try again next time.
+        log.warning("could not upgrade %s to schema %d (%s); it still works as it is", path, SCHEMA_VERSION,
+                    exc.strerror or exc)
+        return
+    log.info("upgraded %s to schema %d; the old file is kept as %s", path, SCHEMA_VERSION, backup)
 
 
 def _parse(data: dict[str, Any], path: str) -> Profiles:
-    unknown = set(data) - {"default", "profiles"}
+    unknown = set(data) - {"schema", "default", "profiles"}
     if unknown:
         raise ConfigError(
-            'unknown top-level key; the file holds `default = "NAME"` and [profiles.NAME] tables',
+            f'unknown top-level key; the file holds `schema = {SCHEMA_VERSION}`, `default = "NAME"` and '
+            "[profiles.NAME] tables",
             path=path,
             field=sorted(unknown)[0],
         )
@@ -431,6 +527,17 @@ def _parse(data: dict[str, Any], path: str) -> Profiles:
     return Profiles(profiles, default)
 
 
+def _refuse_newer(path: Path) -> None:
+    """Raise the newer-release error if ``path`` holds a file from a newer release (it is never replaced)."""
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # nothing readable to protect; callers load and validate the file before saving
+    version = data.get("schema")
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        _schema(data, str(path))
+
+
 def save_profiles(profiles: Profiles, path: Path | None = None) -> None:
     """Write ``profiles.toml`` atomically (0600, directory 0700)."""
     import tomli_w
@@ -438,7 +545,8 @@ def save_profiles(profiles: Profiles, path: Path | None = None) -> None:
     from .fileutil import atomic_write
 
     path = path or config_path()
-    doc: dict[str, Any] = {}
+    _refuse_newer(path)
+    doc: dict[str, Any] = {"schema": SCHEMA_VERSION}
     if profiles.default:
         doc["default"] = profiles.default
     doc["profiles"] = {name: p.to_toml_table() for name, p in sorted(profiles.profiles.items())}

@@ -15,7 +15,6 @@ names the library that is really missing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -26,7 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..config import SCOPES, Profile, is_loopback_host, load_profiles, remove_profile, save_profile
+from ..config import SCOPES, Profile, save_profile
+from ..desktop_entry import APP_ID, ICON_THEME
 from ..errors import ZephrError
 from ..resources import assets_dir
 from ..store import TokenStore
@@ -42,6 +42,10 @@ WINDOW_SIZE = (920, 760)
 MIN_SIZE = (640, 560)
 CLIPBOARD_CLEAR_AFTER = 120.0  # seconds; cleared only if the clipboard still holds what we put there
 DEMO_PROFILE = "demo"
+DEMO_DIR_PREFIX = "zephr-desktop-demo-"
+DEMO_LOCK = "session.lock"
+DEMO_LIVE = "session.live"
+DEMO_UNMARKED_GRACE = 86400.0  # seconds before a demo dir that never got its live mark counts as stale
 
 
 def prepare_environment() -> None:
@@ -54,6 +58,18 @@ def prepare_environment() -> None:
 def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     # PyQt6 calls qFatal (SIGABRT) for an exception escaping a slot unless a hook is set.
     log.error("unhandled %s in the GUI: %s", kind.__name__, exc if isinstance(exc, ZephrError) else "")
+
+
+def app_icon() -> Any:
+    """The app icon as a ``QIcon`` holding every shipped PNG size (16 to 512 pixels)."""
+    from qtpy.QtCore import QSize
+    from qtpy.QtGui import QIcon
+
+    icon = QIcon()
+    for png in sorted((assets_dir() / "icons" / ICON_THEME).glob(f"*/apps/{APP_ID}.png")):
+        side = int(png.parent.parent.name.split("x", 1)[0])
+        icon.addFile(str(png), QSize(side, side))
+    return icon
 
 
 def site_session_dir(profile: Profile) -> Path:
@@ -82,8 +98,11 @@ class DesktopShell:
 
         app = QApplication.instance()
         if isinstance(app, QApplication):
-            app.setApplicationName("zephr-desktop")
-            app.setDesktopFileName("zephr-desktop")
+            # WM_CLASS (X11) and the app id (Wayland) come from these names: the menu entry's
+            # StartupWMClass and file name must match them for docks to group the windows.
+            app.setApplicationName(APP_ID)
+            app.setDesktopFileName(APP_ID)
+            app.setWindowIcon(app_icon())  # every window without its own icon shows this one
 
     def close(self) -> None:
         """Stop the event pusher."""
@@ -147,44 +166,112 @@ class DesktopShell:
         webbrowser.open(url)
 
 
+class DemoSession:
+    """A private config and data dir for one demo run, so the demo never writes the user's files.
+
+    The demo's profile, client secret and tokens go to a fresh 0700 temp dir named
+    ``zephr-desktop-demo-*``, selected through ``ZEPHR_DESKTOP_CONFIG_DIR`` and
+    ``ZEPHR_DESKTOP_DATA_DIR`` before anything reads a path, with the 0600 file secret store
+    (``ZEPHR_DESKTOP_SECRET_STORE=file``) instead of the keyring. ``close()`` deletes the dir. A
+    demo that is killed leaves only its temp dir; the lock it held dies with it, and the next
+    demo's start deletes such dirs.
+    """
+
+    def __init__(self, root: Path, lock: Any, saved_env: dict[str, str | None]) -> None:
+        self.root = root
+        self._lock = lock
+        self._saved_env = saved_env
+
+    @classmethod
+    def open(cls, parent: Path | None = None) -> DemoSession:
+        """Clean up after killed demos, make this run's dir, lock it and point the app's paths at it."""
+        import tempfile
+
+        from filelock import FileLock
+
+        parent = parent or Path(tempfile.gettempdir())
+        remove_stale_demo_dirs(parent)
+        root = Path(tempfile.mkdtemp(prefix=DEMO_DIR_PREFIX, dir=parent))
+        lock = FileLock(str(root / DEMO_LOCK), timeout=10)
+        lock.acquire()  # held until close() or the process's death
+        (root / DEMO_LIVE).touch()  # from now on, a free lock means this run is over
+        settings = {
+            "ZEPHR_DESKTOP_CONFIG_DIR": str(root / "config"),
+            "ZEPHR_DESKTOP_DATA_DIR": str(root / "data"),
+            "ZEPHR_DESKTOP_SECRET_STORE": "file",  # never the user's keyring
+        }
+        saved = {name: os.environ.get(name) for name in settings}
+        os.environ.update(settings)
+        return cls(root, lock, saved)
+
+    def close(self) -> None:
+        """Delete the session's dir and put the environment back."""
+        import shutil
+
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        try:
+            shutil.rmtree(self.root, ignore_errors=True)
+        finally:
+            self._lock.release()
+
+
+def remove_stale_demo_dirs(parent: Path) -> list[Path]:
+    """Delete the dirs of demos that were killed: ours, marked live, and with their lock free."""
+    import shutil
+    import stat
+    import time
+
+    from filelock import FileLock, Timeout
+
+    removed: list[Path] = []
+    for path in parent.glob(f"{DEMO_DIR_PREFIX}*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+            continue
+        if not (path / DEMO_LIVE).exists() and time.time() - info.st_mtime < DEMO_UNMARKED_GRACE:
+            continue  # a demo between making its dir and locking it (or one killed right there, a day ago)
+        lock = FileLock(str(path / DEMO_LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except (Timeout, OSError):
+            continue  # a demo that is running now
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        finally:
+            lock.release()
+    return removed
+
+
 def _start_demo(store: TokenStore) -> tuple[Any, str, str]:
-    """Start the sandbox on loopback and save a profile pointing at it."""
+    """Start the sandbox on loopback and save a profile pointing at it (in the demo's own files)."""
     from ..sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox, SandboxSettings
 
     sandbox = Sandbox(host="127.0.0.1", port=0, settings=SandboxSettings(loopback_any_port=True)).start()
-    name = DEMO_PROFILE
-    existing = load_profiles().profiles.get(name)
-    if existing is not None and not is_loopback_host(_host(existing.site_url)):
-        name = "zephr-sandbox-demo"  # never overwrite a real profile that happens to be called "demo"
     profile = Profile.create(
-        name=name,
+        name=DEMO_PROFILE,
         site_url=sandbox.url,
         token_url=sandbox.token_url,
         client_id=DEFAULT_CLIENT_ID,
         redirect_uri="http://127.0.0.1:0/callback",
         scopes=list(SCOPES),
     )
-    save_profile(profile, make_default=False)
-    store.delete(name)  # tokens of an earlier demo run belong to a sandbox that is gone
-    store.set_client_secret(name, DEFAULT_CLIENT_SECRET)
+    save_profile(profile, make_default=True)
+    store.set_client_secret(DEMO_PROFILE, DEFAULT_CLIENT_SECRET)
     email = next(iter(TEST_USERS))
     hint = f"Demo: a local Zephr sandbox. Sign in as {email} with password {TEST_USERS[email]['password']}."
-    return sandbox, name, hint
+    return sandbox, DEMO_PROFILE, hint
 
 
-def _stop_demo(sandbox: Any, name: str, store: TokenStore) -> None:
-    sandbox.stop()
-    with contextlib.suppress(ZephrError):
-        remove_profile(name)
-    with contextlib.suppress(ZephrError):
-        store.delete(name)
-        store.delete_client_secret(name)
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).hostname or ""
+def _quiet(_message: str) -> None:
+    """The demo's secret store is a temp file on purpose: nothing to tell the user about it."""
 
 
 def _control_handlers(window: Any, shell: DesktopShell) -> dict[str, Any]:
@@ -253,6 +340,7 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
     import webview
 
     sys.excepthook = _log_unhandled
+    demo_session: DemoSession | None = None
     store = TokenStore()
     sandbox: Any = None
     demo_hint: str | None = None
@@ -261,6 +349,8 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
     session: Session | None = None
     try:
         if demo:
+            demo_session = DemoSession.open()  # before the store, or anything else, reads a path
+            store = TokenStore(notice=_quiet)
             sandbox, profile_name, demo_hint = _start_demo(store)
         session = Session(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
         window = create_main_window(session, shell)
@@ -271,12 +361,8 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
             control = ControlServer(control_path, _control_handlers(window, shell))
             control.start()
         session.start_watching()
-        icon = assets_dir() / "icon.png"
-        webview.start(
-            gui="qt" if sys.platform.startswith("linux") else None,
-            private_mode=True,
-            icon=str(icon) if icon.is_file() else None,
-        )
+        # No icon= here: pywebview would give each window that one file, hiding the app icon's sizes.
+        webview.start(gui="qt" if sys.platform.startswith("linux") else None, private_mode=True)
     except ZephrError as exc:
         print(f"zephr-desktop: {exc.message}", file=sys.stderr)
         return 1
@@ -286,6 +372,8 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
         shell.close()
         if control is not None:
             control.stop()
-        if sandbox is not None and profile_name:
-            _stop_demo(sandbox, profile_name, store)
+        if sandbox is not None:
+            sandbox.stop()
+        if demo_session is not None:
+            demo_session.close()
     return 0
