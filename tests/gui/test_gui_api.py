@@ -395,6 +395,21 @@ def test_changing_the_site_forgets_the_old_token(api: Page, shell: FakeShell, pr
         ("http", "127.0.0.1", 8780, "127.0.0.1:8780 - http - Sign in to Zephr"),
         ("http", "::1", 8780, "[::1]:8780 - http - Sign in to Zephr"),
         ("", "", -1, "Sign in to Zephr"),
+        # International hosts: punycode first, so a look-alike cannot pass for the real name.
+        ("https", "xn--pple-43d.com", -1, "xn--pple-43d.com (аpple.com) - https - Sign in to Zephr"),
+        ("https", "аpple.com", 443, "xn--pple-43d.com (аpple.com) - https - Sign in to Zephr"),
+        ("https", "xn--80ak6aa92e.com", -1, "xn--80ak6aa92e.com (аррӏе.com) - https - Sign in to Zephr"),
+        ("http", "xn--pple-43d.test", 8080, "xn--pple-43d.test:8080 (аpple.test) - http - Sign in to Zephr"),
+        ("https", "login.xn--pple-43d.com", -1, "login.xn--pple-43d.com (login.аpple.com) - https - Sign in to Zephr"),
+        # No readable form when it would hide something (a direction override) or is not punycode at all.
+        ("https", "xn--paypalmoc-lh0e", -1, "xn--paypalmoc-lh0e - https - Sign in to Zephr"),
+        ("https", "xn--zz.example.com", -1, "xn--zz.example.com - https - Sign in to Zephr"),
+        # Pages without a web origin say so instead of going blank.
+        ("about", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
+        ("blob", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
+        ("data", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
+        ("file", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
+        ("https", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
     ],
 )
 def test_consent_title_shows_origin_and_scheme(scheme: str, host: str, port: int, title: str) -> None:

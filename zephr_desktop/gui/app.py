@@ -9,6 +9,8 @@ Qt workarounds applied here (each verified under Xvfb with PyQt6 6.11 / pywebvie
 - An exception escaping any PyQt6 slot aborts the process unless ``sys.excepthook`` is
   replaced; the hook installed here logs the error type instead.
 - The Qt backend is forced on Linux (``webview.start(gui="qt")``).
+- pywebview injects the bridge into whatever the main window loads: ``qt.confine_to_app_page``
+  keeps it on the app's own page (links the person clicks go to the system browser).
 Missing X libraries show up as a misleading "xcb-cursor0 is needed"; ``QT_DEBUG_PLUGINS=1``
 names the library that is really missing.
 """
@@ -32,7 +34,7 @@ from ..resources import assets_dir
 from ..store import TokenStore
 from .api import NO_ATTRIBUTES, page_functions
 from .consent import ConsentWindow
-from .qt import GuiThread, deny_page_permissions
+from .qt import GuiThread, confine_to_app_page, deny_page_permissions
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,9 @@ class DesktopShell:
         """Called on the GUI thread in the main window's ``before_show``."""
         self.window = window
         self.gui = GuiThread()
-        deny_page_permissions(window.native.webview.page())
+        page = window.native.webview.page()
+        deny_page_permissions(page)
+        confine_to_app_page(page, str(window.real_url), self._open_link)
         from qtpy.QtWidgets import QApplication
 
         app = QApplication.instance()
@@ -161,9 +165,13 @@ class DesktopShell:
 
     def open_browser(self, url: str) -> None:
         """Open ``url`` in the system browser."""
-        import webbrowser  # only for 'Open in browser instead'
+        import webbrowser  # only for 'Open in browser instead' and links
 
         webbrowser.open(url)
+
+    def _open_link(self, url: str) -> None:
+        # Called on the GUI thread; a browser command may take its time to return.
+        threading.Thread(target=self.open_browser, args=(url,), name="zephr-open-link", daemon=True).start()
 
 
 class DemoSession:
@@ -274,26 +282,6 @@ def _quiet(_message: str) -> None:
     """The demo's secret store is a temp file on purpose: nothing to tell the user about it."""
 
 
-def _control_handlers(window: Any, shell: DesktopShell) -> dict[str, Any]:
-    def evaluate(request: dict[str, Any]) -> Any:
-        script = str(request["js"])
-        if request.get("target") == "consent":
-            consent = shell.consent
-            if consent is None or not consent.is_open:
-                raise RuntimeError("no consent window is open")
-            return consent.run_js(script)
-        return window.evaluate_js(script)
-
-    def consent_info(_request: dict[str, Any]) -> Any:
-        consent = shell.consent
-        return consent.info() if consent is not None else {"open": False}
-
-    def ping(_request: dict[str, Any]) -> Any:
-        return {"loaded": window.events.loaded.is_set(), "pid": os.getpid()}
-
-    return {"eval": evaluate, "consent": consent_info, "ping": ping}
-
-
 def missing_display() -> str | None:
     """A sentence saying why no window can open here, or None."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
@@ -345,7 +333,6 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
     sandbox: Any = None
     demo_hint: str | None = None
     shell = DesktopShell()
-    control: Any = None
     session: Session | None = None
     try:
         if demo:
@@ -353,13 +340,7 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
             store = TokenStore(notice=_quiet)
             sandbox, profile_name, demo_hint = _start_demo(store)
         session = Session(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
-        window = create_main_window(session, shell)
-        control_path = os.environ.get("ZEPHR_DESKTOP_TEST_CONTROL")
-        if control_path:
-            from .control import ControlServer  # the automation channel, off unless asked for
-
-            control = ControlServer(control_path, _control_handlers(window, shell))
-            control.start()
+        create_main_window(session, shell)
         session.start_watching()
         # No icon= here: pywebview would give each window that one file, hiding the app icon's sizes.
         webview.start(gui="qt" if sys.platform.startswith("linux") else None, private_mode=True)
@@ -370,8 +351,6 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
         if session is not None:
             session.shutdown()
         shell.close()
-        if control is not None:
-            control.stop()
         if sandbox is not None:
             sandbox.stop()
         if demo_session is not None:
