@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,18 @@ def test_profile_remove_and_logout_go_through_accounts() -> None:
     assert cli("profile", "remove", "news")[0] == 0
     assert store.get_client_secret("news") is None and load_profiles().profiles == {}
     assert secrets_on_disk(store) == {}
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        (("--scope", "openid", "--scope", "user.account:read"), True),
+        (("--scope", "user.account:read"), False),
+        (("--scope", "openid", "--token-format", "form"), False),  # another server's own scope
+    ],
+)
+def test_profile_add_warns_about_scopes_zephr_does_not_know(extra: tuple[str, ...], warned: bool) -> None:
+    code, out, err = cli("profile", "add", "news", *SITE, *extra)
+    assert (code, out) == (0, "")
+    assert ("Warning: Profile 'news' asks for 'openid', which is not one of Zephr's scopes" in err) is warned, err
+    assert load_profiles().profiles["news"].scopes == tuple(v for k, v in itertools.pairwise(extra) if k == "--scope")
