@@ -22,8 +22,9 @@ from .errors import (
     SecretStoreError,
     ZephrError,
 )
-from .oauth import AuthRequest, Token, exchange_code, parse_callback, parse_redirect_url, redact, refresh
+from .oauth import AuthRequest, Token, parse_callback, parse_redirect_url, redact
 from .store import TokenStore
+from .token_client import SessionFactory, authlib_session, exchange_code, refresh
 
 if TYPE_CHECKING:
     from .listener import CallbackListener
@@ -50,12 +51,14 @@ class LoginFlow:
         store: TokenStore | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        session_factory: SessionFactory = authlib_session,
     ) -> None:
         self.profile = profile
         self._secret = client_secret
         self.store = store or TokenStore()
         self.timeout = timeout
         self._clock = clock
+        self._session_factory = session_factory
         self._request = AuthRequest.new(profile)
         self._listener: CallbackListener | None = None
         self._pasted: str | None = None
@@ -133,7 +136,10 @@ class LoginFlow:
                 raise
             log.debug("authorization code %s received from the %s", redact(code), code_source)
             try:
-                token = exchange_code(self.profile, self._secret, self._request, code, clock=self._clock)
+                token = exchange_code(
+                    self.profile, self._secret, self._request, code, clock=self._clock,
+                    session_factory=self._session_factory,
+                )
                 # Every save of a profile holds its lock, so tidy() elsewhere never takes a fresh secret.
                 with self.store.refresh_lock(self.profile.name):
                     self.store.save(self.profile.name, token)
@@ -156,6 +162,7 @@ def ensure_fresh_token(
     store: TokenStore | None = None,
     force: bool = False,
     clock: Callable[[], float] = time.time,
+    session_factory: SessionFactory = authlib_session,
 ) -> Token:
     """A valid token for the profile, refreshed first (under the cross-process lock) when due."""
     store = store or TokenStore()
@@ -193,15 +200,19 @@ def ensure_fresh_token(
                 f"The token for profile '{profile.name}' {why} and Zephr gave no refresh token. "
                 f"Run `zephr-desktop login --profile {profile.name}`."
             )
-        new = refresh(profile, store.get_client_secret(profile.name), current, clock=clock)
+        new = refresh(
+            profile, store.get_client_secret(profile.name), current, clock=clock, session_factory=session_factory
+        )
         store.save(profile.name, new)
         store.tidy(profile.name)
         return new
 
 
-def refresh_token_now(profile: Profile, *, store: TokenStore | None = None) -> Token:
+def refresh_token_now(
+    profile: Profile, *, store: TokenStore | None = None, session_factory: SessionFactory = authlib_session
+) -> Token:
     """Refresh now, whatever the expiry (under the same lock)."""
-    return ensure_fresh_token(profile, store=store, force=True)
+    return ensure_fresh_token(profile, store=store, force=True, session_factory=session_factory)
 
 
 __all__ = ["DEFAULT_TIMEOUT", "CallbackError", "LoginFlow", "ensure_fresh_token", "refresh_token_now"]
