@@ -150,6 +150,19 @@ def _rfc(f: Figures) -> tuple[str, str]:
             "names token_format")
 
 
+def _hostile(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "command")
+    attacks = sorted({x["attack"] for x in runs})
+    by_command = {c: len([x for x in runs if x["command"] == c]) for c in sorted({x["command"] for x in runs})}
+    held_all = all(x["refused"] and x["stored_unchanged"] for x in runs)
+    times = (f"{len(attacks)} hostile token responses (escapes, CR/LF, wrong types, absurd lifetimes in access_token, "
+             f"refresh_token, token_type, expires_in, scope, user_id), {len(runs)} CLI runs ("
+             + ", ".join(f"{n} `{c}`" for c, n in by_command.items()) + "); a CR/LF token on a first sign-in")
+    held = ("every one refused with exit 1 and one line naming the field, never a token's value; the stored files "
+            "byte for byte unchanged; `status` afterwards clean" if held_all else "not all refused")
+    return times, held
+
+
 ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("1", "forged-callbacks", "Forged and malformed callbacks", _forged),
     ("2", "listener-load", "Load on the listener", _load),
@@ -160,6 +173,7 @@ ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("7", "transport", "Transport", _transport),
     ("8", "secret-storage", "Secret storage", _storage),
     ("9", "rfc6749", "RFC 6749 servers", _rfc),
+    ("S8", "hostile-token-endpoint", "A hostile token endpoint (security item 8)", _hostile),
 ]
 
 

@@ -1,8 +1,8 @@
 """The OAuth 2.0 protocol as Zephr speaks it, as values: no HTTP here.
 
-``AuthRequest`` (state, PKCE verifier, authorize URL), ``parse_callback``, ``Token``, what a
-token response must hold, and scopes. The requests themselves are in ``token_client``, the
-rules every request follows in ``transport``.
+``AuthRequest`` (state, PKCE verifier, authorize URL), ``parse_callback``, ``Token`` (built
+only from a token response whose every field has been checked) and scopes. The requests
+themselves are in ``token_client``, the rules every request follows in ``transport``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ from .errors import (
 )
 
 _MAX_SERVER_TEXT = 200
+#: RFC 6750 2.1 ``b64token``: what a bearer token (and, here, a refresh token) may consist of.
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: RFC 6749 3.3 ``scope-token``.
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+#: Longer tokens are refused: they go into an Authorization header, which servers cap at about 8 KB.
+MAX_TOKEN_LENGTH = 8192
+#: A longer lifetime is refused: no server means it, and it breaks date arithmetic downstream.
+MAX_EXPIRES_IN = 365 * 24 * 3600
+MAX_SCOPE_LENGTH = 4096
+MAX_USER_ID_LENGTH = 256
 
 
 def server_text(value: Any, limit: int = _MAX_SERVER_TEXT) -> str:
@@ -41,6 +51,17 @@ def redact(value: str | None) -> str:
     if not value:
         return "-"
     return value[:6] + "…" if len(value) > 6 else "…"
+
+
+def printable(value: Any) -> str:
+    """Text for a person's terminal or window: control and format characters shown escaped (``\\x1b``)."""
+    text = str(value)
+    if all(unicodedata.category(c)[0] != "C" and c not in "\u2028\u2029" for c in text):
+        return text
+    return "".join(
+        c if unicodedata.category(c)[0] != "C" and c not in "\u2028\u2029" else c.encode("unicode_escape").decode()
+        for c in text
+    )
 
 
 def parse_scopes(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -191,8 +212,14 @@ class Token:
         data: Mapping[str, Any],
         obtained_at: float,
         previous: Token | None = None,
+        *,
+        source: str = "The token endpoint",
     ) -> Token:
-        """Build from a token endpoint's JSON (checked by ``check_token_response``); keeps the old refresh token."""
+        """Build from a token endpoint's JSON once every field passes ``check_token_response``.
+
+        A response without ``refresh_token`` (or ``scope``, ``user_id``) keeps the previous token's.
+        """
+        check_token_response(data, source)
         expires_in = data.get("expires_in")
         expires_at = obtained_at + float(expires_in) if expires_in is not None else None
         refresh = data.get("refresh_token") or (previous.refresh_token if previous else None)
@@ -204,37 +231,112 @@ class Token:
             expires_at=expires_at,
             obtained_at=obtained_at,
             scopes=scopes,
-            user_id=str(user_id) if user_id is not None else (previous.user_id if previous else None),
+            user_id=str(user_id) if user_id not in (None, "") else (previous.user_id if previous else None),
             refresh_token=str(refresh) if refresh else None,
         )
 
 
-# -- what a token response must hold (RFC 6749 5.1) -------------------------------------------------
+# -- what a token response may hold (RFC 6749 5.1, RFC 6750 2.1) ---------------------------------------
+def _kind(value: Any) -> str:
+    """A JSON value's kind, for messages that must not quote it."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "a string" if isinstance(value, str) else type(value).__name__
+
+
+def _token_problem(value: Any) -> str | None:
+    # Never quotes the value: it may be a live token.
+    if not isinstance(value, str):
+        return f"{_kind(value)}, not a string"
+    if len(value) > MAX_TOKEN_LENGTH:
+        return f"{len(value)} characters long; at most {MAX_TOKEN_LENGTH} are accepted"
+    if not B64TOKEN.fullmatch(value):
+        return "it holds characters no bearer token has; RFC 6750 allows letters, digits, -._~+/ and = at the end"
+    return None
+
+
+def _type_problem(value: Any) -> str | None:
+    return None if isinstance(value, str) else f"{_kind(value)}, not a string"
+
+
+def _expires_in_problem(value: Any) -> str | None:
+    # RFC 6749 5.1: seconds as a number. A numeric string is tolerated only as whole seconds,
+    # which is what Authlib can read.
+    shown = server_text(repr(value), 40)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{shown}: not a number of seconds"
+    if not math.isfinite(value) or value < 0:
+        return f"{shown}: not a number of seconds from 0 up"
+    if value > MAX_EXPIRES_IN:
+        return f"{shown}: more than a year, at most {MAX_EXPIRES_IN} s are accepted"
+    return None
+
+
+def _scope_problem(value: Any) -> str | None:
+    if isinstance(value, str):
+        items = [item for item in re.split(r"[ ,]+", value) if item]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = value
+    else:
+        return f"{_kind(value)}, not a string or a list of strings"
+    if sum(len(item) + 1 for item in items) > MAX_SCOPE_LENGTH:
+        return f"over {MAX_SCOPE_LENGTH} characters"
+    if not all(SCOPE_TOKEN.fullmatch(item) for item in items):
+        return 'characters outside RFC 6749 scope tokens (printable ASCII but space, " and \\)'
+    return None
+
+
+def _user_id_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return f"{_kind(value)}, not a string"
+    text = str(value)
+    if len(text) > MAX_USER_ID_LENGTH:
+        return f"{len(text)} characters long; at most {MAX_USER_ID_LENGTH} are accepted"
+    if printable(text) != text:
+        return "it holds control characters (line breaks, terminal escapes)"
+    return None
+
+
+_FIELD_PROBLEMS = (
+    ("access_token", _token_problem),
+    ("refresh_token", _token_problem),
+    ("token_type", _type_problem),
+    ("expires_in", _expires_in_problem),
+    ("scope", _scope_problem),
+    ("user_id", _user_id_problem),
+)
+
+
 def check_token_response(data: Mapping[str, Any], source: str = "The token endpoint") -> None:
-    """Raise TokenEndpointError when a successful token response cannot be used (``source`` starts the message)."""
-    if not isinstance(data.get("access_token"), str) or not data["access_token"]:
+    """Raise TokenEndpointError naming the first unusable field of a successful token response.
+
+    ``source`` starts the message (e.g. ``The token endpoint https://...``). A token's value is
+    never quoted; other fields only escaped and shortened. Unknown fields are ignored.
+    """
+    if data.get("access_token") in (None, ""):
         raise TokenEndpointError(
             f"{source} answered 200 without an access_token. Check the profile's token URL.", status=200
         )
-    token_type = str(data.get("token_type") or "bearer")
+    for name, problem_of in _FIELD_PROBLEMS:
+        value = data.get(name)
+        problem = None if value is None or (value == "" and name != "access_token") else problem_of(value)
+        if problem:
+            raise TokenEndpointError(
+                f"{source} sent an unusable {name} ({problem}); nothing was stored. Check the profile's token URL.",
+                status=200,
+            )
+    token_type = data.get("token_type") or "bearer"
     if token_type.lower() != "bearer":
         raise TokenEndpointError(
-            f"{source} issued a '{server_text(token_type, 40)}' token; only bearer tokens can be used with "
-            "Zephr's Public API. Check the profile's token URL.",
-            status=200,
-        )
-    expires_in = data.get("expires_in")
-    # RFC 6749 5.1: seconds as a number. A numeric string is tolerated only as whole seconds,
-    # which is what Authlib can read.
-    usable = (
-        isinstance(expires_in, int | float)
-        and not isinstance(expires_in, bool)
-        and math.isfinite(expires_in)
-        and expires_in >= 0
-    ) or (isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit())
-    if expires_in is not None and not usable:
-        raise TokenEndpointError(
-            f"{source} sent an unusable expires_in ({server_text(repr(expires_in), 40)}). Check the profile's "
-            "token URL.",
+            f"{source} issued a '{server_text(token_type, 40)}' token; only bearer tokens are supported. Check "
+            "the profile's token URL.",
             status=200,
         )

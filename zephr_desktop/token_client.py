@@ -7,7 +7,8 @@ exchange and the refresh alike; both go through one helper. Authlib and requests
 imported only when a request is made.
 
 The session is a parameter (``session_factory``): tests hand in a fake that answers
-``fetch_token`` with the JSON they choose.
+``fetch_token`` with the JSON they choose; every answer, fake or real, is checked field by
+field before a ``Token`` exists.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def check_answer(resp: requests.Response, profile: Profile) -> dict[str, Any]:
             "profile's token URL: it may point at a web page rather than the OAuth token endpoint.",
             status=status,
         )
-    # Before Authlib reads it.
+    # Every field, before Authlib reads any of it.
     check_token_response(data, f"The token endpoint {url}")
     return data
 
@@ -255,7 +256,7 @@ def request_token(
         )
     finally:
         session.close()
-    return Token.from_response(data, started, previous)
+    return Token.from_response(data, started, previous, source=f"The token endpoint {profile.token_url}")
 
 
 def exchange_code(
