@@ -198,3 +198,25 @@ def test_a_good_response_with_unusual_but_valid_fields_is_taken(
     assert run(child_env, "token").out == access + "\n"
     status = run(child_env, "status")
     assert "user id:   Zoë Æsir" in status.out and "scopes:    openid, user.account:read" in status.out, status.out
+
+
+@pytest.mark.reliability("hostile-token-endpoint")
+def test_status_escapes_what_an_older_version_stored_unchecked(child_env: dict[str, str]) -> None:
+    """Before the checks, a server's escapes went into the token file as they came; `status` shows them escaped."""
+    assert run(child_env, "profile", "add", "demo", "--site", "https://news.example.com", "--client-id", "c").code == 0
+    path = Path(child_env["XDG_DATA_HOME"]) / "zephr-desktop" / "tokens" / "demo.json"
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.write_text(requests.compat.json.dumps({
+        "version": 1, "access_token": "oa_oldtoken", "token_type": "bearer", "expires_at": 4102444800.0,
+        "obtained_at": 1700000000.0, "scopes": ["user.account:read\x1b[2J"], "user_id": "\x1b[31mroot\r\nuser id: x",
+        "refresh_ref": None,
+    }))
+    path.chmod(0o600)
+    status = run(child_env, "status")
+    no_escapes(status.out + status.err)
+    if status.code == 0:
+        assert "user id:   \\x1b[31mroot\\r\\nuser id: x" in status.out, status.out
+        assert "scopes:    user.account:read\\x1b[2J" in status.out, status.out
+    else:
+        error_line(status)  # refusing such a file is as good, in one line
+    evidence.record(stored_by_an_older_version="escapes in user_id and scopes", shown_escaped=status.code == 0)

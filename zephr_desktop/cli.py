@@ -170,14 +170,16 @@ def cmd_profile_use(args: argparse.Namespace, stdin: TextIO) -> int:
 
 # -- sign-in and tokens ------------------------------------------------------------------
 def _describe(token: Any, now: float | None = None) -> str:
+    from .oauth import printable
+
     left = token.seconds_left(now)
     expiry = (
         "no expiry given"
         if left is None
         else ("expired" if left <= 0 else f"expires in {int(left // 60)} min {int(left % 60)} s")
     )
-    who = f" for user {token.user_id}" if token.user_id else ""
-    return f"Signed in{who}; {expiry}; scopes: {', '.join(token.scopes) or 'none'}."
+    who = f" for user {printable(token.user_id)}" if token.user_id else ""
+    return f"Signed in{who}; {expiry}; scopes: {printable(', '.join(token.scopes)) or 'none'}."
 
 
 def _stdin_lines(stdin: TextIO, done: threading.Event) -> Iterator[str]:
@@ -311,6 +313,8 @@ def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str,
 
 
 def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .oauth import printable
+
     profile = _profile(args.profile)
     info = status_dict(profile, _store())
     if args.json:
@@ -321,8 +325,9 @@ def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
         return 0
     state = "expired" if info["expired"] else f"valid for {info['expires_in']} s"
     print(f"profile:   {profile.name} ({profile.site_url})")
-    print(f"user id:   {info['user_id'] or '-'}")
-    print(f"scopes:    {', '.join(info['scopes']) or '-'}")
+    # A token file written by an older version may hold what a server sent unchecked: shown escaped.
+    print(f"user id:   {printable(info['user_id'] or '-')}")
+    print(f"scopes:    {printable(', '.join(info['scopes'])) or '-'}")
     print(f"token:     {state} (until {info['expires_at']})")
     print(f"refresh:   {'available' if info['refresh_available'] else 'not available'}")
     return 0
