@@ -163,6 +163,15 @@ def _hostile(f: Figures) -> tuple[str, str]:
     return times, held
 
 
+def _no_traceback(f: Figures) -> tuple[str, str]:
+    cases = _with(f, "case")
+    times = (f"{len(cases)} broken inputs ({'; '.join(x['case'] for x in cases)}), "
+             f"{_sum(cases, 'commands')} CLI runs without --verbose")
+    held = (f"{_sum(cases, 'tracebacks')} tracebacks; every failure one `zephr-desktop:` line and exit 1; an "
+            "unexpected exception's traceback only in the --verbose log")
+    return times, held
+
+
 ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("1", "forged-callbacks", "Forged and malformed callbacks", _forged),
     ("2", "listener-load", "Load on the listener", _load),
@@ -174,6 +183,7 @@ ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("8", "secret-storage", "Secret storage", _storage),
     ("9", "rfc6749", "RFC 6749 servers", _rfc),
     ("S8", "hostile-token-endpoint", "A hostile token endpoint (security item 8)", _hostile),
+    ("S9", "no-traceback", "No traceback reaches a person (security item 9)", _no_traceback),
 ]
 
 

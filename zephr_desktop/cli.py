@@ -23,6 +23,7 @@ from . import __version__
 from .errors import ZephrError
 
 PROG = "zephr-desktop"
+log = logging.getLogger(__name__)
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic)\s+)\S+"), r"\1[redacted]"),
     (
@@ -51,6 +52,8 @@ def _setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactingFilter())
+    # On the handler too: a logger set to DEBUG elsewhere must not put debug lines (tracebacks) on stderr.
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -477,11 +480,16 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
         from .sandbox import main as sandbox_main
 
         _setup_logging(flags > 0)
-        return int(sandbox_main(argv[flags + 1 :]))
+        return _run(lambda: sandbox_main(argv[flags + 1 :]))
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    return _run(lambda: args.func(args, stdin or sys.stdin))
+
+
+def _run(command: Callable[[], int]) -> int:
+    """Run a command: every failure is one line on stderr and exit 1 (130 for Ctrl-C), never a traceback."""
     try:
-        return int(args.func(args, stdin or sys.stdin))
+        return int(command())
     except ZephrError as exc:
         _err(exc.message)
         return 1
@@ -493,6 +501,18 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         _err("Interrupted.")
         return 130
+    except Exception as exc:
+        # A bug, or data no check foresaw: the traceback goes to the --verbose log (redacted like
+        # every log line), the person gets one line. The exception's text is not shown: it may
+        # quote whatever value broke it.
+        import traceback
+
+        log.debug("unexpected error:\n%s", "".join(traceback.format_exception(exc)).rstrip())
+        _err(
+            f"The command failed on something unexpected ({type(exc).__name__}). Run it again with --verbose to "
+            "see where, and report it if it keeps happening."
+        )
+        return 1
 
 
 def main_entry() -> None:
