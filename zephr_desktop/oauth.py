@@ -64,6 +64,11 @@ def printable(value: Any) -> str:
     )
 
 
+def is_zephr(profile: Profile) -> bool:
+    """True for a Zephr-mode profile (JSON token requests); False for an RFC 6749 server (form mode)."""
+    return profile.token_format == "json"
+
+
 def parse_scopes(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """Scopes as a tuple, from Zephr's ``"a b"`` or ``"a, b"`` forms or a list."""
     if value is None:

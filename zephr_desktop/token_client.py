@@ -1,10 +1,10 @@
 """The token endpoint, through Authlib: client authentication, the code exchange and the refresh.
 
-Zephr wants a JSON body and Basic auth over the raw ``id:secret``; an RFC 6749 server (a
-``form`` profile) a form body, with Basic or the credentials in the body
-(``client_auth = "body"``). All of it is one Authlib client-auth method, which serves the
-exchange and the refresh alike; both go through one helper. Authlib and requests are
-imported only when a request is made.
+Zephr wants a JSON body and Basic auth over the raw ``id:secret``. An RFC 6749 server (a
+``form`` profile) wants a form body, and Basic over the form-urlencoded id and secret
+(RFC 6749 2.3.1), or both in the body (``client_auth = "body"``). All of it is one Authlib
+client-auth method, which serves the exchange and the refresh alike; both go through one
+helper. Authlib and requests are imported only when a request is made.
 
 The session is a parameter (``session_factory``): tests hand in a fake that answers
 ``fetch_token`` with the JSON they choose; every answer, fake or real, is checked field by
@@ -19,11 +19,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from .config import Profile
 from .errors import InvalidClientError, InvalidGrantError, TokenEndpointError, ZephrError
-from .oauth import AuthRequest, Token, check_token_response, redact, server_text
+from .oauth import AuthRequest, Token, check_token_response, is_zephr, redact, server_text
 from .transport import Endpoint, http_timeout, limit_size, send, tls_verify
 
 if TYPE_CHECKING:
@@ -50,8 +50,15 @@ SessionFactory = Callable[[Profile, str | None], TokenSession]
 
 
 # -- client authentication --------------------------------------------------------------------------
-def basic_credentials(client_id: str, client_secret: str) -> str:
-    """``Basic base64(id:secret)`` over the raw strings, as ``curl -u`` sends it (no urlencoding)."""
+def basic_credentials(client_id: str, client_secret: str, *, form_encoded: bool = False) -> str:
+    """``Basic base64(id:secret)``.
+
+    Zephr (JSON mode) reads the raw strings, as ``curl -u`` sends them. RFC 6749 2.3.1 (form
+    mode) form-urlencodes id and secret first: such a server reads ``+`` as a space and refuses
+    a bare ``%``, so a raw secret holding either would be refused there.
+    """
+    if form_encoded:
+        client_id, client_secret = quote_plus(client_id, safe=""), quote_plus(client_secret, safe="")
     raw = f"{client_id}:{client_secret}".encode()
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
@@ -63,12 +70,12 @@ def encode_token_request(
     headers = {"Accept": "application/json"}
     body = dict(params)
     if profile.client_auth == "basic" and client_secret:
-        headers["Authorization"] = basic_credentials(client_id, client_secret)
+        headers["Authorization"] = basic_credentials(client_id, client_secret, form_encoded=not is_zephr(profile))
     else:
         body["client_id"] = client_id
         if client_secret:
             body["client_secret"] = client_secret
-    if profile.token_format == "json":
+    if is_zephr(profile):
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     else:
