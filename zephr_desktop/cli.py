@@ -250,7 +250,8 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     else:
         import webbrowser
 
-        print(f"Opening the Zephr sign-in page in your browser:\n  {url}", file=sys.stderr)
+        site = "Zephr sign-in page" if profile.token_format == "json" else "sign-in page"
+        print(f"Opening the {site} in your browser:\n  {url}", file=sys.stderr)
         if not webbrowser.open(url):
             print("Could not open a browser; open the URL above yourself.", file=sys.stderr)
     try:

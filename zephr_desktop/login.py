@@ -22,7 +22,7 @@ from .errors import (
     SecretStoreError,
     ZephrError,
 )
-from .oauth import AuthRequest, Token, parse_callback, parse_redirect_url, redact
+from .oauth import AuthRequest, Token, redact, registration, server_name
 from .store import TokenStore
 from .token_client import SessionFactory, authlib_session, exchange_code, refresh
 
@@ -92,7 +92,7 @@ class LoginFlow:
 
     def submit_redirect_url(self, url: str) -> None:
         """Accept the final redirect URL pasted by the person; raises CallbackError if it is not one."""
-        parse_redirect_url(url, self._request.state, self._request.redirect_uri)  # validate first
+        self._request.code_from_url(url)  # validate first
         with self._lock:
             self._pasted = url
         if self._listener:
@@ -118,7 +118,7 @@ class LoginFlow:
                 # Zephr shows its own error page (and never redirects) for an unregistered redirect URI.
                 raise LoginTimeoutError(
                     f"{exc.message} If the sign-in page showed an error about the redirect URI, register "
-                    f"{self.redirect_uri} on the site's Third Party Authentication screen."
+                    f"{self.redirect_uri} on {registration(self.profile)}."
                 ) from None
             except LoginCancelledError:
                 with self._lock:
@@ -130,7 +130,7 @@ class LoginFlow:
                 multi = parse_qs(urlsplit(pasted.strip()).query, keep_blank_values=True)
                 code_source = "pasted URL"
             try:
-                code = parse_callback(multi, self._request.state)
+                code = self._request.code_from(multi)
             except ZephrError as exc:
                 listener.report(False, exc.message)
                 raise
@@ -197,7 +197,8 @@ def ensure_fresh_token(
                 )
             why = "has expired" if current.is_expired(clock()) else "cannot be refreshed"
             raise NotLoggedInError(
-                f"The token for profile '{profile.name}' {why} and Zephr gave no refresh token. "
+                f"The token for profile '{profile.name}' {why} and {server_name(profile, profile.token_url)} gave "
+                "no refresh token. "
                 f"Run `zephr-desktop login --profile {profile.name}`."
             )
         new = refresh(

@@ -69,6 +69,25 @@ def is_zephr(profile: Profile) -> bool:
     return profile.token_format == "json"
 
 
+def server_name(profile: Profile, url: str) -> str:
+    """How messages name the server behind ``url``: Zephr, or (off Zephr) the authorization server at HOST."""
+    if is_zephr(profile):
+        return "Zephr"
+    return f"the authorization server at {urlsplit(url).hostname}"
+
+
+def registration(profile: Profile) -> str:
+    """Where the client's ID, secret and redirect URIs are registered, for messages' next steps."""
+    if is_zephr(profile):
+        return "the site's Third Party Authentication screen"
+    return f"the client's registration at {urlsplit(profile.token_url).hostname}"
+
+
+def capitalized(text: str) -> str:
+    """``text`` with its first letter upper-case (for a server name that starts a sentence)."""
+    return text[:1].upper() + text[1:]
+
+
 def parse_scopes(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """Scopes as a tuple, from Zephr's ``"a b"`` or ``"a, b"`` forms or a list."""
     if value is None:
@@ -125,12 +144,25 @@ class AuthRequest:
             params["code_challenge_method"] = "S256"
         return f"{self.profile.site_url}/zephr/oauth2?{urlencode(params)}"
 
+    def code_from(self, params: Mapping[str, Sequence[str]]) -> str:
+        """The code from this attempt's callback parameters (see ``parse_callback``)."""
+        return parse_callback(params, self.state, profile=self.profile)
 
-def parse_callback(params: Mapping[str, Sequence[str]], expected_state: str) -> str:
-    """Return the authorization code from callback query params, checking error, state, code in that order."""
+    def code_from_url(self, url: str) -> str:
+        """The code from the final redirect URL pasted by the person (see ``parse_redirect_url``)."""
+        return parse_redirect_url(url, self.state, self.redirect_uri, profile=self.profile)
+
+
+def parse_callback(
+    params: Mapping[str, Sequence[str]], expected_state: str, *, profile: Profile | None = None
+) -> str:
+    """Return the authorization code from callback query params, checking error, state, code in that order.
+
+    ``profile`` names the server in an error (Zephr unless it is an RFC 6749 profile).
+    """
     errors = params.get("error") or []
     if errors:
-        _raise_authorization_error(params)
+        _raise_authorization_error(params, profile)
     states = params.get("state") or []
     import hmac
 
@@ -145,7 +177,7 @@ def parse_callback(params: Mapping[str, Sequence[str]], expected_state: str) -> 
     return codes[0]
 
 
-def _raise_authorization_error(params: Mapping[str, Sequence[str]]) -> NoReturn:
+def _raise_authorization_error(params: Mapping[str, Sequence[str]], profile: Profile | None) -> NoReturn:
     """The callback's ``?error=`` as an AuthorizationError (AccessDeniedError for a Deny)."""
     error = server_text((params.get("error") or [""])[0])
     descriptions = params.get("error_description") or []
@@ -157,15 +189,18 @@ def _raise_authorization_error(params: Mapping[str, Sequence[str]]) -> NoReturn:
             error=error,
             description=description,
         )
+    # The authorize endpoint is on the site, so off Zephr the site's host names the server.
+    server = server_name(profile, profile.site_url) if profile else "Zephr"
+    where = registration(profile) if profile else "the site's Third Party Authentication screen"
     raise AuthorizationError(
-        f"Zephr refused the sign-in: {error}{detail}. Check the profile's client ID, scopes and "
-        "redirect URI against the site's Third Party Authentication screen.",
+        f"{capitalized(server)} refused the sign-in: {error}{detail}. Check the profile's client ID, scopes "
+        f"and redirect URI against {where}.",
         error=error,
         description=description,
     )
 
 
-def parse_redirect_url(url: str, expected_state: str, redirect_uri: str) -> str:
+def parse_redirect_url(url: str, expected_state: str, redirect_uri: str, *, profile: Profile | None = None) -> str:
     """Return the code from a redirect URL pasted by the person."""
     parts = urlsplit(url.strip())
     expected = urlsplit(redirect_uri)
@@ -174,7 +209,7 @@ def parse_redirect_url(url: str, expected_state: str, redirect_uri: str) -> str:
             f"That is not the redirect URL. Paste the whole address the browser ended on "
             f"(it starts with {expected.scheme}://{expected.hostname}:...{expected.path}?code=...)."
         )
-    return parse_callback(parse_qs(parts.query, keep_blank_values=True), expected_state)
+    return parse_callback(parse_qs(parts.query, keep_blank_values=True), expected_state, profile=profile)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,17 @@ from urllib.parse import quote_plus, urlencode
 
 from .config import Profile
 from .errors import InvalidClientError, InvalidGrantError, TokenEndpointError, ZephrError
-from .oauth import AuthRequest, Token, check_token_response, is_zephr, redact, server_text
+from .oauth import (
+    AuthRequest,
+    Token,
+    capitalized,
+    check_token_response,
+    is_zephr,
+    redact,
+    registration,
+    server_name,
+    server_text,
+)
 from .transport import Endpoint, http_timeout, limit_size, send, tls_verify
 
 if TYPE_CHECKING:
@@ -119,23 +129,25 @@ def _describe_body(resp: requests.Response) -> tuple[dict[str, Any] | None, str]
 def _refused(profile: Profile, status: int, data: dict[str, Any] | None, kind: str) -> TokenEndpointError | None:
     """The error for an answer that refuses the request (an RFC 6749 5.2 error, a 4xx/5xx), or None."""
     url = profile.token_url
+    server = capitalized(server_name(profile, url))
     error = server_text(data.get("error")) if data and data.get("error") else None
     description = server_text(data.get("error_description")) if data and data.get("error_description") else None
     detail = f" ({description})" if description else ""
     if status == 401 or error == "invalid_client":
-        # A 401 page that is not Zephr's JSON may come from a web server or proxy in front of it.
+        # A 401 page that is not JSON may come from a web server or proxy in front of the endpoint.
         what = f"{status} {error}{detail}" if error else f"{status} with {kind}"
+        endpoint = "Zephr's token endpoint" if is_zephr(profile) else "that server's token endpoint"
         return InvalidClientError(
-            f"Zephr rejected the client credentials ({what}). Check the client ID and secret on the site's "
-            "Third Party Authentication screen (`zephr-desktop profile add` again to change them)"
-            + ("." if data else ", and that the token URL is Zephr's token endpoint."),
+            f"{server} rejected the client credentials ({what}). Check the client ID and secret on "
+            f"{registration(profile)} (`zephr-desktop profile add` again to change them)"
+            + ("." if data else f", and that the token URL is {endpoint}."),
             status=status,
             error=error or "invalid_client",
             description=description,
         )
     if error == "invalid_grant":
         return InvalidGrantError(
-            f"Zephr refused the grant ({status} invalid_grant{detail}): the authorization code or refresh "
+            f"{server} refused the grant ({status} invalid_grant{detail}): the authorization code or refresh "
             "token is expired, already used, or revoked. Sign in again with `zephr-desktop login`.",
             status=status,
             error=error,
@@ -150,9 +162,10 @@ def _refused(profile: Profile, status: int, data: dict[str, Any] | None, kind: s
             description=description,
         )
     if status >= 500:
+        down = "the site's Zephr service is down" if is_zephr(profile) else "that server is down"
         return TokenEndpointError(
             f"The token endpoint {url} failed on its side ({status}, {kind}). Try again in a minute; "
-            "if it persists, the site's Zephr service is down.",
+            f"if it persists, {down}.",
             status=status,
         )
     return None
@@ -175,9 +188,10 @@ def check_answer(resp: requests.Response, profile: Profile) -> dict[str, Any]:
     if refusal is not None:
         raise refusal
     if status != 200:
+        default = " (default https://console.zephr.com/zephr/oauth2/token)" if is_zephr(profile) else ""
         raise TokenEndpointError(
             f"The token endpoint {url} answered {status} with {kind} instead of a token. Check the "
-            "profile's token URL (default https://console.zephr.com/zephr/oauth2/token).",
+            f"profile's token URL{default}.",
             status=status,
         )
     if data is None:

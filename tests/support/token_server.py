@@ -1,8 +1,9 @@
 """A token endpoint that answers whatever the test tells it to: a hostile or broken server.
 
-It listens on loopback, answers every POST to ``/token`` with the status and body set last
-(a JSON value, or raw bytes for JSON that Python's encoder would not write, such as NaN),
-and records each request's headers and body so a test can check what the client sent.
+It listens on loopback, answers every request (any path, GET or POST) with the status and
+body set last (a JSON value, or raw bytes for JSON that Python's encoder would not write,
+such as NaN), and records each request's headers and body so a test can check what the
+client sent. It stands in for the Public API too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class TokenServer:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.do_POST()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
