@@ -144,10 +144,14 @@ def _transport(f: Figures) -> tuple[str, str]:
 def _rfc(f: Figures) -> tuple[str, str]:
     shapes = [x for x in f if "requests" in x]
     keys = " / ".join(", ".join(k) for k in shapes[-1]["requests"]) if shapes else "-"
+    basic = [x["case"] for x in _with(f, "token_requests")]
     return ("login, token, refresh, api against the sandbox in rfc mode with token_format=form, client_auth=body; "
-            "the same profile against a JSON-only server",
+            f"the same profile against a JSON-only server; {len(basic)} sign-ins and refreshes with "
+            "client_secret_basic and secrets holding %, +, :, /, =, spaces and non-ASCII (the sandbox's rfc mode "
+            "reads Basic as strictly as RFC 6749 2.3.1 says)",
             f"form-encoded token requests with the credentials in the body ({keys}); against Zephr the message "
-            "names token_format")
+            "names token_format; Basic credentials form-urlencoded in form mode and raw in Zephr mode, every "
+            "sign-in and refresh accepted")
 
 
 def _hostile(f: Figures) -> tuple[str, str]:
