@@ -176,6 +176,17 @@ def _no_traceback(f: Figures) -> tuple[str, str]:
     return times, held
 
 
+def _conformance(f: Figures) -> tuple[str, str]:
+    cases = [x["case"] for x in _with(f, "case")]
+    refusals = [x for x in f if "message" in x]
+    times = ("the CLI in RFC mode (token_format form) end to end against oauthlib's WebApplicationServer "
+             f"(the client uses Authlib): {'; '.join(cases)}")
+    held = ("sign-ins and refreshes accepted, rotated refresh tokens followed; each refusal one line naming the "
+            "authorization server's host, nothing stored: "
+            + "; ".join(f"{x['case']}: {x['message'][:70]}..." for x in refusals))
+    return times, held
+
+
 ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("1", "forged-callbacks", "Forged and malformed callbacks", _forged),
     ("2", "listener-load", "Load on the listener", _load),
@@ -188,6 +199,7 @@ ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("9", "rfc6749", "RFC 6749 servers", _rfc),
     ("S8", "hostile-token-endpoint", "A hostile token endpoint (security item 8)", _hostile),
     ("S9", "no-traceback", "No traceback reaches a person (security item 9)", _no_traceback),
+    ("R8", "conformance", "An authorization server nobody here wrote (real servers item 8)", _conformance),
 ]
 
 
