@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +132,20 @@ def test_a_data_or_config_dir_that_is_a_file_is_one_line(child_env: dict[str, st
     evidence.record(case=f"{which}/zephr-desktop a file", commands=4, tracebacks=0)
 
 
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """cli.main configures the root logger for its process; in this one, put it back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 @pytest.mark.reliability("no-traceback")
+@pytest.mark.usefixtures("root_logging")
 def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_verbose_log(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
