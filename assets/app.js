@@ -34,6 +34,7 @@
 
   // Python pushes {type: ...} when something changes behind the page's back.
   window.zephrPush = function (event) {
+    if (event && event.type === "profile_selected") resetTokenView(); // another launch asked for a profile
     refreshState();
     return true;
   };
@@ -351,6 +352,11 @@
     );
   }
 
+  function resetTokenView() {
+    revealed = false;
+    byTestId("test-result").hidden = true;
+  }
+
   async function copyKind(button) {
     const result = await call("copy", button.dataset.kind);
     if (!result.ok) {
@@ -417,8 +423,7 @@
       }
     });
     byTestId("profile-select").addEventListener("change", async (e) => {
-      revealed = false;
-      byTestId("test-result").hidden = true;
+      resetTokenView();
       await act("select_profile", e.target.value);
     });
 

@@ -244,6 +244,11 @@ class Session:
                 return
         consent.close()  # the sign-in already ended (or moved to the browser)
 
+    def listening_on(self) -> str | None:
+        """The redirect URI the sign-in in progress listens on (None when none is in progress)."""
+        with self._lock:
+            return self._signin.flow.redirect_uri if self._signin is not None else None
+
     def cancel_sign_in(self) -> None:
         """Stop waiting for the callback (listener closed, port freed)."""
         with self._lock:
