@@ -136,6 +136,8 @@
     } else {
       setStatus(state.error ? "" : "Not signed in.");
     }
+    // On a web view where the sign-in window cannot be isolated, say where sign-ins go instead.
+    if (!waiting && state.browser_only) setStatus(`${byTestId("status-line").textContent} ${state.browser_only}`.trim());
     const hint = $("demo-hint");
     hint.hidden = !state.demo_hint;
     hint.textContent = state.demo_hint || "";

@@ -237,6 +237,7 @@ def _state_view(shown: Snapshot) -> dict[str, Any]:
         "error": shown.error,
         "notice": shown.notice,
         "demo_hint": shown.demo_hint,
+        "browser_only": shown.browser_only,
     }
 
 

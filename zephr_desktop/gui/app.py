@@ -36,6 +36,7 @@ from ..instance import InstanceError, Rendezvous, Server
 from ..resources import assets_dir
 from ..store import TokenStore
 from .api import NO_ATTRIBUTES, page_functions
+from .backend import Backend, running_backend
 from .consent import ConsentWindow
 from .qt import GuiThread, confine_to_app_page, deny_page_permissions
 from .session import Session
@@ -90,6 +91,7 @@ class DesktopShell:
         self.window: Any = None
         self.gui: GuiThread | None = None
         self.consent: ConsentWindow | None = None
+        self.backend: Backend | None = None
         self.ready = threading.Event()  # set once the main window is about to show
         self.clear_after = clear_after
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
@@ -98,7 +100,16 @@ class DesktopShell:
 
     def attach(self, window: Any) -> None:
         """Called on the GUI thread in the main window's ``before_show``."""
+        import webview
+
         self.window = window
+        self.backend = running_backend(webview, window)
+        if not self.backend.is_qt:
+            # Another backend than the one asked for (pywebview fell back): none of the Qt parts apply,
+            # and sign-ins go to the system browser (see ``browser_only``).
+            log.warning("pywebview runs on %s: sign-ins open in the system browser", self.backend.label)
+            self.ready.set()
+            return
         self.gui = GuiThread()
         page = window.native.webview.page()
         deny_page_permissions(page)
@@ -147,7 +158,8 @@ class DesktopShell:
 
     def copy_text(self, text: str) -> float | None:
         """Set the system clipboard on the GUI thread; clear it later if it still holds ``text``."""
-        assert self.gui is not None
+        if self.gui is None:
+            raise ZephrError("Copying needs the Qt web view; select the token and copy it by hand.")
         clear_after = self.clear_after
 
         def copy() -> None:
@@ -175,10 +187,20 @@ class DesktopShell:
 
         webbrowser.open(url)
 
+    def browser_only(self) -> str | None:
+        """Why sign-ins go to the system browser: the backend that runs cannot isolate the consent window."""
+        if self.backend is None:
+            return "Sign-in opens in your browser: the window is still starting."
+        return self.backend.browser_only_reason()
+
     def bring_to_front(self) -> None:
         """Show the main window if minimized, raise it and give it the focus (another launch asked for it)."""
         window = self.window
-        if window is None or self.gui is None:
+        if window is None:
+            return
+        if self.gui is None:  # not Qt: pywebview's own calls
+            window.restore()
+            window.show()
             return
 
         def front() -> None:

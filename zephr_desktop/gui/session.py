@@ -52,6 +52,9 @@ class Shell(Protocol):
     def open_browser(self, url: str) -> None:
         """Open ``url`` in the system browser."""
 
+    def browser_only(self) -> str | None:
+        """Why sign-ins go to the system browser here instead of the consent window (None: they do not)."""
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -68,6 +71,7 @@ class Snapshot:
     error: str | None
     notice: str | None
     demo_hint: str | None
+    browser_only: str | None = None
 
 
 @dataclass
@@ -143,6 +147,7 @@ class Session:
                 error=self._error or error,
                 notice=self._notice,
                 demo_hint=self._demo_hint,
+                browser_only=self._shell.browser_only(),
             )
 
     def requested_profile_problem(self, shown: Snapshot) -> str | None:
@@ -225,15 +230,19 @@ class Session:
         profile = self.current_profile()
         # Read before taking the lock: a keyring may block on an unlock prompt.
         secret = self._store.get_client_secret(profile.name)
+        in_browser = self._shell.browser_only() is not None  # no isolated consent window on this backend
         with self._lock:
             if self._signin is not None:
                 raise ZephrError("A sign-in is already waiting for you to click Allow.")
             flow = LoginFlow(profile, secret, store=self._store, timeout=self._login_timeout, clock=self._clock)
             self._error = self._notice = None
             url = flow.start()  # the listener is bound before the page is shown
-            signin = self._signin = _SignIn(flow)
+            signin = self._signin = _SignIn(flow, in_browser=in_browser)
         threading.Thread(target=self._wait, args=(signin, profile), name="zephr-sign-in", daemon=True).start()
         try:
+            if in_browser:
+                self._shell.open_browser(url)
+                return
             consent = self._shell.open_consent(url, profile, functools.partial(self._consent_closed, signin))
         except BaseException:
             flow.cancel()  # free the port now rather than when the wait times out
