@@ -179,6 +179,18 @@ class Session:
                 self._secret_known[name] = False
         return self._secret_known[name]
 
+    def where(self) -> dict[str, str]:
+        """Where this window's files are kept: ``config_file``, ``data_dir``, ``secret_store`` (in words)."""
+        from ..config import config_path
+
+        try:
+            backend = self._store.secrets
+            path = getattr(backend, "path", None)
+            secrets = f"a private file, {path}" if path is not None else f"the system {backend.name}"
+        except Exception as exc:  # a keyring that fails to load says so here, not as a crash
+            secrets = f"unknown (the secret store could not be opened: {type(exc).__name__})"
+        return {"config_file": str(config_path()), "data_dir": str(self._store.directory), "secret_store": secrets}
+
     # -- profiles ------------------------------------------------------------------------
     def select(self, name: str) -> Profiles:
         """Show another profile."""
