@@ -48,6 +48,27 @@ def test_authorize_url_has_zephr_params_and_pkce() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("authorize_url", "endpoint", "kept"),
+    [
+        ("https://auth.example.com/oauth2/authorize", "https://auth.example.com/oauth2/authorize", {}),
+        # RFC 6749 3.1: the endpoint's own query is kept, the request's parameters added to it.
+        ("https://login.example.com/t/authorize?p=b2c_1_signin", "https://login.example.com/t/authorize",
+         {"p": "b2c_1_signin"}),
+    ],
+)  # fmt: skip
+def test_authorize_url_uses_the_profiles_endpoint(authorize_url: str, endpoint: str, kept: dict[str, str]) -> None:
+    profile = Profile.create(name="rfc", site_url="https://news.example.com", client_id="cid",
+                             authorize_url=authorize_url, scopes=["openid", "offline_access"])  # fmt: skip
+    req = AuthRequest.new(profile)
+    parts = urlsplit(req.url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == endpoint
+    q = {k: v for k, v in parse_qs(parts.query).items()}
+    assert all(len(v) == 1 for v in q.values())
+    assert {k: v[0] for k, v in q.items() if k in kept} == kept
+    assert q["client_id"] == ["cid"] and q["state"] == [req.state] and q["scope"] == ["openid offline_access"]
+
+
 def test_each_attempt_is_fresh_and_repr_hides_secrets() -> None:
     a, b = AuthRequest.new(PROFILE), AuthRequest.new(PROFILE)
     assert a.state != b.state and a.code_verifier != b.code_verifier

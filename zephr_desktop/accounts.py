@@ -1,7 +1,7 @@
 """The profile and token lifecycle both front ends share: add or change, remove, sign out, status.
 
 One rule for when tokens are dropped, whoever changes a profile: only when its site URL,
-client ID or token URL change (a token issued for another site or client would only
+client ID, token URL or authorize URL change (a token issued for another site or client would only
 mislead). Any other change (scopes, redirect URI, the client secret) keeps them.
 """
 
@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .store import TokenStore
 
 # Where a token comes from: change any of these and the profile's tokens are dropped.
-ISSUER_FIELDS = ("site_url", "client_id", "token_url")
+ISSUER_FIELDS = ("site_url", "client_id", "token_url", "authorize_url")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def profile_from_form(form: Mapping[str, Any], profiles: Profiles) -> Profile:
     """Validate the settings form: a new profile, or a change to ``form["original_name"]``.
 
     Raises ``ConfigError`` naming the field. A profile cannot be renamed, and a change keeps
-    what the form does not show (pkce, token_format, client_auth, ca_bundle, ...).
+    what the form does not show (authorize_url, pkce, token_format, client_auth, ca_bundle, ...).
     """
     original = form.get("original_name") or None
     name = _text(form, "name") or name_from_site(_text(form, "site_url"))

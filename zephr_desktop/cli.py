@@ -88,37 +88,75 @@ def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
     return None
 
 
+def _discovered(args: argparse.Namespace) -> dict[str, Any]:
+    """The profile fields from ``--issuer``'s metadata (explicit flags win), said on stderr."""
+    from .discovery import discover, settings_from
+    from .errors import ConfigError
+
+    if args.ca_bundle and not os.path.isfile(os.path.expanduser(args.ca_bundle)):
+        raise ConfigError(f"CA bundle {args.ca_bundle!r} is not a readable file", field="ca_bundle")
+    ca_bundle = os.path.expanduser(args.ca_bundle) if args.ca_bundle else None
+    verify = False if args.insecure_skip_tls_verify else (ca_bundle or True)
+    meta = discover(args.issuer, verify=verify)
+    found = settings_from(
+        meta,
+        authorize_url=args.authorize_url,
+        token_url=args.token_url,
+        token_format=args.token_format,
+        client_auth=args.client_auth,
+    )
+    print(f"Read the server's metadata from {meta.source}:", file=sys.stderr)
+    for note in found.notes:
+        print(f"  {note}", file=sys.stderr)
+    return {"site_url": args.site or meta.issuer, **found.fields}
+
+
 def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
-    from .config import Profile
+    from .config import Profile, unknown_scope_warning
 
+    if not args.site and not args.issuer:
+        _err("profile add: give --site URL (the Zephr site), or --issuer URL (another OAuth server).")
+        return 2
+    fields: dict[str, Any] = {
+        "site_url": args.site,
+        "token_url": args.token_url,
+        "authorize_url": args.authorize_url,
+        "token_format": args.token_format,
+        "client_auth": args.client_auth,
+    }
+    if args.issuer:
+        fields.update(_discovered(args))
     profile = Profile.create(
         name=args.name,
-        site_url=args.site,
-        token_url=args.token_url,
         client_id=args.client_id,
         redirect_uri=args.redirect_uri,
         scopes=args.scope,
         pkce=not args.no_pkce,
-        token_format=args.token_format,
-        client_auth=args.client_auth,
         keep_site_session=args.keep_site_session,
         ca_bundle=args.ca_bundle,
         insecure_skip_tls_verify=True if args.insecure_skip_tls_verify else None,
+        **fields,
     )
     secret = _read_secret(args, stdin)
     store = _store()
     saved = accounts.save(profile, store=store, client_secret=secret, make_default=True if args.default else None)
-    print(
-        f"Saved profile '{profile.name}'. Register this redirect URI on the site's Third Party "
-        f"Authentication screen: {profile.redirect_uri}",
-        file=sys.stderr,
+    where = (
+        "on the site's Third Party Authentication screen"
+        if profile.token_format == "json"
+        else "for the client on the authorization server"
     )
+    print(f"Saved profile '{profile.name}'. Register this redirect URI {where}: {profile.redirect_uri}",
+          file=sys.stderr)  # fmt: skip
     if saved.signed_out:
         print(
-            "Its site, client ID or token URL changed, so its tokens were removed: run `zephr-desktop login`.",
+            "Its site, client ID, token URL or authorize URL changed, so its tokens were removed: run "
+            "`zephr-desktop login`.",
             file=sys.stderr,
         )
+    warning = unknown_scope_warning(profile)
+    if warning:
+        print(f"Warning: {warning}", file=sys.stderr)
     if not secret and not store.get_client_secret(profile.name):
         print("No client secret stored: the client ID alone will be sent (public client).", file=sys.stderr)
     return 0
@@ -143,9 +181,31 @@ def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
 
     profile = _profile(args.name)
     data = {"name": profile.name, **profile.to_toml_table(), "file": str(config_path())}
+    data["authorize_url"] = profile.authorization_endpoint  # the default one too: where sign-in starts
     store = _store()
     data["client_secret"] = "stored" if store.get_client_secret(profile.name) else "not set"
     print(json.dumps(data, indent=2))
+    return 0
+
+
+def cmd_profile_check(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .check import PROBLEM, check_profile
+
+    profile = _profile(args.name)
+    findings = check_profile(profile, _store().get_client_secret(profile.name))
+    for finding in findings:
+        print(f"{finding.status}: {finding.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([finding.as_dict() for finding in findings], indent=2))
+    problems = sum(finding.status == PROBLEM for finding in findings)
+    if problems:
+        print(
+            f"Profile '{profile.name}': {problems} problem{'s' if problems > 1 else ''}. Fix and run "
+            f"`zephr-desktop profile check {profile.name}` again.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Profile '{profile.name}' looks right: sign in with `zephr-desktop login`.", file=sys.stderr)
     return 0
 
 
@@ -380,6 +440,19 @@ def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------
+def _scopes_epilog() -> str:
+    """Zephr's scopes, explained, for ``profile add --help``."""
+    from .config import DEFAULT_SCOPES, SCOPES
+
+    lines = [f"scopes (--scope, repeat for each; default {' and '.join(DEFAULT_SCOPES)}):", "  Zephr's:"]
+    lines += [f"    {scope:<22}{what}" for scope, what in SCOPES.items()]
+    lines += [
+        "  Other servers have their own (e.g. openid, offline_access): any RFC 6749 scope is",
+        "  accepted; for a Zephr profile (token format json) an unknown one gets a warning.",
+    ]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for every command."""
     parser = argparse.ArgumentParser(
@@ -410,20 +483,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     prof = sub.add_parser("profile", help="manage profiles (site, client, scopes)", parents=[common])
     psub = prof.add_subparsers(title="profile commands", metavar="ACTION", required=True)
-    padd = psub.add_parser("add", help="add or replace a profile", parents=[common])
+    padd = psub.add_parser(
+        "add",
+        help="add or replace a profile",
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_scopes_epilog(),
+    )
     padd.set_defaults(func=cmd_profile_add)
     padd.add_argument("name")
+    padd.add_argument("--site", metavar="URL", help="the site's live domain, e.g. https://news.example.com")
     padd.add_argument(
-        "--site", required=True, metavar="URL", help="the site's live domain, e.g. https://news.example.com"
+        "--issuer",
+        metavar="URL",
+        help="another OAuth server: read its endpoints from its RFC 8414 / OpenID metadata (then --site is optional)",
     )
     padd.add_argument(
         "--token-url", metavar="URL", help="token endpoint (default https://console.zephr.com/zephr/oauth2/token)"
     )
+    padd.add_argument("--authorize-url", metavar="URL", help="authorize endpoint (default {site}/zephr/oauth2)")
     padd.add_argument("--client-id", required=True, metavar="ID")
     padd.add_argument(
         "--redirect-uri", metavar="URI", help="loopback redirect URI (default http://127.0.0.1:8765/callback)"
     )
-    padd.add_argument("--scope", action="append", metavar="SCOPE", help="repeat for each scope")
+    padd.add_argument("--scope", action="append", metavar="SCOPE", help="repeat for each scope (see below)")
     padd.add_argument("--client-secret-stdin", action="store_true", help="read the client secret from stdin")
     padd.add_argument("--token-format", choices=("json", "form"), help="token request body (json for Zephr)")
     padd.add_argument("--client-auth", choices=("basic", "body"), help="client authentication (basic for Zephr)")
@@ -438,6 +521,14 @@ def build_parser() -> argparse.ArgumentParser:
     padd.add_argument("--default", action="store_true", help="make it the selected profile")
     plist = psub.add_parser("list", help="list profiles (* marks the selected one)", parents=[common])
     plist.set_defaults(func=cmd_profile_list)
+    pcheck = psub.add_parser(
+        "check",
+        help="say what is wrong with a profile before signing in (exit 1 if anything is)",
+        parents=[common],
+    )
+    pcheck.add_argument("name", nargs="?", help="profile to check (default: the selected one)")
+    pcheck.add_argument("--json", action="store_true", help="also print the findings as JSON on stdout")
+    pcheck.set_defaults(func=cmd_profile_check)
     for name, func, help_ in (
         ("show", cmd_profile_show, "show a profile as JSON (never the secret)"),
         ("remove", cmd_profile_remove, "remove a profile, its tokens and secret"),

@@ -134,7 +134,7 @@ class AuthRequest:
 
     @property
     def url(self) -> str:
-        """``{site}/zephr/oauth2?...`` with the five parameters Zephr requires, plus PKCE."""
+        """The profile's authorize endpoint with the five parameters Zephr requires, plus PKCE."""
         params = {
             "client_id": self.profile.client_id,
             "response_type": "code",
@@ -145,7 +145,9 @@ class AuthRequest:
         if self.code_verifier:
             params["code_challenge"] = s256_challenge(self.code_verifier)
             params["code_challenge_method"] = "S256"
-        return f"{self.profile.site_url}/zephr/oauth2?{urlencode(params)}"
+        endpoint = self.profile.authorization_endpoint
+        # RFC 6749 3.1: an endpoint's own query is kept, the request's parameters added to it.
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
 
 
 def parse_callback(params: Mapping[str, Sequence[str]], expected_state: str) -> str:

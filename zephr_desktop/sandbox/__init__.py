@@ -17,6 +17,7 @@ Routes (the paths Zephr uses)::
     GET  /zephr/oauth2/config, /zephr/oauth2/error
     POST /zephr/oauth2/token                authorization_code and refresh_token grants
     GET  /blaize/account, GET|PUT|PATCH /blaize/profile   bearer token + scope checks
+    GET  /.well-known/oauth-authorization-server          RFC 8414 metadata (mode="rfc" only)
 
 A scripted user (no JavaScript) signs in by POSTing the login form
 (``email``, ``password``, ``next``) to ``/zephr/login``, GETs the authorize URL (302 to

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from . import pages
-from .model import TEST_USERS, Client, SandboxSettings
+from .model import SCOPES, TEST_USERS, Client, SandboxSettings
 from .state import (
     AuthParams,
     OAuthError,
@@ -32,6 +32,8 @@ SESSION_COOKIE = "blaize_session"
 AUTHORIZE_PATH = "/zephr/oauth2"
 CONSENT_PAGE_PATH = "/zephr/oauth2/authorize-consent"
 LOGIN_PATH = "/zephr/login"
+TOKEN_PATH = "/zephr/oauth2/token"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 _GRANT_KEYS = (
@@ -257,6 +259,7 @@ class SandboxApp:
             "/zephr/oauth2/token": {"POST": self.token},
             "/blaize/account": {"GET": self.account},
             "/blaize/profile": {"GET": self.get_profile, "PUT": self.put_profile, "PATCH": self.patch_profile},
+            METADATA_PATH: {"GET": self.metadata},
         }
 
     def handle(self, request: Request) -> Response | None:
@@ -455,6 +458,24 @@ class SandboxApp:
         return html_response(
             200,
             lambda nonce: pages.error_page("Sign-in failed", error, description or "Something went wrong.", nonce),
+        )
+
+    def metadata(self, request: Request) -> Response:
+        """GET /.well-known/oauth-authorization-server: RFC 8414 metadata, in RFC mode only (Zephr has none)."""
+        if self.settings().mode != "rfc":
+            return json_response(404, {"error": "not_found", "error_description": f"No route for {request.path}."})
+        return json_response(
+            200,
+            {
+                "issuer": self.base_url,
+                "authorization_endpoint": f"{self.base_url}{AUTHORIZE_PATH}",
+                "token_endpoint": f"{self.base_url}{TOKEN_PATH}",
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "code_challenge_methods_supported": ["S256"],
+                "scopes_supported": list(SCOPES),
+            },
         )
 
     # --- token endpoint ----------------------------------------------------------------------

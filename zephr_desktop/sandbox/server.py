@@ -440,6 +440,8 @@ def _banner(sandbox: Sandbox, client: Client) -> str:
         f"  mode {settings.mode}, expires_in {settings.expires_in}s, rotation "
         f"{'on' if settings.rotate_refresh_tokens else 'off'}, fault {settings.fault or 'none'}",
     ]
+    if settings.mode == "rfc":
+        lines.append(f"  issuer:         {sandbox.url}   (its RFC 8414 metadata: `profile add --issuer`)")
     if sandbox.cert_path:
         lines.append(f"  CA certificate: {sandbox.cert_path}")
     return "\n".join(lines)
