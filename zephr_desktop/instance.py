@@ -63,9 +63,13 @@ def runtime_dir() -> Path:
     from platformdirs import user_runtime_path
 
     with warnings.catch_warnings():
-        # Newer platformdirs warn when XDG_RUNTIME_DIR is unset and fall back to a checked private dir.
+        # Newer platformdirs warn when XDG_RUNTIME_DIR is unset and fall back to a checked private dir,
+        # and refuse (PermissionError) a fallback dir that another user made.
         warnings.simplefilter("ignore")
-        return user_runtime_path(APP_DIR, appauthor=False, ensure_exists=False)
+        try:
+            return user_runtime_path(APP_DIR, appauthor=False, ensure_exists=False)
+        except OSError as exc:
+            raise InstanceError(f"no private runtime dir: {exc}") from exc
 
 
 def private_dir(path: Path) -> Path:
