@@ -60,7 +60,7 @@ class Finding:
 
 
 def _exchange_code(profile: Profile, client_secret: str | None, request: AuthRequest, code: str) -> Any:
-    from .oauth import exchange_code
+    from .token_client import exchange_code
 
     return exchange_code(profile, client_secret, request, code)
 

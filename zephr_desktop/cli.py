@@ -22,6 +22,7 @@ from . import __version__
 from .errors import PortInUseError, ZephrError
 
 PROG = "zephr-desktop"
+log = logging.getLogger(__name__)
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic)\s+)\S+"), r"\1[redacted]"),
     (
@@ -50,6 +51,8 @@ def _setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactingFilter())
+    # On the handler too: a logger set to DEBUG elsewhere must not put debug lines (tracebacks) on stderr.
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -227,14 +230,16 @@ def cmd_profile_use(args: argparse.Namespace, stdin: TextIO) -> int:
 
 # -- sign-in and tokens ------------------------------------------------------------------
 def _describe(token: Any, now: float | None = None) -> str:
+    from .oauth import printable
+
     left = token.seconds_left(now)
     expiry = (
         "no expiry given"
         if left is None
         else ("expired" if left <= 0 else f"expires in {int(left // 60)} min {int(left % 60)} s")
     )
-    who = f" for user {token.user_id}" if token.user_id else ""
-    return f"Signed in{who}; {expiry}; scopes: {', '.join(token.scopes) or 'none'}."
+    who = f" for user {printable(token.user_id)}" if token.user_id else ""
+    return f"Signed in{who}; {expiry}; scopes: {printable(', '.join(token.scopes)) or 'none'}."
 
 
 def _stdin_lines(stdin: TextIO, done: threading.Event) -> Iterator[str]:
@@ -324,7 +329,8 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     else:
         import webbrowser
 
-        print(f"Opening the Zephr sign-in page in your browser:\n  {url}", file=sys.stderr)
+        site = "Zephr sign-in page" if profile.token_format == "json" else "sign-in page"
+        print(f"Opening the {site} in your browser:\n  {url}", file=sys.stderr)
         if not webbrowser.open(url):
             print("Could not open a browser; open the URL above yourself.", file=sys.stderr)
     try:
@@ -369,6 +375,7 @@ def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
 
 def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
+    from .oauth import printable
 
     profile = _profile(args.profile)
     info = accounts.status(profile, _store())
@@ -380,8 +387,9 @@ def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
         return 0
     state = "expired" if info["expired"] else f"valid for {info['expires_in']} s"
     print(f"profile:   {profile.name} ({profile.site_url})")
-    print(f"user id:   {info['user_id'] or '-'}")
-    print(f"scopes:    {', '.join(info['scopes']) or '-'}")
+    # A token file written by an older version may hold what a server sent unchecked: shown escaped.
+    print(f"user id:   {printable(info['user_id'] or '-')}")
+    print(f"scopes:    {printable(', '.join(info['scopes'])) or '-'}")
     print(f"token:     {state} (until {info['expires_at']})")
     print(f"refresh:   {'available' if info['refresh_available'] else 'not available'}")
     return 0
@@ -578,11 +586,16 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
         from .sandbox import main as sandbox_main
 
         _setup_logging(flags > 0)
-        return int(sandbox_main(argv[flags + 1 :]))
+        return _run(lambda: sandbox_main(argv[flags + 1 :]))
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
+    return _run(lambda: args.func(args, stdin or sys.stdin))
+
+
+def _run(command: Callable[[], int]) -> int:
+    """Run a command: every failure is one line on stderr and exit 1 (130 for Ctrl-C), never a traceback."""
     try:
-        return int(args.func(args, stdin or sys.stdin))
+        return int(command())
     except ZephrError as exc:
         _err(exc.message)
         return 1
@@ -594,6 +607,18 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         _err("Interrupted.")
         return 130
+    except Exception as exc:
+        # A bug, or data no check foresaw: the traceback goes to the --verbose log (redacted like
+        # every log line), the person gets one line. The exception's text is not shown: it may
+        # quote whatever value broke it.
+        import traceback
+
+        log.debug("unexpected error:\n%s", "".join(traceback.format_exception(exc)).rstrip())
+        _err(
+            f"The command failed on something unexpected ({type(exc).__name__}). Run it again with --verbose to "
+            "see where, and report it if it keeps happening."
+        )
+        return 1
 
 
 def main_entry() -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from .config import check_endpoint_url
-from .errors import ConfigError, DiscoveryError, NetworkError
+from .errors import ConfigError, DiscoveryError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def http_get(
     """GET ``url`` without following redirects, reading at most ``limit`` bytes of the body."""
     import requests
 
-    from .oauth import http_timeout
+    from .transport import Endpoint, http_timeout, network_error
 
     timeout = http_timeout()
     try:
@@ -86,69 +86,7 @@ def http_get(
                     return Answer(url, resp.status_code, headers, bytes(body[:limit]), truncated=True)
             return Answer(url, resp.status_code, headers, bytes(body))
     except requests.exceptions.RequestException as exc:
-        raise network_error(exc, url, name, setting, timeout) from exc
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception and what it wraps (requests -> urllib3 -> socket)."""
-    found: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo and len(found) < 16:
-        item = todo.pop(0)
-        if item is None or any(item is seen for seen in found):
-            continue
-        found.append(item)
-        todo += [arg for arg in item.args if isinstance(arg, BaseException)]
-        reason = getattr(item, "reason", None)
-        todo += [reason if isinstance(reason, BaseException) else None, item.__cause__, item.__context__]
-    return found
-
-
-def network_error(exc: Exception, url: str, name: str, setting: str, timeout: tuple[float, float]) -> NetworkError:
-    """One message per way a GET can fail, each with its fix."""
-    import socket
-    import ssl
-
-    import requests
-
-    parts = urlsplit(url)
-    host = parts.hostname or "?"
-    where = f"{f'[{host}]' if ':' in host else host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-    causes = _causes(exc)
-    log.debug("GET %s failed: %s", url, " <- ".join(f"{type(c).__name__}: {str(c)[:160]}" for c in causes[:5]))
-    if isinstance(exc, requests.exceptions.SSLError):
-        if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-            return NetworkError(
-                f"TLS verification failed for {name} {url}: the certificate is not trusted. If the server uses a "
-                "private CA, set ca_bundle in the profile (or REQUESTS_CA_BUNDLE)."
-            )
-        return NetworkError(
-            f"The TLS handshake with {where} failed for {name} {url}. Check that the {setting}'s scheme and port "
-            "match the server (https:// only where it speaks TLS)."
-        )
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return NetworkError(
-            f"Could not connect to {where} within {timeout[0]:g} s for {name}. Check the profile's {setting} and "
-            "your network (a firewall may drop the connection)."
-        )
-    if isinstance(exc, requests.exceptions.Timeout) or any(isinstance(c, TimeoutError) for c in causes):
-        return NetworkError(
-            f"{name[:1].upper()}{name[1:]} {url} did not answer within {timeout[1]:g} s. Check the network and the "
-            f"profile's {setting}, then try again."
-        )
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return NetworkError(
-            f"Cannot reach {name} {url}: nothing is listening at {where} (connection refused). Check the profile's "
-            f"{setting} (and that the sandbox is running, for a sandbox profile)."
-        )
-    if any(isinstance(c, socket.gaierror) for c in causes):
-        return NetworkError(
-            f"The host name {host} in the {setting} {url} cannot be resolved. Check the profile's {setting} and your "
-            "DNS or network connection."
-        )
-    return NetworkError(
-        f"Cannot reach {name} {url} ({type(exc).__name__}). Check the profile's {setting} and your network connection."
-    )
+        raise network_error(exc, Endpoint(url, name, setting), timeout) from exc
 
 
 # -- the metadata ---------------------------------------------------------------------------------

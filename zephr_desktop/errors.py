@@ -131,7 +131,7 @@ class TokenEndpointError(ZephrError):
 
 
 class InvalidClientError(TokenEndpointError):
-    """Zephr rejected the client ID or secret."""
+    """The authorization server (Zephr, or an RFC 6749 server) rejected the client ID or secret."""
 
 
 class InvalidGrantError(TokenEndpointError):

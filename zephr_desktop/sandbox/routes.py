@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -181,6 +182,22 @@ def _decode_basic(credentials: str) -> tuple[str, str]:
     if not colon:
         raise OAuthError("invalid_client", "The Basic credentials have no ':' between ID and secret.", 401)
     return client_id, secret
+
+
+def _form_decode(part: str) -> str:
+    """One application/x-www-form-urlencoded value, decoded strictly: '+' is a space, '%' starts an escape."""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", part):
+        raise OAuthError("invalid_request", _NOT_ENCODED)
+    try:
+        return unquote_plus(part, errors="strict")
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", _NOT_ENCODED) from None
+
+
+_NOT_ENCODED = (
+    "client_id and client_secret in the Authorization header are not properly encoded: form-urlencode each "
+    "before base64 (RFC 6749 2.3.1)."
+)
 
 
 def _secret_matches(client: Client | None, secret: str) -> bool:
@@ -547,14 +564,14 @@ class SandboxApp:
         if body_secret is not None:
             raise OAuthError("invalid_request", "Use one client authentication method, not Basic and client_secret.")
         client_id, secret = _decode_basic(credentials.strip())
-        candidates = [(client_id, secret)]
         if mode == "rfc":
-            # RFC 6749 2.3.1 form-urlencodes both parts first; RFC mode accepts that too.
-            candidates.append((unquote_plus(client_id), unquote_plus(secret)))
-        for cid, sec in candidates:
-            client = self.state.client(cid)
-            if client is not None and _secret_matches(client, sec):
-                return client
+            # RFC 6749 2.3.1: both parts are form-urlencoded first, and only that is accepted here,
+            # as certified servers do: '+' reads as a space, a bare '%' is refused.
+            client_id, secret = _form_decode(client_id), _form_decode(secret)
+            note_secret("client_secret", secret)
+        client = self.state.client(client_id)
+        if client is not None and _secret_matches(client, secret):
+            return client
         raise OAuthError("invalid_client", "The client ID or secret is wrong.", 401)
 
     def _grant_tokens(self, client: Client, body: Mapping[str, Any], settings: SandboxSettings) -> dict[str, Any]:
