@@ -10,7 +10,6 @@ from zephr_desktop.config import (
     DEFAULT_SCOPES,
     DEFAULT_TOKEN_URL,
     Profile,
-    config_path,
     get_profile,
     load_profiles,
     remove_profile,
@@ -18,6 +17,7 @@ from zephr_desktop.config import (
     set_default,
 )
 from zephr_desktop.errors import ConfigError, ProfileNotFoundError
+from zephr_desktop.paths import config_file
 
 GOOD = {"name": "news", "site_url": "https://news.example.com/", "client_id": "abc123"}
 
@@ -87,8 +87,8 @@ def test_round_trip_and_default(tmp_path: Path) -> None:
     remove_profile("staging")
     assert load_profiles().default is None
     assert get_profile().name == "news"  # the only one left
-    assert oct(config_path().stat().st_mode & 0o777) == "0o600"
-    assert oct(config_path().parent.stat().st_mode & 0o777) == "0o700"
+    assert oct(config_file().stat().st_mode & 0o777) == "0o600"
+    assert oct(config_file().parent.stat().st_mode & 0o777) == "0o700"
 
 
 def test_missing_profile_errors() -> None:
@@ -114,7 +114,7 @@ def test_missing_profile_errors() -> None:
     ],
 )
 def test_malformed_file_names_file_profile_field(text: str, words: str) -> None:
-    path = config_path()
+    path = config_file()
     path.parent.mkdir(parents=True)
     path.write_text(text)
     with pytest.raises(ConfigError) as info:

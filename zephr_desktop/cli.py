@@ -139,10 +139,10 @@ def cmd_profile_list(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
-    from .config import config_path
+    from .paths import config_file
 
     profile = _profile(args.name)
-    data = {"name": profile.name, **profile.to_toml_table(), "file": str(config_path())}
+    data = {"name": profile.name, **profile.to_toml_table(), "file": str(config_file())}
     store = _store()
     data["client_secret"] = "stored" if store.get_client_secret(profile.name) else "not set"
     print(json.dumps(data, indent=2))
@@ -264,19 +264,16 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
 
 def cmd_token(args: argparse.Namespace, stdin: TextIO) -> int:
     from .config import load_profiles
-    from .fasttoken import config_identity, write_stamp
     from .login import ensure_fresh_token
+    from .paths import config_identity
 
     identity = config_identity()  # before validating: a change in between voids the stamp
     profiles = load_profiles()
-    token = ensure_fresh_token(profiles.get(args.profile), store=_store())
+    store = _store()
+    token = ensure_fresh_token(profiles.get(args.profile), store=store)
     print(token.access_token, flush=True)
-    try:
-        default: str | None = profiles.get(None).name
-    except ZephrError:
-        default = None
     # The next plain `token` call may skip validation while the file stays exactly as it is.
-    write_stamp(identity, default, list(profiles.profiles))
+    store.stamp_validated(identity, profiles)
     return 0
 
 
@@ -489,7 +486,3 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
         _err("Interrupted.")
         return 130
 
-
-def main_entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

@@ -1,14 +1,14 @@
 """Profiles: one Zephr site + client + scopes + redirect URI each, kept in ``profiles.toml``.
 
-The file lives in the platformdirs config dir. The client secret is never in it (see
-``store``). Only the standard library and platformdirs are imported at module level, so the
-CLI's full ``token`` path (taken whenever the fast path in ``fasttoken`` cannot be) stays light.
+The file lives in the platformdirs config dir (``paths.config_file``). The client secret is
+never in it (see ``store``). Only the standard library and platformdirs are imported at module
+level, so the CLI's full ``token`` path (taken whenever the fast path in ``fasttoken`` cannot be)
+stays light.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from . import paths
 from .errors import ConfigError, ProfileNotFoundError
+from .fileutil import atomic_write
 
-APP_NAME = "zephr-desktop"
 DEFAULT_TOKEN_URL = "https://console.zephr.com/zephr/oauth2/token"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 SCOPES: dict[str, str] = {
@@ -33,21 +34,6 @@ CLIENT_AUTHS = ("basic", "body")
 LOOPBACK_NAMES = ("localhost",)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CLIENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
-
-
-def config_dir() -> Path:
-    """The platform's config directory for the app (``ZEPHR_DESKTOP_CONFIG_DIR`` overrides)."""
-    override = os.environ.get("ZEPHR_DESKTOP_CONFIG_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_config_path
-
-    return user_config_path(APP_NAME, appauthor=False)
-
-
-def config_path() -> Path:
-    """Where ``profiles.toml`` lives."""
-    return config_dir() / "profiles.toml"
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -293,7 +279,7 @@ class Profiles:
 
 def load_profiles(path: Path | None = None) -> Profiles:
     """Read and validate ``profiles.toml``; a missing file means no profiles."""
-    path = path or config_path()
+    path = path or paths.config_file()
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -337,9 +323,7 @@ def save_profiles(profiles: Profiles, path: Path | None = None) -> None:
     """Write ``profiles.toml`` atomically (0600, directory 0700)."""
     import tomli_w
 
-    from .fileutil import atomic_write
-
-    path = path or config_path()
+    path = path or paths.config_file()
     doc: dict[str, Any] = {}
     if profiles.default:
         doc["default"] = profiles.default

@@ -1,7 +1,8 @@
 """Where tokens and secrets live.
 
 - The access token, its expiry, scopes and user id: a 0600 JSON file per profile in the
-  platformdirs data dir, so ``token`` reads it without importing keyring.
+  platformdirs data dir (format and places in ``paths``), so ``token`` reads it without
+  importing keyring.
 - The long-lived secrets (client secret, refresh token): the OS keyring; where no usable
   keyring exists, a 0600 ``secrets.json`` in the data dir (said once on stderr).
 - Crash safety: a refresh token is stored under a fresh key *before* the token file that
@@ -23,25 +24,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import APP_NAME
-from .errors import SecretStoreError
+from . import paths
+from .config import Profiles
+from .errors import SecretStoreError, ZephrError
 from .fileutil import atomic_write, ensure_private_dir, remove_stale_temps
 from .oauth import Token
 
 log = logging.getLogger(__name__)
-KEYRING_SERVICE = APP_NAME
+KEYRING_SERVICE = paths.APP_NAME
 LOCK_TIMEOUT = 120.0
-_FORMAT_VERSION = 1
-
-
-def data_dir() -> Path:
-    """The platform's data directory for the app (``ZEPHR_DESKTOP_DATA_DIR`` overrides)."""
-    override = os.environ.get("ZEPHR_DESKTOP_DATA_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_data_path
-
-    return user_data_path(APP_NAME, appauthor=False)
 
 
 def _stderr_notice(message: str) -> None:
@@ -208,11 +199,11 @@ def default_backend(directory: Path, notice: Callable[[str], None] = _stderr_not
 
         if _keyring_usable(keyring):
             ring = KeyringBackend(keyring)
-            legacy = FileBackend(directory / "secrets.json")
+            legacy = FileBackend(paths.secrets_file(directory))
             # Secrets stored while no keyring was usable are moved into it as they are read.
             return MigratingBackend(ring, legacy) if legacy.path.exists() else ring
-    backend = FileBackend(directory / "secrets.json")
-    marker = directory / ".file-secret-store-noted"
+    backend = FileBackend(paths.secrets_file(directory))
+    marker = paths.file_store_noted(directory)
     if not marker.exists():
         notice(
             f"zephr-desktop: no system keyring is available; secrets are kept in {backend.path} (readable only by you)."
@@ -231,7 +222,7 @@ class TokenStore:
         secrets: SecretBackend | None = None,
         notice: Callable[[str], None] = _stderr_notice,
     ) -> None:
-        self.directory = directory or data_dir()
+        self.directory = directory or paths.data_dir()
         self._secrets = secrets
         self._notice = notice
 
@@ -244,7 +235,7 @@ class TokenStore:
 
     def token_path(self, profile: str) -> Path:
         """The cached token file of a profile."""
-        return self.directory / "tokens" / f"{profile}.json"
+        return paths.token_file(profile, self.directory)
 
     def _private_subdir(self, name: str) -> Path:
         # mkdir(parents=True) gives only the leaf mode 0700: the data dir itself must not be left
@@ -253,8 +244,8 @@ class TokenStore:
         return ensure_private_dir(self.directory / name)
 
     # -- access token (no keyring) -------------------------------------------------
-    def load_cached(self, profile: str) -> tuple[Token, str | None] | None:
-        """The cached token without its refresh token, and the key its refresh token is under."""
+    def _read(self, profile: str) -> dict[str, Any] | None:
+        """The profile's token file as ``paths.read_token_document`` gives it (None if there is none)."""
         path = self.token_path(profile)
         try:
             raw = path.read_bytes()
@@ -262,21 +253,26 @@ class TokenStore:
             return None
         _tighten(path)
         try:
-            data = json.loads(raw)
-            token = Token(
-                access_token=str(data["access_token"]),
-                token_type=str(data.get("token_type", "bearer")),
-                expires_at=float(data["expires_at"]) if data.get("expires_at") is not None else None,
-                obtained_at=float(data["obtained_at"]),
-                scopes=tuple(data.get("scopes") or ()),
-                user_id=data.get("user_id"),
-            )
+            return paths.read_token_document(raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise SecretStoreError(
                 f"The stored token {path} is damaged. Run `zephr-desktop logout` and sign in again."
             ) from exc
-        ref = data.get("refresh_ref")
-        return token, ref if isinstance(ref, str) else None
+
+    def load_cached(self, profile: str) -> tuple[Token, str | None] | None:
+        """The cached token without its refresh token, and the key its refresh token is under."""
+        record = self._read(profile)
+        if record is None:
+            return None
+        token = Token(
+            access_token=record["access_token"],
+            token_type=record["token_type"],
+            expires_at=record["expires_at"],
+            obtained_at=record["obtained_at"],
+            scopes=tuple(record["scopes"]),
+            user_id=record["user_id"],
+        )
+        return token, record["refresh_ref"]
 
     def load(self, profile: str) -> Token | None:
         """The stored token with its refresh token (reads the secret store)."""
@@ -291,8 +287,8 @@ class TokenStore:
         """Store a token: a new refresh token first, then the token file atomically, then clean up."""
         old = None
         with contextlib.suppress(SecretStoreError):
-            old = self.load_cached(profile)
-        old_ref = old[1] if old else None
+            old = self._read(profile)
+        old_ref = old["refresh_ref"] if old else None
         ref: str | None = None
         if token.refresh_token:
             if old_ref and self.secrets.get(old_ref) == token.refresh_token:
@@ -303,29 +299,48 @@ class TokenStore:
 
                 ref = f"{profile}/refresh_token/{secrets.token_hex(8)}"
                 self.secrets.set(ref, token.refresh_token)
-        doc = {
-            "version": _FORMAT_VERSION,
-            "access_token": token.access_token,
-            "token_type": token.token_type,
-            "expires_at": token.expires_at,
-            "obtained_at": token.obtained_at,
-            "scopes": list(token.scopes),
-            "user_id": token.user_id,
-            "refresh_ref": ref,
-        }
-        self._private_subdir("tokens")
-        atomic_write(self.token_path(profile), json.dumps(doc, indent=1).encode())
+        doc = paths.token_document(
+            access_token=token.access_token,
+            token_type=token.token_type,
+            expires_at=token.expires_at,
+            obtained_at=token.obtained_at,
+            scopes=list(token.scopes),
+            user_id=token.user_id,
+            refresh_ref=ref,
+        )
+        self._private_subdir(paths.TOKENS_DIR)
+        atomic_write(self.token_path(profile), doc)
         if old_ref and old_ref != ref:
             self.secrets.delete(old_ref)
+
+    def stamp_validated(self, identity: list[int] | None, profiles: Profiles) -> None:
+        """Let plain ``token`` calls skip validating ``profiles.toml`` while it keeps ``identity``.
+
+        ``identity`` is ``paths.config_identity()`` taken before ``profiles`` was loaded, so an edit
+        in between voids the stamp.
+        """
+        if identity is None:
+            return
+        try:
+            default: str | None = profiles.get(None).name
+        except ZephrError:
+            default = None
+        doc = paths.stamp_document(identity, default, list(profiles.profiles))
+        path = paths.stamp_file(self.directory)
+        # Only a shortcut: a data dir that cannot take it just keeps `token` on the full path.
+        with contextlib.suppress(OSError):
+            if not path.exists() or path.read_bytes() != doc:
+                self._private_subdir(paths.TOKENS_DIR)
+                atomic_write(path, doc)
 
     def delete(self, profile: str) -> bool:
         """Forget a profile's tokens (and whatever killed saves left of them); True if there was one."""
         with self.refresh_lock(profile):
             cached = None
             with contextlib.suppress(SecretStoreError):
-                cached = self.load_cached(profile)
-            if cached and cached[1]:
-                self.secrets.delete(cached[1])
+                cached = self._read(profile)
+            if cached and cached["refresh_ref"]:
+                self.secrets.delete(cached["refresh_ref"])
             try:
                 self.token_path(profile).unlink()
                 had = True
@@ -338,7 +353,7 @@ class TokenStore:
 
     def site_session_dir(self, profile: str) -> Path:
         """Where the consent window keeps a profile's site cookies (profiles with keep_site_session)."""
-        return self.directory / "site-sessions" / profile
+        return paths.site_session_dir(profile, self.directory)
 
     def tidy(self, profile: str, temp_age: float = 600.0) -> int:
         """Remove what saves killed half-way left: temp files, refresh tokens no token file names.
@@ -347,11 +362,11 @@ class TokenStore:
         save in progress can lose the refresh token it has just stored.
         """
         removed = remove_stale_temps(self.token_path(profile).parent, f".{profile}.json.", temp_age)
-        removed += remove_stale_temps(self.directory, ".secrets.json.", temp_age)
+        removed += remove_stale_temps(self.directory, f".{paths.SECRETS_FILE}.", temp_age)
         cached = None
         with contextlib.suppress(SecretStoreError):
-            cached = self.load_cached(profile)
-        live = cached[1] if cached else None
+            cached = self._read(profile)
+        live = cached["refresh_ref"] if cached else None
         prefix = f"{profile}/refresh_token/"
         backend = self.secrets
         files = [backend] if isinstance(backend, FileBackend) else []
@@ -384,8 +399,8 @@ class TokenStore:
         """Hold the profile's refresh lock (a file lock: one refresher across processes)."""
         from filelock import FileLock, Timeout
 
-        locks = self._private_subdir("locks")
-        lock = FileLock(str(locks / f"{profile}.lock"), timeout=timeout)
+        self._private_subdir(paths.LOCKS_DIR)
+        lock = FileLock(str(paths.lock_file(profile, self.directory)), timeout=timeout)
         try:
             lock.acquire()
         except Timeout as exc:

@@ -1,0 +1,109 @@
+"""paths: the one copy of the locations, the token file's format, the stamp and the refresh rule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from zephr_desktop import paths
+from zephr_desktop.oauth import Token
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "left", "due"),
+    [
+        (3600, 61, False),  # long-lived: the margin is 60 s
+        (3600, 60, False),
+        (3600, 59.9, True),
+        (180, 61, False),  # a third of 180 s is also 60 s
+        (180, 59, True),
+        (30, 10.1, False),  # short-lived: a third of the lifetime
+        (30, 9.9, True),
+        (3, 1.1, False),
+        (3, 0.9, True),
+        (3600, 0, True),  # expired
+        (3600, -5, True),
+    ],
+)
+def test_refresh_rule_is_min_60s_or_a_third_of_the_lifetime(lifetime: float, left: float, due: bool) -> None:
+    now = 1000.0 + lifetime - left
+    assert paths.refresh_due(1000.0 + lifetime, 1000.0, now) is due
+    # The token model asks the same rule, not a copy of it.
+    assert Token("oa_x", "bearer", expires_at=1000.0 + lifetime, obtained_at=1000.0).needs_refresh(now) is due
+
+
+def test_a_token_without_expiry_is_never_due() -> None:
+    assert paths.refresh_due(None, 1000.0, 10**12) is False
+    assert paths.refresh_margin(None, 1000.0) == 0.0
+
+
+def test_locations_follow_platformdirs_and_the_overrides(
+    tmp_path: Path, isolated_dirs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = Path(isolated_dirs["XDG_DATA_HOME"]) / "zephr-desktop"
+    assert paths.config_file() == Path(isolated_dirs["XDG_CONFIG_HOME"]) / "zephr-desktop" / "profiles.toml"
+    assert paths.data_dir() == data
+    assert paths.token_file("news") == data / "tokens" / "news.json"
+    assert paths.stamp_file() == data / "tokens" / ".validated-profiles.json"
+    assert paths.lock_file("news") == data / "locks" / "news.lock"
+    assert paths.secrets_file() == data / "secrets.json"
+    assert paths.site_session_dir("news") == data / "site-sessions" / "news"
+    monkeypatch.setenv("ZEPHR_DESKTOP_CONFIG_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("ZEPHR_DESKTOP_DATA_DIR", str(tmp_path / "d"))
+    assert paths.config_file() == tmp_path / "c" / "profiles.toml"
+    assert paths.token_file("news") == tmp_path / "d" / "tokens" / "news.json"
+
+
+def document(**changes: object) -> bytes:
+    fields: dict[str, object] = {
+        "access_token": "oa_abc",
+        "token_type": "bearer",
+        "expires_at": 2000.5,
+        "obtained_at": 1000.25,
+        "scopes": ["user.account:read"],
+        "user_id": "u1",
+        "refresh_ref": "news/refresh_token/00",
+    }
+    fields.update(changes)
+    return paths.token_document(**fields)  # type: ignore[arg-type]
+
+
+def test_token_document_round_trip_names_its_version() -> None:
+    raw = document()
+    assert json.loads(raw)["version"] == paths.TOKEN_FORMAT_VERSION == 1
+    assert paths.read_token_document(raw) == {
+        "access_token": "oa_abc",
+        "token_type": "bearer",
+        "expires_at": 2000.5,
+        "obtained_at": 1000.25,
+        "scopes": ["user.account:read"],
+        "user_id": "u1",
+        "refresh_ref": "news/refresh_token/00",
+    }
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b"{broken",
+        b"[]",
+        json.dumps({"version": 2, "access_token": "a", "obtained_at": 1}).encode(),
+        json.dumps({**json.loads(document()), "access_token": ""}).encode(),
+        json.dumps({**json.loads(document()), "expires_at": "soon"}).encode(),
+        json.dumps({**json.loads(document()), "obtained_at": True}).encode(),
+        json.dumps({**json.loads(document()), "scopes": "user.account:read"}).encode(),
+        json.dumps({**json.loads(document()), "user_id": 5}).encode(),
+        json.dumps({k: v for k, v in json.loads(document()).items() if k != "obtained_at"}).encode(),
+    ],
+)
+def test_anything_else_is_not_a_token_file(doc: bytes) -> None:
+    with pytest.raises((ValueError, KeyError)):
+        paths.read_token_document(doc)
+
+
+def test_stamp_holds_only_for_the_identity_it_was_written_for() -> None:
+    raw = paths.stamp_document([1, 2, 3], "news", ["staging", "news"])
+    assert paths.read_stamp(raw, [1, 2, 3]) == ("news", ["news", "staging"])
+    assert paths.read_stamp(raw, [1, 2, 4]) is None

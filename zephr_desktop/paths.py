@@ -1,0 +1,216 @@
+"""Where every file of the app lives, what the token file holds, and when a token is refreshed.
+
+Each of these is written here once. ``token``'s fast path (``fasttoken``) reads this module
+with nothing else of the app loaded, so it imports only the standard library and
+platformdirs (and platformdirs only when no override is set).
+
+The layout (platformdirs' config and data dirs; ``ZEPHR_DESKTOP_CONFIG_DIR`` and
+``ZEPHR_DESKTOP_DATA_DIR`` override them)::
+
+    CONFIG/profiles.toml                       the profiles (config.py)
+    DATA/secrets.json                          secrets when no keyring is usable (store.py)
+    DATA/.file-secret-store-noted              that fallback was announced once
+    DATA/tokens/NAME.json                      a profile's cached access token (format below)
+    DATA/tokens/.validated-profiles.json       the stamp: profiles.toml as the full CLI last checked it
+    DATA/locks/NAME.lock                       a profile's refresh lock
+    DATA/site-sessions/NAME/                   the consent window's kept site cookies
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+APP_NAME = "zephr-desktop"
+CONFIG_FILE = "profiles.toml"
+SECRETS_FILE = "secrets.json"
+FILE_STORE_NOTED = ".file-secret-store-noted"
+TOKENS_DIR = "tokens"
+STAMP_FILE = ".validated-profiles.json"
+LOCKS_DIR = "locks"
+SITE_SESSIONS_DIR = "site-sessions"
+
+TOKEN_FORMAT_VERSION = 1
+
+
+# -- locations ----------------------------------------------------------------------------------
+def config_dir() -> Path:
+    """The app's config directory (``ZEPHR_DESKTOP_CONFIG_DIR`` overrides platformdirs)."""
+    override = os.environ.get("ZEPHR_DESKTOP_CONFIG_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME, appauthor=False)
+
+
+def config_file() -> Path:
+    """``profiles.toml``."""
+    return config_dir() / CONFIG_FILE
+
+
+def data_dir() -> Path:
+    """The app's data directory (``ZEPHR_DESKTOP_DATA_DIR`` overrides platformdirs)."""
+    override = os.environ.get("ZEPHR_DESKTOP_DATA_DIR")
+    if override:
+        return Path(override)
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False)
+
+
+def tokens_dir(data: Path | None = None) -> Path:
+    """Where the cached token files and the stamp live."""
+    return (data or data_dir()) / TOKENS_DIR
+
+
+def token_file(profile: str, data: Path | None = None) -> Path:
+    """A profile's cached token file."""
+    return tokens_dir(data) / f"{profile}.json"
+
+
+def stamp_file(data: Path | None = None) -> Path:
+    """The fast path's stamp (see ``stamp_document``)."""
+    return tokens_dir(data) / STAMP_FILE
+
+
+def locks_dir(data: Path | None = None) -> Path:
+    """Where the refresh locks live."""
+    return (data or data_dir()) / LOCKS_DIR
+
+
+def lock_file(profile: str, data: Path | None = None) -> Path:
+    """A profile's refresh lock."""
+    return locks_dir(data) / f"{profile}.lock"
+
+
+def secrets_file(data: Path | None = None) -> Path:
+    """The 0600 secret file used when no keyring is usable."""
+    return (data or data_dir()) / SECRETS_FILE
+
+
+def file_store_noted(data: Path | None = None) -> Path:
+    """The marker saying the secret-file fallback was announced."""
+    return (data or data_dir()) / FILE_STORE_NOTED
+
+
+def site_sessions_dir(data: Path | None = None) -> Path:
+    """The parent of the profiles' kept site sessions."""
+    return (data or data_dir()) / SITE_SESSIONS_DIR
+
+
+def site_session_dir(profile: str, data: Path | None = None) -> Path:
+    """Where the consent window keeps a profile's site cookies (profiles with ``keep_site_session``)."""
+    return site_sessions_dir(data) / profile
+
+
+# -- the refresh rule --------------------------------------------------------------------------
+def refresh_margin(expires_at: float | None, obtained_at: float) -> float:
+    """How long before expiry a token is refreshed: ``min(60 s, a third of its lifetime)``."""
+    if expires_at is None:
+        return 0.0
+    return min(60.0, max(0.0, expires_at - obtained_at) / 3.0)
+
+
+def refresh_due(expires_at: float | None, obtained_at: float, now: float) -> bool:
+    """True when a token is expired or within its refresh margin (never for one without expiry)."""
+    return expires_at is not None and expires_at - now < refresh_margin(expires_at, obtained_at)
+
+
+# -- the token file --------------------------------------------------------------------------------
+def token_document(
+    *,
+    access_token: str,
+    token_type: str,
+    expires_at: float | None,
+    obtained_at: float,
+    scopes: list[str],
+    user_id: str | None,
+    refresh_ref: str | None,
+) -> bytes:
+    """The token file's content; ``refresh_ref`` names the refresh token's key in the secret store."""
+    doc = {
+        "version": TOKEN_FORMAT_VERSION,
+        "access_token": access_token,
+        "token_type": token_type,
+        "expires_at": expires_at,
+        "obtained_at": obtained_at,
+        "scopes": scopes,
+        "user_id": user_id,
+        "refresh_ref": refresh_ref,
+    }
+    return json.dumps(doc, indent=1).encode()
+
+
+def _optional(value: Any, kind: type) -> Any:
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"expected {kind.__name__} or null")
+    return value
+
+
+def read_token_document(raw: bytes) -> dict[str, Any]:
+    """The token file's fields, checked.
+
+    Raises ValueError for anything that is not a token file this version understands.
+    """
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    version = data.get("version", 1)
+    if version != TOKEN_FORMAT_VERSION:
+        raise ValueError(f"unknown version {version!r}")
+    access = data["access_token"]
+    if not isinstance(access, str) or not access:
+        raise ValueError("no access token")
+    expires_at = data.get("expires_at")
+    if expires_at is not None and (isinstance(expires_at, bool) or not isinstance(expires_at, int | float)):
+        raise ValueError("expires_at is not a number")
+    obtained_at = data["obtained_at"]
+    if isinstance(obtained_at, bool) or not isinstance(obtained_at, int | float):
+        raise ValueError("obtained_at is not a number")
+    scopes = data.get("scopes") or []
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise ValueError("scopes is not a list of strings")
+    return {
+        "access_token": access,
+        "token_type": str(data.get("token_type") or "bearer"),
+        "expires_at": None if expires_at is None else float(expires_at),
+        "obtained_at": float(obtained_at),
+        "scopes": scopes,
+        "user_id": _optional(data.get("user_id"), str),
+        "refresh_ref": _optional(data.get("refresh_ref"), str),
+    }
+
+
+# -- the stamp: profiles.toml as the full CLI last validated it -------------------------------------
+def file_identity(path: Path) -> list[int]:
+    """What must not change for a stamp to hold: inode, size, mtime in nanoseconds."""
+    st = os.stat(path)
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def config_identity() -> list[int] | None:
+    """The identity of ``profiles.toml`` now (None if missing); take it *before* validating the file."""
+    try:
+        return file_identity(config_file())
+    except OSError:
+        return None
+
+
+def stamp_document(identity: list[int], default: str | None, names: list[str]) -> bytes:
+    """The stamp: ``profiles.toml`` with this identity validated, with this default and these profiles."""
+    return json.dumps({"config": identity, "default": default, "profiles": sorted(names)}).encode()
+
+
+def read_stamp(raw: bytes, identity: list[int]) -> tuple[str | None, list[str]] | None:
+    """(default profile, profile names) if the stamp is current for ``identity``, else None."""
+    stamp = json.loads(raw)
+    if not isinstance(stamp, dict) or stamp.get("config") != identity:
+        return None
+    profiles = stamp.get("profiles")
+    default = stamp.get("default")
+    if not isinstance(profiles, list):
+        return None
+    return (default if isinstance(default, str) else None), profiles
