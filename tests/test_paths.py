@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from zephr_desktop import paths
+from zephr_desktop.config import Profile
 from zephr_desktop.oauth import Token
+
+ISSUER = paths.issuer("https://news.example.com", "https://console.zephr.com/zephr/oauth2/token", "abc123")
 
 
 @pytest.mark.parametrize(
@@ -65,14 +68,15 @@ def document(**changes: object) -> bytes:
         "scopes": ["user.account:read"],
         "user_id": "u1",
         "refresh_ref": "news/refresh_token/00",
+        "issued_by": ISSUER,
     }
     fields.update(changes)
     return paths.token_document(**fields)  # type: ignore[arg-type]
 
 
-def test_token_document_round_trip_names_its_version() -> None:
+def test_token_document_round_trip_names_its_version_and_issuer() -> None:
     raw = document()
-    assert json.loads(raw)["version"] == paths.TOKEN_FORMAT_VERSION == 1
+    assert json.loads(raw)["version"] == paths.TOKEN_FORMAT_VERSION == 2
     assert paths.read_token_document(raw) == {
         "access_token": "oa_abc",
         "token_type": "bearer",
@@ -81,7 +85,15 @@ def test_token_document_round_trip_names_its_version() -> None:
         "scopes": ["user.account:read"],
         "user_id": "u1",
         "refresh_ref": "news/refresh_token/00",
+        "issuer": ISSUER,
     }
+
+
+def test_a_file_from_before_the_binding_reads_with_no_issuer() -> None:
+    legacy = {"version": 1, "access_token": "oa_abc", "token_type": "bearer", "expires_at": 2000, "obtained_at": 1000,
+              "scopes": [], "user_id": None, "refresh_ref": "news/refresh_token/00"}
+    record = paths.read_token_document(json.dumps(legacy).encode())
+    assert record["issuer"] is None and record["access_token"] == "oa_abc"
 
 
 @pytest.mark.parametrize(
@@ -89,12 +101,14 @@ def test_token_document_round_trip_names_its_version() -> None:
     [
         b"{broken",
         b"[]",
-        json.dumps({"version": 2, "access_token": "a", "obtained_at": 1}).encode(),
+        json.dumps({"version": 3, "access_token": "a", "obtained_at": 1}).encode(),
         json.dumps({**json.loads(document()), "access_token": ""}).encode(),
         json.dumps({**json.loads(document()), "expires_at": "soon"}).encode(),
         json.dumps({**json.loads(document()), "obtained_at": True}).encode(),
         json.dumps({**json.loads(document()), "scopes": "user.account:read"}).encode(),
         json.dumps({**json.loads(document()), "user_id": 5}).encode(),
+        json.dumps({**json.loads(document()), "issuer": None}).encode(),
+        json.dumps({**json.loads(document()), "issuer": {"site_url": "https://x.example"}}).encode(),
         json.dumps({k: v for k, v in json.loads(document()).items() if k != "obtained_at"}).encode(),
     ],
 )
@@ -104,6 +118,14 @@ def test_anything_else_is_not_a_token_file(doc: bytes) -> None:
 
 
 def test_stamp_holds_only_for_the_identity_it_was_written_for() -> None:
-    raw = paths.stamp_document([1, 2, 3], "news", ["staging", "news"])
-    assert paths.read_stamp(raw, [1, 2, 3]) == ("news", ["news", "staging"])
+    issuers = {"news": ISSUER}
+    raw = paths.stamp_document([1, 2, 3], "news", issuers)
+    assert paths.read_stamp(raw, [1, 2, 3]) == ("news", issuers)
     assert paths.read_stamp(raw, [1, 2, 4]) is None
+    old_format = json.dumps({"config": [1, 2, 3], "default": "news", "profiles": ["news"]}).encode()
+    assert paths.read_stamp(old_format, [1, 2, 3]) is None
+
+
+def test_a_profile_issuer_is_its_site_token_url_and_client() -> None:
+    p = Profile.create(name="news", site_url="https://News.example.com/", client_id="abc123")
+    assert p.issuer == ISSUER

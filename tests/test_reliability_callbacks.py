@@ -210,7 +210,7 @@ def test_forged_and_malformed_callbacks_then_the_genuine_one_signs_in(pending: P
     page = pending.complete()
     assert page.status_code == 200 and "Signed in" in page.text, (page.status_code, page.text[:300])
     token = pending.result.result(10)
-    stored = pending.store.load("demo")
+    stored = pending.store.load(pending.profile)
     assert stored is not None and stored.access_token == token.access_token
     assert stored.refresh_token == token.refresh_token == sandbox.issued[-1]["refresh_token"]
     assert sandbox.stats["token_authorization_code"] == 1, "the code was exchanged more than once"
@@ -256,7 +256,7 @@ def test_a_malformed_redirect_with_the_right_state_ends_the_sign_in_cleanly(
     assert "\n" not in message and "\x1b" not in message, f"server text broke the one-line message: {message!r}"
     assert page.status_code == 200 and "Sign-in failed" in page.text
     secrets_scan.collect("listener result page", page.text)
-    assert store.load("demo") is None, "a failed sign-in stored a token"
+    assert store.load(profile) is None, "a failed sign-in stored a token"
     assert sandbox.token_requests == [], "a code that failed the checks was sent to the token endpoint"
     evidence.record(case=name, ended_with=error.__name__)
 
@@ -351,7 +351,7 @@ def test_the_genuine_callback_wins_under_load(sandbox: Sandbox, child_env: dict[
         pending.close()
 
     assert page.status_code == 200 and "Signed in" in page.text
-    assert quiet_store().load("load") == token
+    assert quiet_store().load(pending.profile) == token
     # wait() returns once the code is exchanged and the token saved; the page follows report().
     assert wait_seconds < 1.0, f"the sign-in took {wait_seconds:.3f} s to finish after the callback was sent"
     assert page_seconds < 1.0, f"the genuine callback took {page_seconds:.3f} s to answer under load"

@@ -288,7 +288,7 @@ def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
 def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str, Any]:
     """What ``status --json`` prints: never a secret."""
     now = time.time() if now is None else now
-    cached = store.load_cached(profile.name)  # the refresh token stays in the secret store
+    cached = store.load_cached(profile)  # the refresh token stays in the secret store
     token, refresh_ref = cached if cached else (None, None)
     info: dict[str, Any] = {"profile": profile.name, "site_url": profile.site_url, "signed_in": token is not None}
     if token is not None:
@@ -309,12 +309,17 @@ def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str,
 
 def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
     profile = _profile(args.profile)
-    info = status_dict(profile, _store())
+    store = _store()
+    info = status_dict(profile, store)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     if not info["signed_in"]:
-        print(f"Profile '{profile.name}' ({profile.site_url}): not signed in. Run `zephr-desktop login`.")
+        why = store.signed_out_reason(profile)
+        if why:
+            print(f"{why} Run `zephr-desktop login --profile {profile.name}` to sign in again.")
+        else:
+            print(f"Profile '{profile.name}' ({profile.site_url}): not signed in. Run `zephr-desktop login`.")
         return 0
     state = "expired" if info["expired"] else f"valid for {info['expires_in']} s"
     print(f"profile:   {profile.name} ({profile.site_url})")

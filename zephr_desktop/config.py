@@ -79,6 +79,11 @@ class Profile:
         return {k: v for k, v in table.items() if v is not None}
 
     @property
+    def issuer(self) -> dict[str, str]:
+        """What this profile's tokens are bound to: a token issued for anything else is not its token."""
+        return paths.issuer(self.site_url, self.token_url, self.client_id)
+
+    @property
     def tls_verify(self) -> bool | str:
         """What ``requests`` takes as ``verify=`` for this profile."""
         if self.insecure_skip_tls_verify:

@@ -8,7 +8,7 @@ authorization code or PKCE verifier)::
     ├── ConfigError                 profiles.toml or a profile is invalid (names file/profile/field)
     │   └── ProfileNotFoundError    no such profile, or none selected
     ├── SecretStoreError            the keyring or the 0600 secret file cannot be used
-    ├── NotLoggedInError            no token stored for the profile
+    ├── NotLoggedInError            no token stored for the profile (or one issued for another site)
     ├── ListenerError               the loopback redirect listener failed
     │   └── PortInUseError          the redirect URI's port is taken
     ├── LoginTimeoutError           no callback arrived before the deadline

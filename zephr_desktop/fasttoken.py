@@ -3,10 +3,10 @@
 Scripts call ``zephr-desktop token`` in loops, so when the cached token is fresh this path
 imports only ``paths`` (the standard library and platformdirs) - not argparse, tomllib, the
 profile model or anything that talks HTTP. It trusts ``profiles.toml`` only as the full CLI
-last validated it: the full path leaves a stamp (the file's inode, size and mtime, the
-default profile and the profile names), and any change to the file, any other argument,
-any doubt about the token file sends the call to the full CLI, which validates, refreshes,
-explains errors and writes a new stamp.
+last validated it: the full path leaves a stamp (the file's identity, the default profile and
+each profile's issuer: site, token URL, client ID), and any change to the file, any other
+argument, a token issued for another issuer, any doubt about the token file sends the call to
+the full CLI, which validates, refreshes, explains errors and writes a new stamp.
 """
 
 from __future__ import annotations
@@ -39,14 +39,16 @@ def cached_token(argv: list[str], now: float) -> str | None:
         stamp = paths.read_stamp(paths.stamp_file(data).read_bytes(), paths.file_identity(config))
         if stamp is None:
             return None
-        default, names = stamp
+        default, issuers = stamp
         name = name or default
-        if name is None or name not in names:
+        if name is None or name not in issuers:
             return None
         path = paths.token_file(name, data)
         if os.name == "posix" and os.stat(path).st_mode & 0o077:
             return None  # the full path tightens it and says so
         record = paths.read_token_document(path.read_bytes())
+        if record["issuer"] is None or record["issuer"] != issuers[name]:
+            return None  # issued for another site, token URL or client: the full path says signed out
         if paths.refresh_due(record["expires_at"], record["obtained_at"], now):
             return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

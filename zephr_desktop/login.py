@@ -136,7 +136,7 @@ class LoginFlow:
                 token = exchange_code(self.profile, self._secret, self._request, code, clock=self._clock)
                 # Every save of a profile holds its lock, so tidy() elsewhere never takes a fresh secret.
                 with self.store.refresh_lock(self.profile.name):
-                    self.store.save(self.profile.name, token)
+                    self.store.save(self.profile, token)
             except ZephrError as exc:
                 listener.report(False, exc.message)
                 raise
@@ -150,6 +150,11 @@ class LoginFlow:
                 self._warm.join(10.0)
 
 
+def _signed_out(profile: Profile, store: TokenStore) -> NotLoggedInError:
+    why = store.signed_out_reason(profile) or f"No token for profile '{profile.name}'."
+    return NotLoggedInError(f"{why} Run `zephr-desktop login --profile {profile.name}`.")
+
+
 def ensure_fresh_token(
     profile: Profile,
     *,
@@ -159,27 +164,23 @@ def ensure_fresh_token(
 ) -> Token:
     """A valid token for the profile, refreshed first (under the cross-process lock) when due."""
     store = store or TokenStore()
-    cached = store.load_cached(profile.name)
+    cached = store.load_cached(profile)
     if cached is None:
-        raise NotLoggedInError(
-            f"No token for profile '{profile.name}'. Run `zephr-desktop login --profile {profile.name}`."
-        )
+        raise _signed_out(profile, store)
     token, _ = cached
     if not force and not token.needs_refresh(clock()):
         return token
     asked_at = clock()
     with store.refresh_lock(profile.name):
-        current = store.load(profile.name)
+        current = store.load(profile)
         if current is None:
-            raise NotLoggedInError(
-                f"No token for profile '{profile.name}'. Run `zephr-desktop login --profile {profile.name}`."
-            )
+            raise _signed_out(profile, store)
         # Another process may have refreshed while this one waited for the lock.
         if current.obtained_at >= asked_at or (not force and not current.needs_refresh(clock())):
             log.debug("token was refreshed by another process; using it")
             return current
         if not current.refresh_token:
-            cached = store.load_cached(profile.name)
+            cached = store.load_cached(profile)
             if cached is not None and cached[1]:
                 # The token file names a refresh token the secret store in use does not hold.
                 raise SecretStoreError(
@@ -194,7 +195,7 @@ def ensure_fresh_token(
                 f"Run `zephr-desktop login --profile {profile.name}`."
             )
         new = refresh(profile, store.get_client_secret(profile.name), current, clock=clock)
-        store.save(profile.name, new)
+        store.save(profile, new)
         store.tidy(profile.name)
         return new
 

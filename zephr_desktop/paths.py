@@ -32,7 +32,9 @@ STAMP_FILE = ".validated-profiles.json"
 LOCKS_DIR = "locks"
 SITE_SESSIONS_DIR = "site-sessions"
 
-TOKEN_FORMAT_VERSION = 1
+TOKEN_FORMAT_VERSION = 2  # 2: the token file names the site, token URL and client it was issued for
+STAMP_FORMAT_VERSION = 2  # 2: the stamp holds each profile's issuer
+ISSUER_FIELDS = ("site_url", "token_url", "client_id")
 
 
 # -- locations ----------------------------------------------------------------------------------
@@ -120,6 +122,11 @@ def refresh_due(expires_at: float | None, obtained_at: float, now: float) -> boo
 
 
 # -- the token file --------------------------------------------------------------------------------
+def issuer(site_url: str, token_url: str, client_id: str) -> dict[str, str]:
+    """What a token is bound to: the site, token URL and client that issued it."""
+    return {"site_url": site_url, "token_url": token_url, "client_id": client_id}
+
+
 def token_document(
     *,
     access_token: str,
@@ -129,6 +136,7 @@ def token_document(
     scopes: list[str],
     user_id: str | None,
     refresh_ref: str | None,
+    issued_by: dict[str, str],
 ) -> bytes:
     """The token file's content; ``refresh_ref`` names the refresh token's key in the secret store."""
     doc = {
@@ -140,6 +148,7 @@ def token_document(
         "scopes": scopes,
         "user_id": user_id,
         "refresh_ref": refresh_ref,
+        "issuer": issued_by,
     }
     return json.dumps(doc, indent=1).encode()
 
@@ -151,7 +160,7 @@ def _optional(value: Any, kind: type) -> Any:
 
 
 def read_token_document(raw: bytes) -> dict[str, Any]:
-    """The token file's fields, checked.
+    """The token file's fields, checked; ``issuer`` is None for a file from before the binding.
 
     Raises ValueError for anything that is not a token file this version understands.
     """
@@ -159,7 +168,7 @@ def read_token_document(raw: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("not an object")
     version = data.get("version", 1)
-    if version != TOKEN_FORMAT_VERSION:
+    if version not in (1, TOKEN_FORMAT_VERSION):
         raise ValueError(f"unknown version {version!r}")
     access = data["access_token"]
     if not isinstance(access, str) or not access:
@@ -173,6 +182,13 @@ def read_token_document(raw: bytes) -> dict[str, Any]:
     scopes = data.get("scopes") or []
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise ValueError("scopes is not a list of strings")
+    issued_by = data.get("issuer") if version == TOKEN_FORMAT_VERSION else None
+    if version == TOKEN_FORMAT_VERSION and not (
+        isinstance(issued_by, dict)
+        and set(issued_by) == set(ISSUER_FIELDS)
+        and all(isinstance(v, str) for v in issued_by.values())
+    ):
+        raise ValueError("issuer is not a site, token URL and client ID")
     return {
         "access_token": access,
         "token_type": str(data.get("token_type") or "bearer"),
@@ -181,6 +197,7 @@ def read_token_document(raw: bytes) -> dict[str, Any]:
         "scopes": scopes,
         "user_id": _optional(data.get("user_id"), str),
         "refresh_ref": _optional(data.get("refresh_ref"), str),
+        "issuer": issued_by,
     }
 
 
@@ -199,18 +216,19 @@ def config_identity() -> list[int] | None:
         return None
 
 
-def stamp_document(identity: list[int], default: str | None, names: list[str]) -> bytes:
+def stamp_document(identity: list[int], default: str | None, issuers: dict[str, dict[str, str]]) -> bytes:
     """The stamp: ``profiles.toml`` with this identity validated, with this default and these profiles."""
-    return json.dumps({"config": identity, "default": default, "profiles": sorted(names)}).encode()
+    doc = {"version": STAMP_FORMAT_VERSION, "config": identity, "default": default, "profiles": issuers}
+    return json.dumps(doc, sort_keys=True).encode()
 
 
-def read_stamp(raw: bytes, identity: list[int]) -> tuple[str | None, list[str]] | None:
-    """(default profile, profile names) if the stamp is current for ``identity``, else None."""
+def read_stamp(raw: bytes, identity: list[int]) -> tuple[str | None, dict[str, Any]] | None:
+    """(default profile, issuer by profile name) if the stamp is current for ``identity``, else None."""
     stamp = json.loads(raw)
-    if not isinstance(stamp, dict) or stamp.get("config") != identity:
+    if not isinstance(stamp, dict) or stamp.get("version") != STAMP_FORMAT_VERSION:
         return None
     profiles = stamp.get("profiles")
     default = stamp.get("default")
-    if not isinstance(profiles, list):
+    if stamp.get("config") != identity or not isinstance(profiles, dict):
         return None
     return (default if isinstance(default, str) else None), profiles

@@ -3,6 +3,9 @@
 - The access token, its expiry, scopes and user id: a 0600 JSON file per profile in the
   platformdirs data dir (format and places in ``paths``), so ``token`` reads it without
   importing keyring.
+- A token is bound to the site, token URL and client ID it was issued for (recorded in its
+  file, which also names the refresh token): for a profile that now says otherwise, or a file
+  from before the binding, the profile is signed out and nothing of the token is handed out.
 - The long-lived secrets (client secret, refresh token): the OS keyring; where no usable
   keyring exists, a 0600 ``secrets.json`` in the data dir (said once on stderr).
 - Crash safety: a refresh token is stored under a fresh key *before* the token file that
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .config import Profiles
+from .config import Profile, Profiles
 from .errors import SecretStoreError, ZephrError
 from .fileutil import atomic_write, ensure_private_dir, remove_stale_temps
 from .oauth import Token
@@ -33,6 +36,7 @@ from .oauth import Token
 log = logging.getLogger(__name__)
 KEYRING_SERVICE = paths.APP_NAME
 LOCK_TIMEOUT = 120.0
+_ISSUER_LABELS = {"site_url": "site", "token_url": "token URL", "client_id": "client ID"}
 
 
 def _stderr_notice(message: str) -> None:
@@ -245,7 +249,7 @@ class TokenStore:
 
     # -- access token (no keyring) -------------------------------------------------
     def _read(self, profile: str) -> dict[str, Any] | None:
-        """The profile's token file as ``paths.read_token_document`` gives it (None if there is none)."""
+        """The profile's token file as ``paths.read_token_document`` gives it, whoever issued it."""
         path = self.token_path(profile)
         try:
             raw = path.read_bytes()
@@ -259,10 +263,14 @@ class TokenStore:
                 f"The stored token {path} is damaged. Run `zephr-desktop logout` and sign in again."
             ) from exc
 
-    def load_cached(self, profile: str) -> tuple[Token, str | None] | None:
-        """The cached token without its refresh token, and the key its refresh token is under."""
-        record = self._read(profile)
-        if record is None:
+    def load_cached(self, profile: Profile) -> tuple[Token, str | None] | None:
+        """The cached token without its refresh token, and the key its refresh token is under.
+
+        None when there is none, and when it was issued for another site, token URL or client
+        than the profile now names (or by a version that did not record it): signed out.
+        """
+        record = self._read(profile.name)
+        if record is None or record["issuer"] != profile.issuer:
             return None
         token = Token(
             access_token=record["access_token"],
@@ -274,8 +282,28 @@ class TokenStore:
         )
         return token, record["refresh_ref"]
 
-    def load(self, profile: str) -> Token | None:
-        """The stored token with its refresh token (reads the secret store)."""
+    def signed_out_reason(self, profile: Profile) -> str | None:
+        """Why a token stored for the profile does not count (one sentence), or None if there is none."""
+        record = self._read(profile.name)
+        if record is None:
+            return None
+        issued = record["issuer"]
+        if issued is None:
+            return (
+                f"Profile '{profile.name}' is signed out: its stored token was saved by an earlier zephr-desktop "
+                "that did not record which site issued it."
+            )
+        now = profile.issuer
+        for key in paths.ISSUER_FIELDS:
+            if issued[key] != now[key]:
+                return (
+                    f"Profile '{profile.name}' is signed out: its token was issued for {_ISSUER_LABELS[key]} "
+                    f"{issued[key]}, but profiles.toml now names {now[key]}."
+                )
+        return None
+
+    def load(self, profile: Profile) -> Token | None:
+        """The stored token with its refresh token (reads the secret store); None if signed out."""
         cached = self.load_cached(profile)
         if cached is None:
             return None
@@ -283,11 +311,11 @@ class TokenStore:
         refresh = self.secrets.get(ref) if ref else None
         return Token(**{**token.__dict__, "refresh_token": refresh})
 
-    def save(self, profile: str, token: Token) -> None:
-        """Store a token: a new refresh token first, then the token file atomically, then clean up."""
+    def save(self, profile: Profile, token: Token) -> None:
+        """Store a token bound to the profile's issuer: a new refresh token first, then the file, then clean up."""
         old = None
         with contextlib.suppress(SecretStoreError):
-            old = self._read(profile)
+            old = self._read(profile.name)
         old_ref = old["refresh_ref"] if old else None
         ref: str | None = None
         if token.refresh_token:
@@ -297,7 +325,7 @@ class TokenStore:
             else:
                 import secrets
 
-                ref = f"{profile}/refresh_token/{secrets.token_hex(8)}"
+                ref = f"{profile.name}/refresh_token/{secrets.token_hex(8)}"
                 self.secrets.set(ref, token.refresh_token)
         doc = paths.token_document(
             access_token=token.access_token,
@@ -307,9 +335,10 @@ class TokenStore:
             scopes=list(token.scopes),
             user_id=token.user_id,
             refresh_ref=ref,
+            issued_by=profile.issuer,
         )
         self._private_subdir(paths.TOKENS_DIR)
-        atomic_write(self.token_path(profile), doc)
+        atomic_write(self.token_path(profile.name), doc)
         if old_ref and old_ref != ref:
             self.secrets.delete(old_ref)
 
@@ -317,7 +346,7 @@ class TokenStore:
         """Let plain ``token`` calls skip validating ``profiles.toml`` while it keeps ``identity``.
 
         ``identity`` is ``paths.config_identity()`` taken before ``profiles`` was loaded, so an edit
-        in between voids the stamp.
+        in between voids the stamp; the stamp records each profile's issuer for the fast path.
         """
         if identity is None:
             return
@@ -325,7 +354,8 @@ class TokenStore:
             default: str | None = profiles.get(None).name
         except ZephrError:
             default = None
-        doc = paths.stamp_document(identity, default, list(profiles.profiles))
+        issuers = {name: p.issuer for name, p in profiles.profiles.items()}
+        doc = paths.stamp_document(identity, default, issuers)
         path = paths.stamp_file(self.directory)
         # Only a shortcut: a data dir that cannot take it just keeps `token` on the full path.
         with contextlib.suppress(OSError):

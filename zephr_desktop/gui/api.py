@@ -371,7 +371,7 @@ class Api:
         if kind not in COPY_KINDS:
             return {"ok": False, "error": f"Unknown copy format '{kind}'."}
         profile = self._profile()
-        token = self._cached_token(profile.name)
+        token = self._cached_token(profile)
         if token is None:
             return {"ok": False, "error": "There is no token to copy yet. Sign in first."}
         clear_after = self._shell.copy_text(copy_text_for(kind, token, profile))
@@ -389,7 +389,7 @@ class Api:
         from ..zephr_api import get_account, get_profile
 
         profile = self._profile()
-        token = self._cached_token(profile.name)
+        token = self._cached_token(profile)
         if token is None:
             return {"ok": False, "error": "There is no token to test yet. Sign in first."}
         calls: list[tuple[str, Callable[[Profile, Token], Any]]] = []
@@ -452,15 +452,15 @@ class Api:
                 self._secret_known[name] = False
         return self._secret_known[name]
 
-    def _cached(self, name: str) -> tuple[Token, bool] | None:
-        cached = self._store.load_cached(name)
+    def _cached(self, profile: Profile) -> tuple[Token, bool] | None:
+        cached = self._store.load_cached(profile)
         if cached is None:
             return None
         token, ref = cached
         return token, ref is not None
 
-    def _cached_token(self, name: str) -> Token | None:
-        cached = self._cached(name)
+    def _cached_token(self, profile: Profile) -> Token | None:
+        cached = self._cached(profile)
         return cached[0] if cached else None
 
     def _state(self, profiles: Profiles | None = None) -> dict[str, Any]:
@@ -473,7 +473,9 @@ class Api:
         token_view = None
         if name is not None:
             try:
-                cached = self._cached(name)
+                cached = self._cached(profiles.profiles[name])
+                if cached is None:
+                    error = error or self._store.signed_out_reason(profiles.profiles[name])
             except ZephrError as exc:
                 cached, error = None, exc.message
             if cached is not None:
@@ -556,7 +558,8 @@ class Api:
         if name is None:
             return
         try:
-            cached = self._cached(name)
+            profile = self._profiles().get(name)
+            cached = self._cached(profile)
         except ZephrError:
             return
         if cached is None:
@@ -574,7 +577,6 @@ class Api:
         if failed and failed[:2] == (name, token.obtained_at) and now < failed[2]:
             return
         try:
-            profile = self._profiles().get(name)
             fresh = ensure_fresh_token(profile, store=self._store)
         except ZephrError as exc:
             with self._lock:
