@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from zephr_desktop import paths
 from zephr_desktop.config import Profile
+from zephr_desktop.errors import UnsafePathError
+from zephr_desktop.fileutil import atomic_write, check_private, ensure_private_dir
 from zephr_desktop.oauth import Token
 
 ISSUER = paths.issuer("https://news.example.com", "https://console.zephr.com/zephr/oauth2/token", "abc123")
@@ -129,3 +133,55 @@ def test_stamp_holds_only_for_the_identity_it_was_written_for() -> None:
 def test_a_profile_issuer_is_its_site_token_url_and_client() -> None:
     p = Profile.create(name="news", site_url="https://News.example.com/", client_id="abc123")
     assert p.issuer == ISSUER
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes and owners")
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757, 0o720, 0o702])
+def test_writable_by_others_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "zephr-desktop"
+    target.mkdir()
+    os.chmod(target, mode)
+    reason = paths.unsafe_reason(target)
+    assert reason is not None and str(target) in reason and f"chmod go-w {target}" in reason
+    with pytest.raises(UnsafePathError) as info:
+        check_private(target)
+    assert info.value.path == str(target)
+    with pytest.raises(UnsafePathError):
+        ensure_private_dir(target)
+    with pytest.raises(UnsafePathError):
+        atomic_write(target / "profiles.toml", b"x")
+    assert not (target / "profiles.toml").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes and owners")
+@pytest.mark.parametrize("mode", [0o700, 0o755, 0o750, 0o600, 0o644, 0o400])
+def test_private_or_only_readable_is_accepted(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "f"
+    target.write_text("")
+    os.chmod(target, mode)
+    assert paths.unsafe_reason(target) is None
+    assert paths.unsafe_reason(tmp_path / "missing") is None
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown to another user needs root")
+def test_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "profiles.toml"
+    target.write_text("")
+    os.chmod(target, 0o600)
+    os.chown(target, 4321, 4321)
+    reason = paths.unsafe_reason(target)
+    assert reason is not None and "another user (uid 4321)" in reason and str(target) in reason
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+def test_missing_parents_are_made_0700_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        leaf = ensure_private_dir(tmp_path / "home" / ".local" / "share" / "zephr-desktop")
+        atomic_write(leaf / "tokens" / "news.json", b"{}")
+    finally:
+        os.umask(old)
+    for directory in (tmp_path / "home", tmp_path / "home" / ".local", tmp_path / "home" / ".local" / "share", leaf,
+                      leaf / "tokens"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert stat.S_IMODE((leaf / "tokens" / "news.json").stat().st_mode) == 0o600

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from zephr_desktop.config import Profile, with_changes
-from zephr_desktop.errors import SecretStoreError
+from zephr_desktop.errors import SecretStoreError, UnsafePathError
 from zephr_desktop.oauth import Token
 from zephr_desktop.store import FileBackend, KeyringBackend, MigratingBackend, TokenStore, default_backend
 
@@ -240,3 +240,20 @@ def test_a_token_file_without_an_issuer_is_signed_out_not_an_error(tmp_path: Pat
     assert "earlier zephr-desktop" in (store.signed_out_reason(NEWS) or "")
     assert store.delete("news") is True  # logout still finds and removes its refresh token
     assert json.loads((tmp_path / "secrets.json").read_text()) == {}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+@pytest.mark.parametrize("target", ["data dir", "tokens dir", "token file", "secrets.json"])
+def test_files_another_user_could_write_are_refused(tmp_path: Path, target: str) -> None:
+    data = tmp_path / "data"
+    store = TokenStore(data, notice=lambda _: None)
+    store.save(NEWS, token(1))
+    path = {"data dir": data, "tokens dir": data / "tokens", "token file": store.token_path("news"),
+            "secrets.json": data / "secrets.json"}[target]
+    os.chmod(path, path.stat().st_mode | 0o020)
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    with pytest.raises(UnsafePathError, match=f"chmod go-w {path}"):
+        store.load(NEWS)
+    with pytest.raises(UnsafePathError):
+        store.save(NEWS, token(2))
+    assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before

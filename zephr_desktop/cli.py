@@ -478,6 +478,10 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
+        from .fileutil import check_private
+        from .paths import app_paths
+
+        check_private(*app_paths())  # like ssh: nothing runs on files another user could have changed
         return int(args.func(args, stdin or sys.stdin))
     except ZephrError as exc:
         _err(exc.message)

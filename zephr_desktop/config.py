@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import paths
 from .errors import ConfigError, ProfileNotFoundError
-from .fileutil import atomic_write
+from .fileutil import atomic_write, check_private
 
 DEFAULT_TOKEN_URL = "https://console.zephr.com/zephr/oauth2/token"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
@@ -285,6 +285,7 @@ class Profiles:
 def load_profiles(path: Path | None = None) -> Profiles:
     """Read and validate ``profiles.toml``; a missing file means no profiles."""
     path = path or paths.config_file()
+    check_private(path.parent, path)  # another user's edit could send the tokens and secret elsewhere
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

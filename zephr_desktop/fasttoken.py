@@ -5,14 +5,16 @@ imports only ``paths`` (the standard library and platformdirs) - not argparse, t
 profile model or anything that talks HTTP. It trusts ``profiles.toml`` only as the full CLI
 last validated it: the full path leaves a stamp (the file's identity, the default profile and
 each profile's issuer: site, token URL, client ID), and any change to the file, any other
-argument, a token issued for another issuer, any doubt about the token file sends the call to
-the full CLI, which validates, refreshes, explains errors and writes a new stamp.
+argument, a token issued for another issuer, a file or directory that another user could write
+or does not belong to the user, any doubt at all sends the call to the full CLI, which
+validates, refreshes, refuses or explains, and writes a new stamp.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from . import paths
 
@@ -28,6 +30,11 @@ def _profile_name(argv: list[str]) -> tuple[bool, str | None]:
     return False, None
 
 
+def _private(*files: Path) -> bool:
+    """True if none of ``files`` could have been written by another user (else the full path refuses)."""
+    return all(paths.unsafe_reason(path) is None for path in files)
+
+
 def cached_token(argv: list[str], now: float) -> str | None:
     """The fresh cached access token for a plain ``token`` call, or None to take the full path."""
     plain, name = _profile_name(argv)
@@ -36,7 +43,11 @@ def cached_token(argv: list[str], now: float) -> str | None:
     try:
         config = paths.config_file()
         data = paths.data_dir()
-        stamp = paths.read_stamp(paths.stamp_file(data).read_bytes(), paths.file_identity(config))
+        tokens = paths.tokens_dir(data)
+        stamp_path = paths.stamp_file(data)
+        if not _private(config.parent, config, data, tokens, stamp_path):
+            return None
+        stamp = paths.read_stamp(stamp_path.read_bytes(), paths.file_identity(config))
         if stamp is None:
             return None
         default, issuers = stamp
@@ -44,8 +55,8 @@ def cached_token(argv: list[str], now: float) -> str | None:
         if name is None or name not in issuers:
             return None
         path = paths.token_file(name, data)
-        if os.name == "posix" and os.stat(path).st_mode & 0o077:
-            return None  # the full path tightens it and says so
+        if not _private(path) or (os.name == "posix" and os.stat(path).st_mode & 0o077):
+            return None  # the full path refuses it, or tightens it and says so
         record = paths.read_token_document(path.read_bytes())
         if record["issuer"] is None or record["issuer"] != issuers[name]:
             return None  # issued for another site, token URL or client: the full path says signed out

@@ -14,6 +14,9 @@ The layout (platformdirs' config and data dirs; ``ZEPHR_DESKTOP_CONFIG_DIR`` and
     DATA/tokens/.validated-profiles.json       the stamp: profiles.toml as the full CLI last checked it
     DATA/locks/NAME.lock                       a profile's refresh lock
     DATA/site-sessions/NAME/                   the consent window's kept site cookies
+
+Every directory the app creates is 0700 and every file 0600; a file or directory of the app's
+that another user could write, or that belongs to someone else, is refused (``unsafe_reason``).
 """
 
 from __future__ import annotations
@@ -106,6 +109,39 @@ def site_sessions_dir(data: Path | None = None) -> Path:
 def site_session_dir(profile: str, data: Path | None = None) -> Path:
     """Where the consent window keeps a profile's site cookies (profiles with ``keep_site_session``)."""
     return site_sessions_dir(data) / profile
+
+
+def app_paths(data: Path | None = None) -> list[Path]:
+    """The app's own directories and shared files, as every command checks them before it starts."""
+    data = data or data_dir()
+    return [config_dir(), config_file(), data, secrets_file(data), tokens_dir(data), stamp_file(data),
+            locks_dir(data), site_sessions_dir(data)]
+
+
+# -- who may write there ----------------------------------------------------------------------
+def unsafe_reason(path: Path) -> str | None:
+    """Why ``path`` (a file or directory of the app's) must not be trusted, or None if it may be.
+
+    As ssh treats ``~/.ssh``: refused if another user could write it (group- or world-writable)
+    or if it belongs to someone else. A missing path is fine (the app creates it private).
+    """
+    if os.name != "posix":
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    if st.st_uid != os.geteuid():
+        return (
+            f"{path} belongs to another user (uid {st.st_uid}), so zephr-desktop will not use it: someone may "
+            f"have put it there. If it is yours, `sudo chown {os.geteuid()} {path}`; otherwise move it aside."
+        )
+    if st.st_mode & 0o022:
+        return (
+            f"{path} can be written by other users (mode {st.st_mode & 0o777:o}), so zephr-desktop will not use "
+            f"it: another user could have changed it. Fix it with `chmod go-w {path}` and check its content."
+        )
+    return None
 
 
 # -- the refresh rule --------------------------------------------------------------------------

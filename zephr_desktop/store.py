@@ -6,6 +6,7 @@
 - A token is bound to the site, token URL and client ID it was issued for (recorded in its
   file, which also names the refresh token): for a profile that now says otherwise, or a file
   from before the binding, the profile is signed out and nothing of the token is handed out.
+- Every directory is 0700 and every file 0600; one another user could write is refused.
 - The long-lived secrets (client secret, refresh token): the OS keyring; where no usable
   keyring exists, a 0600 ``secrets.json`` in the data dir (said once on stderr).
 - Crash safety: a refresh token is stored under a fresh key *before* the token file that
@@ -30,7 +31,7 @@ from typing import Any
 from . import paths
 from .config import Profile, Profiles
 from .errors import SecretStoreError, ZephrError
-from .fileutil import atomic_write, ensure_private_dir, remove_stale_temps
+from .fileutil import atomic_write, check_private, ensure_private_dir, remove_stale_temps
 from .oauth import Token
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class FileBackend(SecretBackend):
         self.path = path
 
     def _read(self) -> dict[str, str]:
+        check_private(self.path.parent, self.path)
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -114,7 +116,7 @@ class FileBackend(SecretBackend):
         from filelock import FileLock, Timeout
 
         ensure_private_dir(self.path.parent)
-        lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT)
+        lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT, mode=0o600)
         try:
             lock.acquire()
         except Timeout as exc:
@@ -208,6 +210,7 @@ def default_backend(directory: Path, notice: Callable[[str], None] = _stderr_not
             return MigratingBackend(ring, legacy) if legacy.path.exists() else ring
     backend = FileBackend(paths.secrets_file(directory))
     marker = paths.file_store_noted(directory)
+    check_private(directory, marker)
     if not marker.exists():
         notice(
             f"zephr-desktop: no system keyring is available; secrets are kept in {backend.path} (readable only by you)."
@@ -242,15 +245,14 @@ class TokenStore:
         return paths.token_file(profile, self.directory)
 
     def _private_subdir(self, name: str) -> Path:
-        # mkdir(parents=True) gives only the leaf mode 0700: the data dir itself must not be left
-        # 0755 (it is, when a keyring holds the secrets and nothing else creates it first).
-        ensure_private_dir(self.directory)
+        ensure_private_dir(self.directory)  # the data dir itself is checked (and tightened) too
         return ensure_private_dir(self.directory / name)
 
     # -- access token (no keyring) -------------------------------------------------
     def _read(self, profile: str) -> dict[str, Any] | None:
         """The profile's token file as ``paths.read_token_document`` gives it, whoever issued it."""
         path = self.token_path(profile)
+        check_private(self.directory, path.parent, path)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -430,7 +432,9 @@ class TokenStore:
         from filelock import FileLock, Timeout
 
         self._private_subdir(paths.LOCKS_DIR)
-        lock = FileLock(str(paths.lock_file(profile, self.directory)), timeout=timeout)
+        path = paths.lock_file(profile, self.directory)
+        check_private(path)
+        lock = FileLock(str(path), timeout=timeout, mode=0o600)
         try:
             lock.acquire()
         except Timeout as exc:
