@@ -13,7 +13,14 @@ import pytest
 from zephr_desktop.config import Profile, with_changes
 from zephr_desktop.errors import SecretStoreError, UnsafePathError
 from zephr_desktop.oauth import Token
-from zephr_desktop.store import FileBackend, KeyringBackend, MigratingBackend, TokenStore, default_backend
+from zephr_desktop.store import (
+    FileBackend,
+    KeyringBackend,
+    MigratingBackend,
+    TokenStore,
+    default_backend,
+    take_env_client_secret,
+)
 
 NEWS = Profile.create(name="news", site_url="https://news.example.com", client_id="abc123")
 OTHER = Profile.create(name="other", site_url="https://other.example.com", client_id="abc123")
@@ -84,12 +91,21 @@ def test_damaged_token_file_is_a_clear_error(tmp_path: Path) -> None:
     assert store.load(NEWS) == token(3)
 
 
-def test_client_secret_env_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_client_secret_override_wins_and_the_environment_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = TokenStore(tmp_path, notice=lambda _: None)
     store.set_client_secret("news", "stored")
     assert store.get_client_secret("news") == "stored"
     monkeypatch.setenv("ZEPHR_CLIENT_SECRET", "from-env")
-    assert store.get_client_secret("news") == "from-env"
+    assert store.get_client_secret("news") == "stored"  # the store never reads the environment itself
+    taken = take_env_client_secret()
+    assert taken == "from-env" and "ZEPHR_CLIENT_SECRET" not in os.environ
+    assert take_env_client_secret() is None
+    overridden = TokenStore(tmp_path, notice=lambda _: None, client_secret_override=taken)
+    assert overridden.get_client_secret("news") == "from-env"
+    monkeypatch.setenv("ZEPHR_CLIENT_SECRET", "")
+    assert take_env_client_secret() is None  # empty means unset
 
 
 @pytest.fixture

@@ -60,10 +60,10 @@ def _err(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
-def _store() -> Any:
+def _store(args: argparse.Namespace) -> Any:
     from .store import TokenStore
 
-    return TokenStore()
+    return TokenStore(client_secret_override=args.env_client_secret)
 
 
 def _profile(name: str | None) -> Any:
@@ -79,8 +79,8 @@ def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
         if not secret:
             raise ZephrError("--client-secret-stdin was given but standard input held no secret.")
         return secret
-    if os.environ.get("ZEPHR_CLIENT_SECRET"):
-        return os.environ["ZEPHR_CLIENT_SECRET"]
+    if args.env_client_secret:
+        return str(args.env_client_secret)
     if stdin.isatty():
         import getpass
 
@@ -108,7 +108,7 @@ def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
         insecure_skip_tls_verify=True if args.insecure_skip_tls_verify else None,
     )
     secret = _read_secret(args, stdin)
-    store = _store()
+    store = _store(args)
     if secret:
         store.set_client_secret(profile.name, secret)
     save_profile(profile, make_default=True if args.default else None)
@@ -143,7 +143,7 @@ def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
 
     profile = _profile(args.name)
     data = {"name": profile.name, **profile.to_toml_table(), "file": str(config_file())}
-    store = _store()
+    store = _store(args)
     data["client_secret"] = "stored" if store.get_client_secret(profile.name) else "not set"
     print(json.dumps(data, indent=2))
     return 0
@@ -153,7 +153,7 @@ def cmd_profile_remove(args: argparse.Namespace, stdin: TextIO) -> int:
     from .config import remove_profile
 
     remove_profile(args.name)
-    store = _store()
+    store = _store(args)
     store.delete(args.name)
     store.delete_client_secret(args.name)
     print(f"Removed profile '{args.name}' with its tokens and client secret.", file=sys.stderr)
@@ -228,7 +228,7 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     from .login import LoginFlow
 
     profile = _profile(args.profile)
-    store = _store()
+    store = _store(args)
     flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=args.timeout)
     url = flow.start()
     done = threading.Event()
@@ -269,7 +269,7 @@ def cmd_token(args: argparse.Namespace, stdin: TextIO) -> int:
 
     identity = config_identity()  # before validating: a change in between voids the stamp
     profiles = load_profiles()
-    store = _store()
+    store = _store(args)
     token = ensure_fresh_token(profiles.get(args.profile), store=store)
     print(token.access_token, flush=True)
     # The next plain `token` call may skip validation while the file stays exactly as it is.
@@ -280,7 +280,7 @@ def cmd_token(args: argparse.Namespace, stdin: TextIO) -> int:
 def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
     from .login import refresh_token_now
 
-    token = refresh_token_now(_profile(args.profile), store=_store())
+    token = refresh_token_now(_profile(args.profile), store=_store(args))
     print(_describe(token), file=sys.stderr)
     return 0
 
@@ -309,7 +309,7 @@ def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str,
 
 def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
     profile = _profile(args.profile)
-    store = _store()
+    store = _store(args)
     info = status_dict(profile, store)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -332,7 +332,7 @@ def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
 
 def cmd_logout(args: argparse.Namespace, stdin: TextIO) -> int:
     profile = _profile(args.profile)
-    store = _store()
+    store = _store(args)
     had = store.delete(profile.name)
     if args.all:
         store.delete_client_secret(profile.name)
@@ -351,7 +351,7 @@ def cmd_api(args: argparse.Namespace, stdin: TextIO) -> int:
     from .zephr_api import get_account, get_profile
 
     profile = _profile(args.profile)
-    token = ensure_fresh_token(profile, store=_store())
+    token = ensure_fresh_token(profile, store=_store(args))
     call = get_account if args.endpoint == "account" else get_profile
     print(json.dumps(call(profile, token), indent=2))
     return 0
@@ -366,7 +366,7 @@ def cmd_sandbox(args: argparse.Namespace, stdin: TextIO) -> int:
 def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
     from .gui import run
 
-    return int(run(getattr(args, "profile", None), demo=bool(args.demo)))
+    return int(run(getattr(args, "profile", None), demo=bool(args.demo), client_secret=args.env_client_secret))
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -465,6 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    from .store import take_env_client_secret
+
+    # Out of the environment before anything can start a child (a browser, the web engine).
+    env_client_secret = take_env_client_secret()
     argv = list(sys.argv[1:] if argv is None else argv)
     flags = 0
     while flags < len(argv) and argv[flags] in ("-v", "--verbose"):
@@ -476,6 +480,7 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
         _setup_logging(flags > 0)
         return int(sandbox_main(argv[flags + 1 :]))
     args = build_parser().parse_args(argv)
+    args.env_client_secret = env_client_secret
     _setup_logging(args.verbose)
     try:
         from .fileutil import check_private

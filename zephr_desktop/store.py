@@ -13,6 +13,8 @@
   names it is atomically replaced, so a crash at any point leaves the old token file and
   its (still stored) refresh token, or the new pair - never a mix.
 - ``refresh_lock()``: one refresh per profile at a time across processes.
+- ``ZEPHR_CLIENT_SECRET`` is taken out of the environment once (``take_env_client_secret``) and
+  handed to the store, so no child process (web engine, browser) inherits it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,17 @@ from .oauth import Token
 log = logging.getLogger(__name__)
 KEYRING_SERVICE = paths.APP_NAME
 LOCK_TIMEOUT = 120.0
+ENV_CLIENT_SECRET = "ZEPHR_CLIENT_SECRET"
 _ISSUER_LABELS = {"site_url": "site", "token_url": "token URL", "client_id": "client ID"}
+
+
+def take_env_client_secret(environ: MutableMapping[str, str] = os.environ) -> str | None:
+    """Remove ``ZEPHR_CLIENT_SECRET`` from the environment and return it (None if unset or empty).
+
+    Called once when the app starts, before any child process (a browser, the web engine) can
+    inherit it; the value then lives only in memory (``TokenStore(client_secret_override=...)``).
+    """
+    return environ.pop(ENV_CLIENT_SECRET, None) or None
 
 
 def _stderr_notice(message: str) -> None:
@@ -228,10 +240,12 @@ class TokenStore:
         directory: Path | None = None,
         secrets: SecretBackend | None = None,
         notice: Callable[[str], None] = _stderr_notice,
+        client_secret_override: str | None = None,
     ) -> None:
         self.directory = directory or paths.data_dir()
         self._secrets = secrets
         self._notice = notice
+        self._client_secret_override = client_secret_override or None
 
     @property
     def secrets(self) -> SecretBackend:
@@ -411,10 +425,9 @@ class TokenStore:
 
     # -- client secret --------------------------------------------------------------
     def get_client_secret(self, profile: str) -> str | None:
-        """The profile's client secret (``ZEPHR_CLIENT_SECRET`` overrides the stored one)."""
-        env = os.environ.get("ZEPHR_CLIENT_SECRET")
-        if env:
-            return env
+        """The profile's client secret (``ZEPHR_CLIENT_SECRET``, taken at start, overrides the stored one)."""
+        if self._client_secret_override:
+            return self._client_secret_override
         return self.secrets.get(f"{profile}/client_secret")
 
     def set_client_secret(self, profile: str, secret: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 from ..config import SCOPES, Profile, is_loopback_host, load_profiles, remove_profile, save_profile
 from ..errors import ZephrError
 from ..resources import assets_dir
-from ..store import TokenStore
+from ..store import TokenStore, take_env_client_secret
 from .api import Api
 from .consent import ConsentWindow
 from .qt import GuiThread, deny_page_permissions
@@ -218,8 +218,10 @@ def missing_display() -> str | None:
     )
 
 
-def run(profile_name: str | None = None, *, demo: bool = False) -> int:
+def run(profile_name: str | None = None, *, demo: bool = False, client_secret: str | None = None) -> int:
     """Open the main window and run until it is closed; returns the exit code."""
+    # Out of the environment before the web engine's processes (or a browser) can inherit it.
+    client_secret = take_env_client_secret() or client_secret
     problem = missing_display()
     if problem:
         # Without this, Qt aborts the process with a platform-plugin message that misleads.
@@ -229,7 +231,7 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
     import webview
 
     sys.excepthook = _log_unhandled
-    store = TokenStore()
+    store = TokenStore(client_secret_override=client_secret)
     sandbox: Any = None
     demo_hint: str | None = None
     shell = DesktopShell()
