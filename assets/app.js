@@ -1,5 +1,5 @@
-// The main window's page. It talks to Python only through window.pywebview.api (the Api
-// class), and only after pywebview says the bridge is ready. Every bridge call answers
+// The main window's page. It talks to Python only through window.pywebview.api (the page's
+// functions in gui/api.py), and only after pywebview says the bridge is ready. Every bridge call answers
 // {ok: true, ...} or {ok: false, error: "<message in words>"}.
 "use strict";
 

@@ -150,6 +150,29 @@ def _rfc(f: Figures) -> tuple[str, str]:
             "names token_format")
 
 
+def _bridge(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "names")
+    if not runs:
+        return "-", "-"
+    r = runs[-1]
+    return (f"{r['names']} private, dotted and dunder names (e.g. `_store.get_client_secret`, "
+            "`_store.directory._flavour.pathmod.os.system`, `sign_in.__func__.__globals__`, "
+            "`__class__.__base__.__subclasses__`) called through pywebview's own dispatch on the app's main window",
+            f"{r['resolved']} resolved, {r['answered']} answers reached the page, marker file created: "
+            f"{'yes' if r['marker'] else 'no'}; pywebview logged each as not existing; the page's "
+            f"{r['functions']} functions still answered")
+
+
+def _copy(f: Figures) -> tuple[str, str]:
+    pasted = _with(f, "site")
+    refused = sorted({x["refused_by"] for x in f if "refused_by" in x})
+    exact = len([x for x in pasted if x["argv_exact"] and not x["ran"]])
+    return (f"{len(pasted)} odd but RFC 3986-valid site URLs (`$(...)`, `;`, `&`, `'`) copied as curl and run by "
+            f"bash; a site URL with `$(touch marker)` given to {', '.join(refused) or '-'}",
+            f"{exact}/{len(pasted)} pasted as exactly the intended argv, no command ran; the hostile URL was "
+            "refused everywhere, naming the field")
+
+
 ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("1", "forged-callbacks", "Forged and malformed callbacks", _forged),
     ("2", "listener-load", "Load on the listener", _load),
@@ -160,6 +183,8 @@ ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("7", "transport", "Transport", _transport),
     ("8", "secret-storage", "Secret storage", _storage),
     ("9", "rfc6749", "RFC 6749 servers", _rfc),
+    ("10", "page-bridge", "The main window's bridge, called from the page", _bridge),
+    ("11", "copy-formats", "Copy formats and hostile site URLs", _copy),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support import evidence
 
 from zephr_desktop.config import (
     DEFAULT_SCOPES,
@@ -122,3 +123,63 @@ def test_malformed_file_names_file_profile_field(text: str, words: str) -> None:
     assert str(path) in str(info.value)
     assert words in str(info.value)
     assert path.read_text() == text  # never rewritten behind the person's back
+
+
+@pytest.mark.parametrize("field", ["site_url", "token_url", "redirect_uri"])
+@pytest.mark.parametrize(
+    ("tail", "shown"),
+    [
+        ("/$(touch marker)", "' '"),  # the space: $, ( and ) alone are RFC 3986 sub-delims
+        ("/a`id`", "'`'"),
+        ('/"quoted"', "'\"'"),
+        ("/a{b}", "'{' '}'"),
+        ("/a\\b", "'\\\\'"),
+        ("/a|b", "'|'"),
+        ("/a<b>", "'<' '>'"),
+        ("/a\nb", "'\\n'"),
+        ("/a\x1b[2Jb", "'\\x1b'"),
+        ("/caf\u00e9", "'\\xe9'"),
+    ],
+)
+def test_urls_with_characters_outside_rfc_3986_are_refused(field: str, tail: str, shown: str) -> None:
+    base = {"site_url": "https://news.example.com", "token_url": DEFAULT_TOKEN_URL,
+            "redirect_uri": "http://127.0.0.1:8765/callback"}[field]  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        Profile.create(**{**GOOD, field: base + tail})
+    assert info.value.field == field
+    assert "characters a URL may not hold" in str(info.value) and shown in str(info.value)
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)  # the message itself stays one clean line
+
+
+@pytest.mark.parametrize("url", ["https://news.example.com/a%2", "https://news.example.com/100%", "https://x.example.com/%zz"])
+def test_a_percent_must_start_an_escape(url: str) -> None:
+    with pytest.raises(ConfigError, match="does not start a %XX escape") as info:
+        Profile.create(**{**GOOD, "site_url": url})
+    assert info.value.field == "site_url"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://news.example.com/a$(id)b",  # odd but RFC 3986: the copy formats quote it
+        "https://news.example.com/it's;a&b=c!*+,~",
+        "https://xn--caf-dma.example.com/%20x",
+        "https://[2001:db8::1]:8443/zephr",
+    ],
+)
+def test_odd_but_valid_urls_are_kept(url: str) -> None:
+    assert Profile.create(**{**GOOD, "site_url": url}).site_url == url
+
+
+@pytest.mark.reliability("copy-formats")
+def test_a_profiles_file_with_a_shell_command_in_the_site_url_is_refused() -> None:
+    path = config_file()
+    path.parent.mkdir(parents=True)
+    text = "[profiles.news]\nsite_url = 'https://news.example.com/$(touch marker)'\nclient_id = 'a'\n"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_profiles()
+    assert str(path) in str(info.value) and "profile 'news', field 'site_url'" in str(info.value)
+    assert "characters a URL may not hold" in str(info.value)
+    assert path.read_text() == text
+    evidence.record(refused_by="profiles.toml")

@@ -11,14 +11,28 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.rawhttp import exchange
 
-from zephr_desktop.errors import ListenerError, LoginCancelledError, LoginTimeoutError, PortInUseError
-from zephr_desktop.listener import LOOPBACK_HOSTS, Callback, CallbackListener
+from zephr_desktop.config import check_redirect_uri
+from zephr_desktop.errors import ConfigError, ListenerError, LoginCancelledError, LoginTimeoutError, PortInUseError
+from zephr_desktop.listener import (
+    BIND_ADDRESSES,
+    Callback,
+    CallbackListener,
+    Head,
+    Outcome,
+    Rules,
+    own_hosts,
+    parse_head,
+    render,
+    with_report,
+)
+from zephr_desktop.loopback import MAX_HEAD_BYTES, bind
 from zephr_desktop.resources import asset_text, assets_dir
 
 STATE = "st-" + secrets.token_urlsafe(16)
@@ -126,6 +140,135 @@ def ipv6_loopback_available() -> bool:
 def listener() -> Iterator[CallbackListener]:
     with CallbackListener("http://127.0.0.1:0/callback", expected_state=STATE, read_timeout=2.0) as lis:
         yield lis
+
+
+# -- the decisions, without sockets ----------------------------------------------------
+
+PORT = 8765
+RULES = Rules("/callback", STATE, own_hosts(PORT))
+OWN = (("host", f"127.0.0.1:{PORT}"),)
+
+
+def head(target: str, method: str = "GET", version: str = "HTTP/1.1", host: str | None = f"127.0.0.1:{PORT}") -> Head:
+    return Head(method, target, version, (("host", host),) if host is not None else ())
+
+
+DECISIONS = [
+    # (what, head, finished, status, accepted)
+    ("the genuine callback", head(f"/callback?{GOOD_QUERY}"), False, 200, True),
+    ("via localhost", head(f"/callback?{GOOD_QUERY}", host=f"localhost:{PORT}"), False, 200, True),
+    ("via [::1]", head(f"/callback?{GOOD_QUERY}", host=f"[::1]:{PORT}"), False, 200, True),
+    ("Host in capitals", head(f"/callback?{GOOD_QUERY}", host=f"LOCALHOST:{PORT}"), False, 200, True),
+    ("HTTP/1.0 without Host", head(f"/callback?{GOOD_QUERY}", version="HTTP/1.0", host=None), False, 200, True),
+    ("percent-encoded path", head(f"/%63allback?{GOOD_QUERY}"), False, 200, True),
+    ("Zephr's error, right state", head(f"/callback?error=access_denied&state={STATE}"), False, 200, True),
+    ("genuine, but the wait is over", head(f"/callback?{GOOD_QUERY}"), True, 409, False),
+    ("wrong state, the wait is over", head("/callback?state=x"), True, 409, False),
+    ("foreign Host (DNS rebinding)", head(f"/callback?{GOOD_QUERY}", host=f"evil.example:{PORT}"), False, 400, False),
+    ("Host with another port", head(f"/callback?{GOOD_QUERY}", host=f"127.0.0.1:{PORT + 1}"), False, 400, False),
+    ("Host without the port", head(f"/callback?{GOOD_QUERY}", host="127.0.0.1"), False, 400, False),
+    ("Host with a trailing dot", head(f"/callback?{GOOD_QUERY}", host=f"localhost.:{PORT}"), False, 400, False),
+    ("two Host headers", Head("GET", f"/callback?{GOOD_QUERY}", headers=OWN * 2), False, 400, False),
+    ("no Host on HTTP/1.1", head(f"/callback?{GOOD_QUERY}", host=None), False, 400, False),
+    ("foreign Host on HTTP/1.0", head(f"/callback?{GOOD_QUERY}", "GET", "HTTP/1.0", "evil.example"), False, 400, False),
+    ("foreign Host is checked first", head(f"/callback?{GOOD_QUERY}", "POST", host="evil.example"), False, 400, False),
+    ("POST", head(f"/callback?{GOOD_QUERY}", "POST"), False, 405, False),
+    ("HEAD", head(f"/callback?{GOOD_QUERY}", "HEAD"), False, 405, False),
+    ("lower-case get", head(f"/callback?{GOOD_QUERY}", "get"), False, 405, False),
+    ("OPTIONS *", head("*", "OPTIONS"), False, 405, False),
+    ("absolute-form target", head(f"http://127.0.0.1:{PORT}/callback?{GOOD_QUERY}"), False, 400, False),
+    ("other path", head(f"/callback/?{GOOD_QUERY}"), False, 404, False),
+    ("root", head(f"/?{GOOD_QUERY}"), False, 404, False),
+    ("no state", head(f"/callback?code={CODE}"), False, 400, False),
+    ("two states", head(f"/callback?{GOOD_QUERY}&state={STATE}"), False, 400, False),
+    ("state with a suffix", head(f"/callback?{GOOD_QUERY}x"), False, 400, False),
+    (
+        "past the field cap",
+        head("/callback?" + "&".join(f"k{i}=v" for i in range(150)) + f"&state={STATE}"),
+        False,
+        400,
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "request_head", "finished", "status", "accepted"), DECISIONS, ids=[d[0] for d in DECISIONS]
+)
+def test_decide(what: str, request_head: Head, finished: bool, status: int, accepted: bool) -> None:
+    outcome = RULES.decide(request_head, finished=finished)
+    assert (outcome.status, outcome.callback is not None) == (status, accepted)
+    assert outcome.allow == ("GET" if status == 405 else "")
+    assert outcome.tone == ("info" if status in (200, 409) else "error")  # 200: until report() says more
+    for text in (outcome.title, outcome.message):
+        assert CODE not in text and STATE not in text
+    if accepted:
+        assert outcome.callback is not None and outcome.callback.params["state"] == STATE
+        assert outcome.callback.raw_query == request_head.target.partition("?")[2]
+
+
+def test_own_hosts_name_every_loopback_spelling_with_the_port_which_only_80_may_leave_out() -> None:
+    assert own_hosts(8765) == {"127.0.0.1:8765", "localhost:8765", "[::1]:8765"}
+    assert own_hosts(80) == {"127.0.0.1:80", "localhost:80", "[::1]:80", "127.0.0.1", "localhost", "[::1]"}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            b"GET /callback?a=1 HTTP/1.1\r\nHost: h:1\r\nX-Y:  v w \r\n\r\n",
+            Head("GET", "/callback?a=1", "HTTP/1.1", (("host", "h:1"), ("x-y", "v w"))),
+        ),
+        (b"GET / HTTP/1.0\n\n", Head("GET", "/", "HTTP/1.0")),  # bare LF, as http.server takes it
+        (b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", Head("POST", "/", "HTTP/1.1", (("content-length", "3"),))),
+        (b"GET / HTTP/1.1\r\nHost: h", Head("GET", "/", "HTTP/1.1", (("host", "h"),))),  # the client half-closed
+        (b"GET /callback\r\n\r\n", 400),  # HTTP/0.9
+        (b"GET / HTTP/0.9\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\n\r\n", 505),
+        (b"GET / HTTX/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1x\r\n\r\n", 400),
+        (b"HELLO\r\n\r\n", 400),
+        (b"\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nno colon\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n folded: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n", 431),
+        (b"GET /" + b"a" * MAX_HEAD_BYTES, 414),
+        (b"GET / HTTP/1.1\r\nX: " + b"b" * MAX_HEAD_BYTES, 431),
+    ],
+)
+def test_parse_head(data: bytes, expected: Head | int) -> None:
+    parsed = parse_head(data)
+    if isinstance(expected, Head):
+        assert parsed == expected
+    else:
+        assert isinstance(parsed, Outcome) and parsed.status == expected and parsed.callback is None
+
+
+@pytest.mark.parametrize(
+    ("report", "title", "tone"),
+    [
+        (None, "Authorization received", "info"),
+        ((True, "x"), "Signed in", "ok"),
+        ((False, "It broke."), "Sign-in failed", "error"),
+    ],
+)
+def test_the_accepted_page_follows_the_report(report: tuple[bool, str] | None, title: str, tone: str) -> None:
+    accepted = RULES.decide(head(f"/callback?{GOOD_QUERY}"))
+    page = with_report(accepted, report)
+    assert (page.status, page.title, page.tone, page.callback) == (200, title, tone, accepted.callback)
+    if report is not None and not report[0]:
+        assert page.message == "It broke."
+
+
+def test_render_escapes_and_leaves_the_body_out_for_head() -> None:
+    outcome = Outcome(405, "Method <not> allowed", 'a "quote" & <b>', allow="GET")
+    full = parse_response(render(outcome))
+    assert full.status == 405 and full.headers["allow"] == "GET"
+    assert_secure_headers(full)
+    assert "a &quot;quote&quot; &amp; &lt;b&gt;" in full.text and "<b>" not in full.text
+    bare = render(outcome, head_only=True)
+    assert bare.endswith(b"\r\n\r\n") and int(parse_response(bare).headers["content-length"]) == len(full.body)
 
 
 # -- the accepted callback --------------------------------------------------------------
@@ -491,14 +634,57 @@ def test_port_is_free_at_once_for_the_next_sign_in_after_a_callback() -> None:
         assert complete(second)[1].status == 200
 
 
-def test_localhost_binds_ipv4_loopback_only() -> None:
+def test_localhost_binds_both_loopback_addresses_and_nothing_else() -> None:
+    if not ipv6_loopback_available():
+        pytest.skip("IPv6 loopback is not available on this machine")
     with CallbackListener("http://localhost:0/cb", expected_state=STATE) as lis:
-        assert lis.redirect_uri == f"http://localhost:{lis.port}/cb"
-        resp = request(lis.port, "/nope", host=f"localhost:{lis.port}")
-        assert resp.status == 404
+        port = lis.port
+        assert lis.redirect_uri == f"http://localhost:{port}/cb"
+        assert request(port, "/nope", host=f"localhost:{port}").status == 404
         # Linux routes all of 127/8 to loopback: a socket on 0.0.0.0 would answer 127.0.0.2 too.
-        with pytest.raises(OSError), socket.create_connection(("127.0.0.2", lis.port), timeout=1):
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.2", port), timeout=1):
             pass
+        # Browsers try ::1 first for localhost: the callback arriving there is the one received.
+        data = build_request(port, f"/cb?{GOOD_QUERY}", host=f"localhost:{port}")
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(exchange, port, data, host="::1")
+            assert lis.wait(5).params["code"] == CODE
+            lis.report(True, "ok")
+            assert parse_response(future.result(5)).status == 200
+    wait_refused(port)
+    with pytest.raises(OSError), socket.create_connection(("::1", port), timeout=1):
+        pass  # both sockets are closed with the listener
+
+
+@pytest.mark.parametrize("reuse", [False, True], ids=["plain", "SO_REUSEADDR"])
+def test_localhost_refuses_to_start_when_another_program_holds_the_port_on_ipv6(reuse: bool) -> None:
+    if not ipv6_loopback_available():
+        pytest.skip("IPv6 loopback is not available on this machine")
+    with socket.socket(socket.AF_INET6) as squatter:
+        if reuse:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("::1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(PortInUseError) as info:
+            CallbackListener(f"http://localhost:{port}/callback", expected_state=STATE).start()
+        with socket.socket() as probe:  # and 127.0.0.1 was let go again
+            probe.bind(("127.0.0.1", port))
+    assert info.value.port == port
+    assert f"Port {port} on [::1] is already in use" in str(info.value)
+    assert "localhost means both 127.0.0.1 and [::1]" in str(info.value)
+
+
+def test_an_address_missing_from_this_machine_is_skipped_only_after_the_first() -> None:
+    # ::2 is not assigned here, as ::1 is not on a machine without IPv6: nobody can listen there.
+    sockets = bind(("127.0.0.1", "::2"), 0)
+    try:
+        assert [s.getsockname()[0] for s in sockets] == ["127.0.0.1"]
+    finally:
+        for sock in sockets:
+            sock.close()
+    with pytest.raises(ListenerError, match=r"Cannot listen on \[::2\] port 0"):
+        bind(("::2", "127.0.0.1"), 0)
 
 
 def test_ipv6_loopback() -> None:
@@ -555,14 +741,16 @@ def test_redirect_uri_with_its_own_query_still_matches_the_path() -> None:
     ],
 )
 def test_unusable_redirect_uris_are_refused_by_name(uri: str) -> None:
-    with pytest.raises(ListenerError) as info:
+    with pytest.raises(ConfigError) as info:  # the one validator, config.check_redirect_uri
         CallbackListener(uri, expected_state=STATE)
-    assert f"'{uri}'" in str(info.value)
-    assert not isinstance(info.value, PortInUseError)
+    assert f"'{uri}'" in str(info.value) and info.value.field == "redirect_uri"
+    assert not isinstance(info.value, ListenerError)
 
 
-def test_loopback_hosts_match_what_urlsplit_reports() -> None:
-    assert {"127.0.0.1", "localhost", "::1"} == LOOPBACK_HOSTS
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LocalHost", "[::1]"])
+def test_every_host_the_validator_accepts_has_addresses_to_bind(host: str) -> None:
+    uri = check_redirect_uri(f"http://{host}:0/callback")
+    assert urlsplit(uri).hostname in BIND_ADDRESSES
 
 
 def test_lifecycle_misuse() -> None:

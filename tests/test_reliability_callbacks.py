@@ -8,6 +8,7 @@ genuine redirect sent afterwards still ends in a stored, working token.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -29,10 +30,12 @@ from support import evidence, rawhttp, secrets_scan
 from support.signin import account_status, add_profile, quiet_store, sign_in
 from support.user import ScriptedUser
 
-from zephr_desktop.errors import AccessDeniedError, AuthorizationError, CallbackError, ZephrError
+from zephr_desktop.errors import AccessDeniedError, AuthorizationError, CallbackError, PortInUseError, ZephrError
 from zephr_desktop.listener import CallbackListener
 from zephr_desktop.login import LoginFlow
-from zephr_desktop.sandbox import Sandbox
+from zephr_desktop.loopback import MAX_CONNECTIONS
+from zephr_desktop.sandbox import Client, Sandbox
+from zephr_desktop.store import TokenStore
 
 TESTS = Path(__file__).resolve().parent
 CODE_LIKE = "kcpa10fzqa9nmut95duwok0c"  # the shape of a Zephr code, not one the sandbox issued
@@ -377,3 +380,166 @@ def test_the_genuine_callback_wins_under_load(sandbox: Sandbox, child_env: dict[
     evidence.record(junk_before=JUNK_BEFORE, junk_during=JUNK_DURING, clients=JUNK_CLIENTS, idle=IDLE_CONNECTIONS,
                     page_seconds=round(page_seconds, 3), wait_seconds=round(wait_seconds, 3),
                     threads=[baseline[0], after[0]], fds=[baseline[1], after[1]], outcomes=summary["outcomes"])
+
+
+# -- issue: a flood of idle or slow connections -------------------------------------------
+
+FLOOD = 600  # more than the listener keeps open at once
+
+
+@pytest.fixture
+def open_files() -> Iterator[None]:
+    """Room for the flood's sockets and the listener's, in this one process."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 4 * FLOOD
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"the open-file limit ({hard}) is too low for {FLOOD} connections")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class Flood:
+    """Idle connections (or ones stopped mid-head, slowloris-style) to the listener, opened in order."""
+
+    def __init__(self, port: int, kind: str) -> None:
+        self.port, self.kind = port, kind
+        self.sockets: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._keeper = threading.Thread(target=self._keep_up, daemon=True)
+
+    def open(self, count: int) -> None:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            if self.kind == "partial heads":  # half of them stop in the request line, half in the headers
+                started = f"GET /favicon.ico HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nX-".encode()
+                sock.sendall(b"GET /callback?state=" if len(self.sockets) % 2 else started)
+            self.sockets.append(sock)
+
+    def keep_up(self) -> None:
+        """Go on opening more, as an attacker would, until close()."""
+        self._keeper.start()
+
+    def _keep_up(self) -> None:
+        while not self._stop.wait(0.002):
+            with contextlib.suppress(OSError):
+                self.open(1)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._keeper.is_alive():
+            self._keeper.join()
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.mark.reliability("listener-load")
+@pytest.mark.parametrize("kind", ["idle", "partial heads"])
+def test_the_genuine_callback_gets_through_a_flood_of_idle_connections(
+    pending: PendingSignIn, sandbox: Sandbox, open_files: None, kind: str
+) -> None:
+    flood = Flood(pending.port, kind)
+    try:
+        began = time.monotonic()
+        flood.open(FLOOD)
+        # The listener keeps at most MAX_CONNECTIONS open: the oldest flood connections go first.
+        while sum(map(_still_open, flood.sockets)) > MAX_CONNECTIONS and time.monotonic() < began + 2:
+            time.sleep(0.05)
+        still = [_still_open(sock) for sock in flood.sockets]
+        flood_seconds = time.monotonic() - began
+        assert pending.still_waiting(), "the flood ended the sign-in"
+        flood.keep_up()
+        started = time.perf_counter()
+        page = pending.complete()
+        page_seconds = time.perf_counter() - started
+        token = pending.result.result(10)
+    finally:
+        flood.close()
+    assert page.status_code == 200 and "Signed in" in page.text, (page.status_code, page.text[:300])
+    assert page_seconds < 3, f"the genuine callback took {page_seconds:.2f} s under the flood"
+    assert quiet_store().load(pending.profile) == token and account_status(sandbox, token.access_token) == 200
+    dropped = [i for i, is_open in enumerate(still) if not is_open]
+    kept = [i for i, is_open in enumerate(still) if is_open]
+    assert kept and len(kept) <= MAX_CONNECTIONS, f"{len(kept)} of {FLOOD} flood connections were open"
+    assert max(dropped) < min(kept), "a newer connection was dropped while an older one was kept"
+    evidence.record(flood=FLOOD, flood_kind=kind, flood_dropped=len(dropped), flood_total=len(flood.sockets),
+                    flood_seconds=round(flood_seconds, 3), flood_page_seconds=round(page_seconds, 3))
+
+
+# -- issue: `localhost` and another program on the other loopback address -----------------
+
+LOCAL_CLIENT = Client(client_id="local-app", client_secret="local-secret", redirect_uris=["http://localhost:8765/callback"])
+
+
+def _local_flow(sandbox: Sandbox, port: int) -> tuple[LoginFlow, TokenStore]:
+    sandbox.register_client(LOCAL_CLIENT)
+    profile = add_profile(sandbox, "local", client_id=LOCAL_CLIENT.client_id, secret=LOCAL_CLIENT.client_secret,
+                          redirect_uri=f"http://localhost:{port}/callback")
+    store = quiet_store()
+    return LoginFlow(profile, store.get_client_secret("local"), store=store, timeout=20), store
+
+
+def _deliver_over_ipv6(redirect: str) -> bytes:
+    """What a browser that tries ::1 first for localhost sends (and gets back)."""
+    parts = urlsplit(redirect)
+    port = int(parts.port or 80)
+    data = rawhttp.build(port, f"{parts.path}?{parts.query}", host=f"localhost:{port}")
+    return rawhttp.exchange(port, data, host="::1")
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.reliability("localhost-squatter")
+@pytest.mark.skipif(not _ipv6_loopback(), reason="IPv6 loopback is not available on this machine")
+def test_a_program_on_ipv6_loopback_never_gets_the_code_for_localhost(sandbox: Sandbox) -> None:
+    with socket.socket(socket.AF_INET6) as squatter:  # another user's program, there before the sign-in
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("::1", 0))
+        squatter.listen()
+        squatter.settimeout(5)
+        port = squatter.getsockname()[1]
+        flow, store = _local_flow(sandbox, port)
+        try:
+            url = flow.start()
+        except PortInUseError as exc:
+            refused = exc
+        else:  # the attack, as it goes when the sign-in starts anyway
+            with ThreadPoolExecutor(1) as pool:
+                sent = pool.submit(_deliver_over_ipv6, ScriptedUser().consent(url))
+                conn, _ = squatter.accept()
+                with conn:
+                    got = conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                sent.result(10)
+            flow.cancel()
+            stolen = b"code=" in got
+            pytest.fail(f"the sign-in started with [::1]:{port} taken; the program there got the code: {stolen}")
+    assert f"Port {port} on [::1] is already in use" in refused.message, refused.message
+    assert store.load(flow.profile) is None and sandbox.stats["authorize"] == 0
+    evidence.record(squatter="[::1]", refused=type(refused).__name__)
+
+
+@pytest.mark.reliability("localhost-squatter")
+@pytest.mark.skipif(not _ipv6_loopback(), reason="IPv6 loopback is not available on this machine")
+def test_a_localhost_callback_arriving_on_ipv6_signs_in(sandbox: Sandbox) -> None:
+    flow, store = _local_flow(sandbox, 0)
+    url = flow.start()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(flow.wait)
+        try:
+            raw = _deliver_over_ipv6(ScriptedUser().consent(url))
+        finally:
+            flow.cancel()  # harmless once the callback was taken
+        token = pending.result(10)
+    assert rawhttp.status_of(raw) == 200 and "Signed in" in rawhttp.body_of(raw)
+    assert store.load(flow.profile) == token and account_status(sandbox, token.access_token) == 200
+    evidence.record(callback_over="::1", signed_in=1)

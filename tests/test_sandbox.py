@@ -758,6 +758,73 @@ def test_chunked_bodies_are_refused(sb: Sandbox) -> None:
     assert r.status_code == 411
 
 
+@pytest.mark.parametrize(
+    ("host", "answered"),
+    [
+        ("evil.example:{port}", False),  # DNS rebinding: the attacker's name, pointed at 127.0.0.1
+        ("evil.example", False),
+        ("127.0.0.1.evil.example:{port}", False),
+        ("localhost.:{port}", False),
+        ("127.0.0.1:{other}", False),
+        ("127.0.0.1", False),  # the port is not 80
+        ("joe@127.0.0.1:{port}", False),
+        ("", False),
+        ("127.0.0.1:{port}", True),
+        ("LocalHost:{port}", True),
+        ("localhost:{port}", True),
+        ("[::1]:{port}", True),
+    ],
+)
+def test_a_foreign_host_header_is_refused_on_every_route(sb: Sandbox, host: str, answered: bool) -> None:
+    other = sb.port + 1 if sb.port < 65535 else sb.port - 1
+    headers = {"Host": host.format(port=sb.port, other=other)}
+    with requests.Session() as session:
+        sign_in(sb, session)
+        code, verifier, _ = new_code(sb, session)
+        access = token_for(sb, session)["access_token"]
+        cookie = {"Cookie": f"blaize_session={session.cookies['blaize_session']}"}  # whatever Host says
+    signed_in = {**headers, **cookie}
+    before = sb.stats
+    calls = [
+        requests.get(f"{sb.url}/zephr/oauth2/config", headers=headers, timeout=T),
+        requests.get(
+            f"{sb.authorize_url}?{urlencode(auth_params())}", headers=signed_in, allow_redirects=False, timeout=T
+        ),
+        requests.post(
+            f"{sb.url}/zephr/oauth2/grant", json={**auth_params(), "allow": True}, headers=signed_in, timeout=T
+        ),
+        exchange(sb, code, verifier, headers={**headers, **basic(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)}),
+        requests.get(f"{sb.url}/blaize/account", headers={**headers, **bearer(access)}, timeout=T),
+    ]
+    statuses = [r.status_code for r in calls]
+    if answered:
+        assert statuses == [200, 302, 200, 200, 200]
+        return
+    assert statuses == [400] * len(calls)
+    assert all(r.json()["error"] == "invalid_request" and "Host" in r.json()["error_description"] for r in calls)
+    assert sb.stats == before, "a request with a foreign Host reached a route"
+    assert access not in "".join(r.text for r in calls)
+
+
+@pytest.mark.parametrize(
+    ("extra", "version", "status"),
+    [
+        (("Host: evil.example:{port}",), "HTTP/1.1", 400),  # two Host headers, the first one ours
+        ((), "HTTP/1.1", 200),
+        (None, "HTTP/1.1", 400),  # no Host at all
+        (None, "HTTP/1.0", 200),  # HTTP/1.0 may leave it out; browsers never do
+    ],
+)
+def test_host_header_count(sb: Sandbox, extra: tuple[str, ...] | None, version: str, status: int) -> None:
+    lines = [f"GET /zephr/oauth2/config {version}", "Connection: close"]
+    if extra is not None:
+        lines += [f"Host: 127.0.0.1:{sb.port}", *(h.format(port=sb.port) for h in extra)]
+    with socket.create_connection(("127.0.0.1", sb.port), timeout=T) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = sock.makefile("rb").read()
+    assert answer.split(b" ", 2)[1] == str(status).encode()
+
+
 def test_only_loopback_hosts() -> None:
     with pytest.raises(ValueError):
         Sandbox(host="0.0.0.0")

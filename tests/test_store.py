@@ -52,7 +52,8 @@ def test_save_load_round_trip_and_permissions(tmp_path: Path) -> None:
     loaded = store.load(NEWS)
     assert loaded == token(1)
     cached = store.load_cached(NEWS)
-    assert cached is not None and cached[0].refresh_token is None  # the cache file never holds it
+    assert cached is not None and cached.has_refresh
+    assert cached.token.refresh_token is None  # the cache file never holds it
     raw = store.token_path("news").read_text()
     assert "r1" not in json.loads(raw).values()
     assert stat.S_IMODE(store.token_path("news").stat().st_mode) == 0o600
@@ -200,6 +201,32 @@ def test_an_unchanged_refresh_token_is_not_stored_again(tmp_path: Path) -> None:
     assert store.load(NEWS) == kept
     store.save(NEWS, token(2))  # rotated: a new key, the old one gone
     assert list(json.loads((tmp_path / "secrets.json").read_text()).values()) == ["r2"]
+
+
+@pytest.mark.parametrize(
+    ("saved", "has_refresh"),
+    [(token(1), True), (token(1, refresh=None), False)],
+)
+def test_load_cached_is_a_value_that_says_whether_a_refresh_token_was_kept(
+    tmp_path: Path, saved: Token, has_refresh: bool
+) -> None:
+    store = TokenStore(tmp_path, notice=lambda _: None)
+    assert store.load_cached(NEWS) is None
+    store.save(NEWS, saved)
+    cached = store.load_cached(NEWS)
+    assert cached is not None and cached.has_refresh is has_refresh
+    assert cached.token == Token(**{**saved.__dict__, "refresh_token": None})
+    store.check_refresh_token_reachable(NEWS)  # kept in the store in use (or none at all): no error
+
+
+def test_a_refresh_token_kept_in_another_secret_store_is_named(tmp_path: Path, file_keyring: Path) -> None:
+    in_keyring = TokenStore(tmp_path / "data", notice=lambda _: None)
+    in_keyring.save(NEWS, token(1))
+    file_only = TokenStore(tmp_path / "data", secrets=FileBackend(tmp_path / "data" / "secrets.json"))
+    assert file_only.load(NEWS) == Token(**{**token(1).__dict__, "refresh_token": None})
+    with pytest.raises(SecretStoreError, match=r"not in the secret store in use now \(the file store\)"):
+        file_only.check_refresh_token_reachable(NEWS)
+    in_keyring.check_refresh_token_reachable(NEWS)
 
 
 class CountingBackend(FileBackend):

@@ -184,7 +184,8 @@ class Shell:
 
 
 def test_the_desktop_app_counts_an_edited_profile_as_signed_out(sandbox: Sandbox, new_host: Recorder) -> None:
-    from zephr_desktop.gui.api import Api
+    from zephr_desktop.gui.api import page_functions
+    from zephr_desktop.gui.session import Session
 
     sandbox.settings.expires_in = 2  # due for refresh after 1.3 s: the auto-refresh watcher would act
     profile = Profile.create(name="demo", site_url=sandbox.url, token_url=sandbox.token_url,
@@ -194,14 +195,15 @@ def test_the_desktop_app_counts_an_edited_profile_as_signed_out(sandbox: Sandbox
     sign_in(profile)
     save_profile(with_changes(get_profile("demo"), site_url=new_host.url, token_url=f"{new_host.url}/token"))
     shell = Shell()
-    api = Api(shell, store=quiet_store(), tick=0.05)
-    api.start_background()
+    session = Session(shell, store=quiet_store())
+    page = {fn.__name__: fn for fn in page_functions(session, shell)}
+    session.start_watching(tick=0.05)
     try:
-        state = api.state()
+        state = page["state"]()
         assert state["token"] is None and "Profile 'demo' is signed out" in (state["error"] or ""), state
         time.sleep(2.5)  # expired by now, and the watcher has had dozens of ticks
-        for answer in (api.copy("header"), api.test_token(), api.refresh()):
+        for answer in (page["copy"]("header"), page["test_token"](), page["refresh"]()):
             assert answer["ok"] is False, answer
     finally:
-        api.shutdown()
+        session.shutdown()
     assert shell.copied == [] and new_host.requests == []

@@ -15,7 +15,6 @@ import os
 import re
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
@@ -90,9 +89,9 @@ def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
 
 
 def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
-    from .config import Profile, load_profiles, save_profile
+    from . import accounts
+    from .config import Profile
 
-    existing = load_profiles()
     profile = Profile.create(
         name=args.name,
         site_url=args.site,
@@ -109,16 +108,17 @@ def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     )
     secret = _read_secret(args, stdin)
     store = _store(args)
-    if secret:
-        store.set_client_secret(profile.name, secret)
-    save_profile(profile, make_default=True if args.default else None)
-    if args.name in existing.profiles:
-        store.delete(profile.name)  # a changed client or site makes the old token meaningless
+    saved = accounts.save(profile, store=store, client_secret=secret, make_default=True if args.default else None)
     print(
         f"Saved profile '{profile.name}'. Register this redirect URI on the site's Third Party "
         f"Authentication screen: {profile.redirect_uri}",
         file=sys.stderr,
     )
+    if saved.signed_out:
+        print(
+            "Its site, client ID or token URL changed, so its tokens were removed: run `zephr-desktop login`.",
+            file=sys.stderr,
+        )
     if not secret and not store.get_client_secret(profile.name):
         print("No client secret stored: the client ID alone will be sent (public client).", file=sys.stderr)
     return 0
@@ -150,12 +150,9 @@ def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 def cmd_profile_remove(args: argparse.Namespace, stdin: TextIO) -> int:
-    from .config import remove_profile
+    from . import accounts
 
-    remove_profile(args.name)
-    store = _store(args)
-    store.delete(args.name)
-    store.delete_client_secret(args.name)
+    accounts.remove(args.name, store=_store(args))
     print(f"Removed profile '{args.name}' with its tokens and client secret.", file=sys.stderr)
     return 0
 
@@ -285,32 +282,12 @@ def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
     return 0
 
 
-def status_dict(profile: Any, store: Any, now: float | None = None) -> dict[str, Any]:
-    """What ``status --json`` prints: never a secret."""
-    now = time.time() if now is None else now
-    cached = store.load_cached(profile)  # the refresh token stays in the secret store
-    token, refresh_ref = cached if cached else (None, None)
-    info: dict[str, Any] = {"profile": profile.name, "site_url": profile.site_url, "signed_in": token is not None}
-    if token is not None:
-        left = token.seconds_left(now)
-        info.update(
-            user_id=token.user_id,
-            scopes=list(token.scopes),
-            token_type=token.token_type,
-            expires_at=None
-            if token.expires_at is None
-            else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.expires_at)),
-            expires_in=None if left is None else max(0, int(left)),
-            expired=token.is_expired(now),
-            refresh_available=refresh_ref is not None,
-        )
-    return info
-
-
 def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
+    from . import accounts
+
     profile = _profile(args.profile)
     store = _store(args)
-    info = status_dict(profile, store)
+    info = accounts.status(profile, store)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -331,11 +308,10 @@ def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 def cmd_logout(args: argparse.Namespace, stdin: TextIO) -> int:
+    from . import accounts
+
     profile = _profile(args.profile)
-    store = _store(args)
-    had = store.delete(profile.name)
-    if args.all:
-        store.delete_client_secret(profile.name)
+    had = accounts.sign_out(profile.name, store=_store(args), forget_client_secret=args.all)
     what = "tokens and client secret" if args.all else "tokens"
     print(
         f"Forgot the {what} of profile '{profile.name}'."
@@ -361,6 +337,20 @@ def cmd_sandbox(args: argparse.Namespace, stdin: TextIO) -> int:
     from .sandbox import main as sandbox_main
 
     return int(sandbox_main(args.sandbox_args))
+
+
+def cmd_desktop_entry(args: argparse.Namespace, stdin: TextIO) -> int:
+    from . import desktop_entry
+
+    if args.action == "install":
+        written = desktop_entry.install()
+        print(f"Added Zephr Desktop to the app menu: {written[-1]} (and {len(written) - 1} icon files).",
+              file=sys.stderr)
+        return 0
+    removed = desktop_entry.remove()
+    print(f"Removed the menu entry and icons ({len(removed)} files)." if removed
+          else "There was no menu entry to remove.", file=sys.stderr)
+    return 0
 
 
 def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
@@ -456,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     logout.add_argument("--all", action="store_true", help="also forget the client secret")
     api = with_profile(add("api", cmd_api, "call Zephr's Public API with the token and print the JSON"))
     api.add_argument("endpoint", choices=("account", "profile"))
+    entry = add("desktop-entry", cmd_desktop_entry,
+                "add the app to the desktop's menu (a .desktop file and icons), or remove it")
+    entry.add_argument("action", choices=("install", "remove"))
     # The sandbox parses its own options (`zephr-desktop sandbox --help` lists them); see main().
     sandbox = add("sandbox", cmd_sandbox, "run the built-in Zephr sandbox in the foreground")
     sandbox.add_argument("sandbox_args", nargs="*", metavar="OPTION",

@@ -8,7 +8,9 @@ stays light.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -17,9 +19,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from . import paths
+from . import fileutil, paths
 from .errors import ConfigError, ProfileNotFoundError
-from .fileutil import atomic_write, check_private
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_URL = "https://console.zephr.com/zephr/oauth2/token"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
@@ -34,6 +37,13 @@ CLIENT_AUTHS = ("basic", "body")
 LOOPBACK_NAMES = ("localhost",)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CLIENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
+# RFC 3986 section 2: unreserved, reserved and "%" (which must start a %XX escape).
+_URI_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
+_BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# The profiles.toml format this release writes (`schema = 1`; files from before the key are 0).
+# An older valid file is upgraded in place, atomically, keeping a copy as profiles.toml.bak-<old>;
+# a file from a newer release is refused and left exactly as it is.
+SCHEMA_VERSION = 1
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -95,11 +105,37 @@ _FIELDS = {f.name for f in Profile.__dataclass_fields__.values()}
 _BOOL_FIELDS = ("pkce", "keep_site_session", "insecure_skip_tls_verify")
 
 
+def _check_uri_chars(value: str, field_name: str, profile: str | None, path: str | None) -> None:
+    """Refuse characters RFC 3986 does not allow in a URI (spaces, quotes, control and non-ASCII ones).
+
+    URLs end up in places where such characters change the meaning (a shell command, a header line,
+    a terminal), so the file and the forms only accept what a URL may hold.
+    """
+    bad = sorted({c for c in value if c not in _URI_CHARS})
+    if bad:
+        shown = " ".join(ascii(c) for c in bad)
+        raise ConfigError(
+            f"{value!a} contains characters a URL may not hold ({shown}); percent-encode them "
+            "(e.g. %20 for a space) and write international domain names in their xn-- form (RFC 3986)",
+            path=path,
+            profile=profile,
+            field=field_name,
+        )
+    if _BAD_PERCENT_RE.search(value):
+        raise ConfigError(
+            f"{value!a} has a '%' that does not start a %XX escape (RFC 3986); write a literal '%' as %25",
+            path=path,
+            profile=profile,
+            field=field_name,
+        )
+
+
 def _check_http_url(value: Any, field_name: str, profile: str | None, path: str | None) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(
             "must be a URL such as https://news.example.com", path=path, profile=profile, field=field_name
         )
+    _check_uri_chars(value.strip(), field_name, profile, path)
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
@@ -126,45 +162,44 @@ def _check_http_url(value: Any, field_name: str, profile: str | None, path: str 
 
 
 def check_redirect_uri(value: Any, profile: str | None = None, path: str | None = None) -> str:
-    """Validate a loopback redirect URI (http, 127.0.0.1 / localhost / [::1], explicit port)."""
-    fname = "redirect_uri"
-    if not isinstance(value, str) or not value.strip():
+    """The one check of a loopback redirect URI, also run by the listener; returns it as written, trimmed.
+
+    http, host 127.0.0.1, localhost or [::1], an explicit port (0: any free one), RFC 3986
+    characters only, no user info or fragment. A query is allowed (RFC 6749 3.1.2). Nothing is
+    normalised: the server compares redirect URIs exactly.
+    """
+    uri = value.strip() if isinstance(value, str) else ""
+    if uri:
+        _check_uri_chars(uri, "redirect_uri", profile, path)
+    problem = _redirect_uri_problem(uri)
+    if problem:
         raise ConfigError(
-            "must be a URI such as http://127.0.0.1:8765/callback", path=path, profile=profile, field=fname
-        )
-    value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme != "http":
-        raise ConfigError(
-            f"'{value}' must start with http:// (the app listens on this machine, without TLS)",
+            f"'{uri if isinstance(value, str) else value}' {problem}; use one such as {DEFAULT_REDIRECT_URI}",
             path=path,
             profile=profile,
-            field=fname,
+            field="redirect_uri",
         )
-    host = parts.hostname
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        raise ConfigError(
-            f"'{value}' must point at 127.0.0.1, localhost or [::1] (the app's own listener)",
-            path=path,
-            profile=profile,
-            field=fname,
-        )
+    return uri
+
+
+def _redirect_uri_problem(uri: str) -> str | None:
+    """What makes ``uri`` (RFC 3986 characters only) unusable as the listener's redirect URI, or None."""
     try:
+        parts = urlsplit(uri)
         port = parts.port
     except ValueError:
-        port = -1
-    if port is None or port < 0:
-        raise ConfigError(
-            f"'{value}' needs a port between 0 and 65535, e.g. http://127.0.0.1:8765/callback",
-            path=path,
-            profile=profile,
-            field=fname,
-        )
-    if parts.query or parts.fragment or parts.username:
-        raise ConfigError(f"'{value}' must not carry a query or fragment", path=path, profile=profile, field=fname)
-    if not parts.path.startswith("/"):
-        value = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
-    return value
+        return "is not a valid URL (is the port a number between 0 and 65535?)"
+    if parts.scheme != "http":
+        return "must start with http:// (the app listens on this machine, without TLS)"
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return "must point at 127.0.0.1, localhost or [::1] (the app's own listener, never 0.0.0.0)"
+    if port is None:
+        return "needs a port between 0 and 65535"
+    if "@" in parts.netloc:
+        return "must not contain a user name or password"
+    if "#" in uri:
+        return "must not contain a #fragment"
+    return None
 
 
 def check_scopes(value: Any, profile: str | None = None, path: str | None = None) -> tuple[str, ...]:
@@ -283,27 +318,113 @@ class Profiles:
 
 
 def load_profiles(path: Path | None = None) -> Profiles:
-    """Read and validate ``profiles.toml``; a missing file means no profiles."""
+    """Read and validate ``profiles.toml``; a missing file means no profiles.
+
+    A valid file in an older format is upgraded in place first (see ``_upgrade``); a file
+    from a newer release is refused and never rewritten.
+    """
     path = path or paths.config_file()
-    check_private(path.parent, path)  # another user's edit could send the tokens and secret elsewhere
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    fileutil.check_private(path.parent, path)  # another user's edit could send the tokens and secret elsewhere
+    raw = _read_file(path)
+    if raw is None:
         return Profiles()
+    data = _decode(raw, path)
+    schema = _schema(data, str(path))
+    profiles = _parse(data, str(path))  # only a file that validates is upgraded
+    if schema < SCHEMA_VERSION:
+        _upgrade(path, raw, schema, profiles)
+    return profiles
+
+
+def _read_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise ConfigError(f"cannot be read ({exc.strerror})", path=str(path)) from exc
+
+
+def _decode(raw: bytes, path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"is not valid TOML ({exc}); fix or delete the file", path=str(path)) from exc
-    return _parse(data, str(path))
+
+
+def _schema(data: dict[str, Any], path: str) -> int:
+    """The file's format version (0 before the key existed); a newer one than this release reads is refused."""
+    value = data.get("schema", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < ("schema" in data):
+        raise ConfigError(
+            f"must be the file format's version, a whole number such as {SCHEMA_VERSION} (got {value!r})",
+            path=path,
+            field="schema",
+        )
+    if value > SCHEMA_VERSION:
+        raise ConfigError(
+            f"written by a newer zephr-desktop (schema {value}); upgrade the app (this one reads schema "
+            f"{SCHEMA_VERSION} and older). The file was left as it is.",
+            path=path,
+        )
+    return value
+
+
+def _to_schema_1(raw: bytes) -> bytes:
+    # Schema 1 only adds the version key; a top-level key may open any TOML document, and
+    # everything the person wrote (comments, order, spacing) stays as it was.
+    return b"schema = 1\n" + raw
+
+
+_UPGRADES = {0: _to_schema_1}  # from schema N to N + 1, on the file's bytes
+
+
+def backup_path(path: Path, schema: int, raw: bytes) -> Path:
+    """Where the copy of a schema-``schema`` file goes before it is upgraded.
+
+    ``profiles.toml.bak-<schema>``, or ``.bak-<schema>.<n>`` when an earlier, different copy
+    holds that name; an existing copy of exactly these bytes is reused.
+    """
+    candidate = path.with_name(f"{path.name}.bak-{schema}")
+    n = 1
+    while candidate.exists():
+        with contextlib.suppress(OSError):
+            if candidate.read_bytes() == raw:
+                return candidate
+        candidate = path.with_name(f"{path.name}.bak-{schema}.{n}")
+        n += 1
+    return candidate
+
+
+def _upgrade(path: Path, raw: bytes, schema: int, profiles: Profiles) -> None:
+    """Rewrite an older file in the current format: a backup first, then one atomic replace."""
+    new = raw
+    for version in range(schema, SCHEMA_VERSION):
+        new = _UPGRADES[version](new)
+    if _parse(_decode(new, path), str(path)) != profiles:  # never write a file that means something else
+        log.warning("not upgrading %s: the upgraded file would not read back the same", path)
+        return
+    try:
+        backup = backup_path(path, schema, raw)
+        if not backup.exists():
+            fileutil.atomic_write(backup, raw)
+        if _read_file(path) != raw:
+            return  # changed meanwhile (another process upgraded or saved it): leave that alone
+        fileutil.atomic_write(path, new)
+    except OSError as exc:
+        # The profiles were read; only the upgrade could not be written. Try again next time.
+        log.warning("could not upgrade %s to schema %d (%s); it still works as it is", path, SCHEMA_VERSION,
+                    exc.strerror or exc)
+        return
+    log.info("upgraded %s to schema %d; the old file is kept as %s", path, SCHEMA_VERSION, backup)
 
 
 def _parse(data: dict[str, Any], path: str) -> Profiles:
-    unknown = set(data) - {"default", "profiles"}
+    unknown = set(data) - {"schema", "default", "profiles"}
     if unknown:
         raise ConfigError(
-            'unknown top-level key; the file holds `default = "NAME"` and [profiles.NAME] tables',
+            f'unknown top-level key; the file holds `schema = {SCHEMA_VERSION}`, `default = "NAME"` and '
+            "[profiles.NAME] tables",
             path=path,
             field=sorted(unknown)[0],
         )
@@ -325,16 +446,28 @@ def _parse(data: dict[str, Any], path: str) -> Profiles:
     return Profiles(profiles, default)
 
 
+def _refuse_newer(path: Path) -> None:
+    """Raise the newer-release error if ``path`` holds a file from a newer release (it is never replaced)."""
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # nothing readable to protect; callers load and validate the file before saving
+    version = data.get("schema")
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        _schema(data, str(path))
+
+
 def save_profiles(profiles: Profiles, path: Path | None = None) -> None:
     """Write ``profiles.toml`` atomically (0600, directory 0700)."""
     import tomli_w
 
     path = path or paths.config_file()
-    doc: dict[str, Any] = {}
+    _refuse_newer(path)
+    doc: dict[str, Any] = {"schema": SCHEMA_VERSION}
     if profiles.default:
         doc["default"] = profiles.default
     doc["profiles"] = {name: p.to_toml_table() for name, p in sorted(profiles.profiles.items())}
-    atomic_write(path, tomli_w.dumps(doc).encode("utf-8"))
+    fileutil.atomic_write(path, tomli_w.dumps(doc).encode("utf-8"))
 
 
 def save_profile(profile: Profile, *, make_default: bool | None = None, path: Path | None = None) -> Profiles:

@@ -58,6 +58,7 @@ class ConfigError(ZephrError):
             where.append(f"field '{field}'")
         full = f"{', '.join(where)}: {message}" if where else message
         super().__init__(full)
+        self.detail = message  # without the location: what a form shows next to the field
         self.path = path
         self.profile = profile
         self.field = field

@@ -19,7 +19,6 @@ from .errors import (
     LoginCancelledError,
     LoginTimeoutError,
     NotLoggedInError,
-    SecretStoreError,
     ZephrError,
 )
 from .oauth import AuthRequest, Token, exchange_code, parse_callback, parse_redirect_url, redact, refresh
@@ -167,9 +166,8 @@ def ensure_fresh_token(
     cached = store.load_cached(profile)
     if cached is None:
         raise _signed_out(profile, store)
-    token, _ = cached
-    if not force and not token.needs_refresh(clock()):
-        return token
+    if not force and not cached.token.needs_refresh(clock()):
+        return cached.token
     asked_at = clock()
     with store.refresh_lock(profile.name):
         current = store.load(profile)
@@ -180,15 +178,7 @@ def ensure_fresh_token(
             log.debug("token was refreshed by another process; using it")
             return current
         if not current.refresh_token:
-            cached = store.load_cached(profile)
-            if cached is not None and cached[1]:
-                # The token file names a refresh token the secret store in use does not hold.
-                raise SecretStoreError(
-                    f"The refresh token of profile '{profile.name}' is not in the secret store in use now "
-                    f"(the {store.secrets.name} store); it was saved while another one was in use (a system keyring "
-                    "that is not available now?). Make that keyring available again, or sign in again with "
-                    f"`zephr-desktop login --profile {profile.name}`."
-                )
+            store.check_refresh_token_reachable(profile)
             why = "has expired" if current.is_expired(clock()) else "cannot be refreshed"
             raise NotLoggedInError(
                 f"The token for profile '{profile.name}' {why} and Zephr gave no refresh token. "

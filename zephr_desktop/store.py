@@ -27,6 +27,7 @@ import shutil
 import stat
 import sys
 from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,19 @@ def default_backend(directory: Path, notice: Callable[[str], None] = _stderr_not
     return backend
 
 
+@dataclass(frozen=True)
+class CachedToken:
+    """A profile's cached token (never with its refresh token) and the key its refresh token is under."""
+
+    token: Token
+    refresh_ref: str | None = None
+
+    @property
+    def has_refresh(self) -> bool:
+        """Whether a refresh token was stored with it."""
+        return self.refresh_ref is not None
+
+
 class TokenStore:
     """Tokens and secrets per profile."""
 
@@ -279,8 +293,8 @@ class TokenStore:
                 f"The stored token {path} is damaged. Run `zephr-desktop logout` and sign in again."
             ) from exc
 
-    def load_cached(self, profile: Profile) -> tuple[Token, str | None] | None:
-        """The cached token without its refresh token, and the key its refresh token is under.
+    def load_cached(self, profile: Profile) -> CachedToken | None:
+        """The cached token without its refresh token (no secret store read).
 
         None when there is none, and when it was issued for another site, token URL or client
         than the profile now names (or by a version that did not record it): signed out.
@@ -296,7 +310,7 @@ class TokenStore:
             scopes=tuple(record["scopes"]),
             user_id=record["user_id"],
         )
-        return token, record["refresh_ref"]
+        return CachedToken(token, record["refresh_ref"])
 
     def signed_out_reason(self, profile: Profile) -> str | None:
         """Why a token stored for the profile does not count (one sentence), or None if there is none."""
@@ -323,9 +337,27 @@ class TokenStore:
         cached = self.load_cached(profile)
         if cached is None:
             return None
-        token, ref = cached
-        refresh = self.secrets.get(ref) if ref else None
-        return Token(**{**token.__dict__, "refresh_token": refresh})
+        ref = cached.refresh_ref
+        return replace(cached.token, refresh_token=self.secrets.get(ref) if ref else None)
+
+    def check_refresh_token_reachable(self, profile: Profile) -> None:
+        """Raise SecretStoreError if the token file names a refresh token the secret store in use lacks.
+
+        That refresh token was saved while another store was in use (a system keyring that is not
+        available now); signing in again is not the only way out, so the error says so.
+        """
+        cached = None
+        with contextlib.suppress(SecretStoreError):
+            cached = self.load_cached(profile)
+        if cached is None or cached.refresh_ref is None or self.secrets.get(cached.refresh_ref) is not None:
+            return
+        name = profile.name
+        raise SecretStoreError(
+            f"The refresh token of profile '{name}' is not in the secret store in use now "
+            f"(the {self.secrets.name} store); it was saved while another one was in use (a system keyring "
+            "that is not available now?). Make that keyring available again, or sign in again with "
+            f"`zephr-desktop login --profile {name}`."
+        )
 
     def save(self, profile: Profile, token: Token) -> None:
         """Store a token bound to the profile's issuer: a new refresh token first, then the file, then clean up."""

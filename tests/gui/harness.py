@@ -1,4 +1,4 @@
-"""Run the real app under its own Xvfb and drive it as a person would.
+"""Run the real app under its own Xvfb and drive it from outside, as a person would.
 
 Each ``GuiApp`` owns two process groups: an ``Xvfb`` on a display it picks itself
 (``-displayfd``) and the app (``zephr_desktop.gui.run``) in a child Python with
@@ -6,12 +6,13 @@ Each ``GuiApp`` owns two process groups: an ``Xvfb`` on a display it picks itsel
 ``close()`` (always reached through ``with``) kills whatever is left, so a hung GUI never
 hangs the test run.
 
-The test talks to the app over the test-only control channel (``ZEPHR_DESKTOP_TEST_CONTROL``,
-a Unix socket in the test's temp dir): it evaluates JavaScript in the main window or the
-consent window. Everything a person sees or touches outside the pages goes through X:
-screenshots (``import -window root``), the clipboard (``xclip``), window titles
-(``xdotool``) and closing a window (a ``WM_DELETE_WINDOW`` message, as a window manager
-sends when the close button is clicked).
+Nothing in the app is there for the tests. The harness reads the pages through the web
+engine's own remote-debugging port (``QTWEBENGINE_REMOTE_DEBUGGING``, the Chrome DevTools
+Protocol: ``GET /json`` lists the pages, ``Runtime.evaluate`` runs a script in one), and does
+what a person does through X: real mouse clicks and key presses (``xdotool``), the
+clipboard (``xclip``), window titles (``xprop``), screenshots (``import -window``) and
+closing a window (a ``WM_DELETE_WINDOW`` message, as a window manager sends when the close
+button is clicked). Screenshots go to the test's temp dir, never into the repository.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -29,14 +31,21 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import websocket
+
+from zephr_desktop.config import Profile, save_profile
+from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox
+from zephr_desktop.store import TokenStore
+
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-SCREENSHOTS = REPO / "docs" / "screenshots"
 SCREEN = "1280x800x24"
+JOE = "joe@example.com"
+PASSWORD = TEST_USERS[JOE]["password"]
 
 _APP_CODE = """
 import sys
@@ -44,7 +53,7 @@ from zephr_desktop.gui import run
 sys.exit(run(sys.argv[1] or None, demo=sys.argv[2] == "demo"))
 """
 
-REQUIRED_TOOLS = ("Xvfb", "xclip", "xdotool", "import")
+REQUIRED_TOOLS = ("Xvfb", "xclip", "xdotool", "xprop", "import")
 
 
 class HarnessError(AssertionError):
@@ -56,7 +65,8 @@ def require_tools() -> None:
     missing = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
     if missing:
         raise HarnessError(
-            f"GUI tests need {', '.join(missing)} on PATH (Debian: apt-get install xvfb xclip xdotool imagemagick)."
+            f"GUI tests need {', '.join(missing)} on PATH"
+            " (Debian: apt-get install xvfb xclip xdotool x11-utils imagemagick)."
         )
 
 
@@ -76,10 +86,91 @@ def _kill_group(proc: subprocess.Popen[bytes] | None, grace: float = 3.0) -> Non
         proc.wait(5)
 
 
+class DevTools:
+    """A Chrome DevTools Protocol client for the app's web engine, on 127.0.0.1:``port``.
+
+    One websocket per page, opened on first use and kept; a page that went away (its window
+    closed) is dropped. Only commands are sent (no domain is enabled), so every message that
+    comes back is a reply; replies to other ids (none expected) are skipped.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._sockets: dict[str, websocket.WebSocket] = {}
+        self._next_id = 0
+        # The debugging port is on loopback: never through a proxy from the environment.
+        self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(self, path: str, timeout: float = 5.0) -> Any:
+        """GET a JSON document of the DevTools HTTP endpoint (``/json/list``, ``/json/version``)."""
+        with self._http.open(f"http://127.0.0.1:{self.port}{path}", timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def pages(self) -> list[dict[str, Any]]:
+        """The engine's pages (one per window), each with ``id``, ``url`` and ``webSocketDebuggerUrl``."""
+        return [t for t in self.get("/json/list") if t.get("type") == "page"]
+
+    def call(
+        self, page: dict[str, Any], method: str, params: dict[str, Any] | None = None, timeout: float = 20.0
+    ) -> Any:
+        """Send one command to a page and return its ``result``; raise HarnessError on a protocol error."""
+        sock = self._sockets.get(page["id"])
+        if sock is None:
+            sock = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
+            self._sockets[page["id"]] = sock
+        self._next_id += 1
+        message_id = self._next_id
+        try:
+            sock.settimeout(timeout)
+            sock.send(json.dumps({"id": message_id, "method": method, "params": params or {}}))
+            while True:
+                reply = json.loads(sock.recv())
+                if reply.get("id") == message_id:
+                    break
+        except (OSError, websocket.WebSocketException) as exc:
+            self._drop(page["id"])
+            raise HarnessError(f"DevTools {method} on {page.get('url')!r}: {type(exc).__name__}: {exc}") from exc
+        if "error" in reply:
+            raise HarnessError(f"DevTools {method} on {page.get('url')!r}: {reply['error']}")
+        return reply.get("result", {})
+
+    def evaluate(self, page: dict[str, Any], script: str, timeout: float = 20.0) -> Any:
+        """Run ``script`` in the page's main world and return its completion value as JSON (None for undefined)."""
+        params = {"expression": script, "returnByValue": True, "awaitPromise": True}
+        result = self.call(page, "Runtime.evaluate", params, timeout)
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text")
+            raise HarnessError(f"the script failed in {page.get('url')!r}: {text}")
+        return result.get("result", {}).get("value")
+
+    def forget(self, keep: set[str]) -> None:
+        """Close the sockets of pages not in ``keep`` (their windows are gone)."""
+        for page_id in set(self._sockets) - keep:
+            self._drop(page_id)
+
+    def _drop(self, page_id: str) -> None:
+        sock = self._sockets.pop(page_id, None)
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                sock.close()
+
+    def close(self) -> None:
+        """Close every socket."""
+        self.forget(set())
+
+
 class GuiApp:
     """One app process under one private X server."""
 
-    def __init__(self, tmp: Path, *, timeout: float = 90.0, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        timeout: float = 90.0,
+        env: dict[str, str] | None = None,
+        screenshots: Path | None = None,
+    ) -> None:
         require_tools()
         self.tmp = tmp
         self.timeout = timeout
@@ -90,11 +181,14 @@ class GuiApp:
         self.xdg = {name: tmp / name.lower() for name in names}
         for path in (self.home, *self.xdg.values()):
             path.mkdir(parents=True, exist_ok=True)
-        self.control_path = str(tmp / "control.sock")
+        self.screenshots = screenshots or tmp / "screenshots"
         self.app_log = tmp / "app.log"
         self.display: str | None = None
         self.xvfb: subprocess.Popen[bytes] | None = None
         self.app: subprocess.Popen[bytes] | None = None
+        self.devtools: DevTools | None = None
+        self.main_page_id: str | None = None
+        self.app_url: str | None = None
         self._watchdog = threading.Timer(timeout, self._on_timeout)
         self._watchdog.daemon = True
         self.timed_out = False
@@ -131,6 +225,8 @@ class GuiApp:
     def close(self) -> None:
         """Kill both process groups (app first) and stop the watchdog."""
         self._watchdog.cancel()
+        if self.devtools is not None:
+            self.devtools.close()
         _kill_group(self.app)
         _kill_group(self.xvfb)
 
@@ -169,7 +265,7 @@ class GuiApp:
             os.close(read_fd)
 
     def env(self) -> dict[str, str]:
-        """The app's environment: private X display, XDG dirs, file keyring, control socket."""
+        """The app's environment as a person's session would have it: private X display, XDG dirs, file keyring."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ZEPHR_", "XDG_", "QT_", "PYTHON_KEYRING"))}
         env.update({k: str(v) for k, v in self.xdg.items()})
         env.update(
@@ -177,7 +273,6 @@ class GuiApp:
                 "HOME": str(self.home),
                 "DISPLAY": self.display or "",
                 "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-                "ZEPHR_DESKTOP_TEST_CONTROL": self.control_path,
                 "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
                 "PYTHONUNBUFFERED": "1",
                 "QT_QPA_PLATFORM": "xcb",
@@ -190,22 +285,54 @@ class GuiApp:
         return env
 
     def launch(self, profile: str | None = None, *, demo: bool = False) -> None:
-        """Start the app and wait until its page has drawn itself."""
+        """Start the app with the engine's debugging port on loopback; wait until its page has drawn itself."""
         assert self.display, "enter the GuiApp first"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.control_path)
+        if self.devtools is not None:
+            self.devtools.close()
+        port = free_port()
+        log_start = self.app_log.stat().st_size if self.app_log.exists() else 0
+        env = {**self.env(), "QTWEBENGINE_REMOTE_DEBUGGING": f"127.0.0.1:{port}"}
         with open(self.app_log, "ab") as log:
             self.app = subprocess.Popen(
                 [sys.executable, "-c", _APP_CODE, profile or "", "demo" if demo else ""],
-                env=self.env(),
+                env=env,
                 cwd=str(self.tmp),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.wait_for(lambda: os.path.exists(self.control_path), "the control socket", timeout=30)
+        self.devtools = self._connect_devtools(port, log_start)
+        main = self.wait_for(lambda: self.devtools and self.devtools.pages()[:1], "the main window's page", timeout=30)
+        self.main_page_id, self.app_url = main[0]["id"], main[0]["url"]
         self.wait_js("document.body.dataset.ready === 'true'", timeout=40, what="the main page to be ready")
+
+    def _connect_devtools(self, port: int, log_start: int) -> DevTools:
+        """Wait for the app's engine to announce its debugging server, and check that this port is it.
+
+        The port was free a moment ago; if another process took it in between, the engine says
+        nothing (or fails), and the browser id it printed would not match what the port serves.
+        """
+        pattern = re.compile(rf"DevTools listening on (ws://127\.0\.0\.1:{port}/devtools/browser/[\w-]+)")
+
+        def announced() -> str | None:
+            if self.app is not None and self.app.poll() is not None:
+                raise HarnessError(f"the app exited with {self.app.returncode}\n{self.log_tail()}")
+            with open(self.app_log, "rb") as log:
+                log.seek(log_start)
+                found = pattern.search(log.read().decode("utf-8", "replace"))
+            return found.group(1) if found else None
+
+        browser_url = self.wait_for(announced, f"the web engine's debugging server on port {port}", timeout=30)
+        devtools = DevTools(port)
+        served = devtools.get("/json/version").get("webSocketDebuggerUrl")
+        if served != browser_url:
+            raise HarnessError(f"port {port} is not this app's debugging server ({served!r} != {browser_url!r})")
+        return devtools
+
+    def alive(self) -> bool:
+        """True when the app process runs and its main page answers."""
+        return self.app is not None and self.app.poll() is None and self.js("true") is True
 
     def wait_exit(self, timeout: float = 20.0) -> int:
         """Wait for the app to exit by itself; returns its exit code."""
@@ -222,34 +349,43 @@ class GuiApp:
         except FileNotFoundError:
             return "(no app log)"
 
-    # -- the control channel ----------------------------------------------------------------------
-    def request(self, op: str, **fields: Any) -> Any:
-        """Send one request to the app; returns its result or raises HarnessError."""
+    # -- the pages, through the engine's debugging port ----------------------------------------------
+    def pages(self) -> list[dict[str, Any]]:
+        """Every page the app's web engine has (one per window), as the debugging port lists them."""
         if self.app is not None and self.app.poll() is not None:
             raise HarnessError(f"the app exited with {self.app.returncode}\n{self.log_tail()}")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(min(30.0, self._remaining()))
-            try:
-                sock.connect(self.control_path)
-                sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            except OSError as exc:
-                raise HarnessError(f"control channel {op}: {exc}\n{self.log_tail()}") from exc
-        if not data:
-            raise HarnessError(f"control channel {op}: no answer\n{self.log_tail()}")
-        reply = json.loads(data)
-        if not reply.get("ok"):
-            raise HarnessError(f"{op} failed in the app: {reply.get('error')}")
-        return reply.get("result")
+        if self.devtools is None:
+            raise HarnessError("the app is not running; launch it first")
+        try:
+            pages = self.devtools.pages()
+        except OSError as exc:
+            raise HarnessError(f"the debugging port did not answer: {exc}\n{self.log_tail()}") from exc
+        self.devtools.forget({page["id"] for page in pages})
+        return pages
+
+    def page(self, target: str = "main") -> dict[str, Any]:
+        """The main window's page, or the consent window's (the one page that is not the main one)."""
+        pages = self.pages()
+        if target == "main":
+            found = [p for p in pages if p["id"] == self.main_page_id]
+            if not found:
+                raise HarnessError("the main window's page is gone")
+            return found[0]
+        others = [p for p in pages if p["id"] != self.main_page_id]
+        if len(others) != 1:
+            # None: no consent window. Two: for a moment while the consent window replaces its first page.
+            raise HarnessError(f"expected one consent page, found {len(others)}: {[p['url'] for p in others]}")
+        return others[0]
 
     def js(self, script: str, target: str = "main") -> Any:
-        """Evaluate JavaScript in the main page or the consent page."""
-        return self.request("eval", js=script, target=target)
+        """Evaluate JavaScript in the main page or the consent page; returns its JSON value."""
+        assert self.devtools is not None
+        return self.devtools.evaluate(self.page(target), script, timeout=min(20.0, self._remaining()))
+
+    def cdp(self, method: str, params: dict[str, Any] | None = None, target: str = "main") -> Any:
+        """Send one DevTools command to the main page or the consent page."""
+        assert self.devtools is not None
+        return self.devtools.call(self.page(target), method, params, timeout=min(20.0, self._remaining()))
 
     def wait_for(self, check: Callable[[], Any], what: str, timeout: float = 20.0, interval: float = 0.1) -> Any:
         """Poll ``check`` until it returns something truthy."""
@@ -297,28 +433,28 @@ class GuiApp:
         return bool(self.js(f"(function(e){{return !!(e && e.offsetParent !== null)}})({self.sel(testid)})"))
 
     def consent(self) -> dict[str, Any]:
-        """The consent window as the app sees it: open, title, url."""
-        return dict(self.request("consent"))
+        """The consent window as a person sees it: open (shown on the screen), its title and its page's URL."""
+        windows = self.find_windows("Sign in to Zephr$")
+        if not windows:
+            return {"open": False}
+        try:
+            url = self.page("consent")["url"]
+        except HarnessError:
+            return {"open": False}
+        return {"open": True, "title": self.window_name(windows[0]), "url": url}
 
     # -- X: screenshots, clipboard, titles, closing windows --------------------------------------------
     def _x_env(self) -> dict[str, str]:
-        return {**os.environ, "DISPLAY": self.display or ""}
+        return {**os.environ, "DISPLAY": self.display or "", "LC_ALL": "C.UTF-8"}
 
     def screenshot(self, name: str, window: int | None = None) -> Path:
-        """Save the screen (or one window) to tests/gui/artifacts/<name>.png."""
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{name}.png"
+        """Save the screen (or one window) to <screenshots>/<name>.png (the test's temp dir unless given)."""
+        self.screenshots.mkdir(parents=True, exist_ok=True)
+        path = self.screenshots / f"{name}.png"
         time.sleep(0.4)  # let Chromium paint what the last script changed before grabbing
         which = "root" if window is None else str(window)
         subprocess.run(["import", "-window", which, str(path)], env=self._x_env(), check=True, timeout=30)
         return path
-
-    def publish(self, artifact: Path, name: str) -> Path:
-        """Copy an artifact to docs/screenshots/<name>.png (for the README)."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        target = SCREENSHOTS / f"{name}.png"
-        shutil.copyfile(artifact, target)
-        return target
 
     def main_window(self) -> int:
         """The main window's X id."""
@@ -353,7 +489,18 @@ class GuiApp:
             raise HarnessError(f"nothing to click: {testid or selector} in the {target} window")
         window = self.main_window() if target == "main" else self.consent_window()
         x, y, _, _ = self.window_geometry(window)
-        self.xdotool("mousemove", "--sync", str(x + int(point[0])), str(y + int(point[1])), "click", "1")
+        target_x, target_y = x + int(point[0]), y + int(point[1])
+        # --sync waits for the pointer to move, and waits long when it is already there.
+        sync = ["--sync"] if self.pointer() != (target_x, target_y) else []
+        self.xdotool("mousemove", *sync, str(target_x), str(target_y), "click", "1")
+
+    def pointer(self) -> tuple[int, int]:
+        """Where the mouse pointer is on the screen."""
+        result = subprocess.run(
+            ["xdotool", "getmouselocation", "--shell"], env=self._x_env(), capture_output=True, text=True, timeout=10
+        )
+        values = dict(line.split("=", 1) for line in result.stdout.split() if "=" in line)
+        return int(values.get("X", -1)), int(values.get("Y", -1))
 
     def type_into(self, selector: str, text: str, target: str = "consent") -> None:
         """Focus an empty field and type into it with the real keyboard (X key events).
@@ -397,15 +544,77 @@ class GuiApp:
         return [int(w) for w in result.stdout.split()]
 
     def window_name(self, window: int) -> str:
-        """A window's title as X has it."""
+        """A window's title as a window manager shows it (``_NET_WM_NAME``, UTF-8)."""
         result = subprocess.run(
-            ["xdotool", "getwindowname", str(window)], env=self._x_env(), capture_output=True, text=True, timeout=10
+            ["xprop", "-id", str(window), "-notype", "_NET_WM_NAME"],
+            env=self._x_env(),
+            capture_output=True,
+            timeout=10,
         )
-        return result.stdout.strip()
+        # xprop prints: _NET_WM_NAME = "title" (quotes and backslashes escaped with a backslash).
+        found = re.search(rb'= "(.*)"$', result.stdout.strip(), re.S)
+        if not found:
+            return ""
+        return re.sub(rb"\\(.)", rb"\1", found.group(1)).decode("utf-8", "replace")
 
     def close_window(self, window: int) -> None:
         """Ask a window to close, as a window manager does when its close button is clicked."""
         send_wm_delete(self.display or "", window)
+
+
+# -- what a person does in the app, shared by the GUI tests and scripts/screenshots.py --------------------
+def seed_profile(gui: GuiApp, sb: Sandbox, name: str = "sandbox", *, keep_site_session: bool = False) -> Profile:
+    """Write a profile pointing at the sandbox into the app's config, and its secret into its store."""
+    profile = Profile.create(
+        name=name,
+        site_url=sb.url,
+        token_url=sb.token_url,
+        client_id=DEFAULT_CLIENT_ID,
+        redirect_uri="http://127.0.0.1:0/callback",
+        scopes=["user.account:read", "user.profile:read"],
+        keep_site_session=keep_site_session,
+    )
+    save_profile(profile, path=gui.config_path)
+    TokenStore(directory=gui.data_dir, notice=lambda _m: None).set_client_secret(name, DEFAULT_CLIENT_SECRET)
+    return profile
+
+
+def wait_token(gui: GuiApp, *, other_than: str | None = None, timeout: float = 20.0) -> str:
+    """Wait until the token panel shows a token (different from ``other_than``)."""
+    sel = gui.sel("access-token")
+    script = f"(function(e){{ return e && e.offsetParent !== null ? e.textContent : ''; }})({sel})"
+
+    def check() -> str:
+        value = str(gui.js(script) or "")
+        return value if value and value != other_than else ""
+
+    return str(gui.wait_for(check, "a new token in the token panel", timeout))
+
+
+def consent_sign_in(gui: GuiApp, *, allow: bool = True) -> None:
+    """In the consent window: type the test user's credentials, sign in, click Allow (or Deny)."""
+    gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent")
+    gui.type_into("#email", JOE)
+    gui.type_into("#password", PASSWORD)
+    gui.press(selector="#sign-in", target="consent")
+    button = "#allow" if allow else "#deny"
+    gui.wait_js(f"document.readyState === 'complete' && !!document.querySelector('{button}')", target="consent")
+    gui.press(selector=button, target="consent")
+
+
+def sign_in(gui: GuiApp, sb: Sandbox) -> str:
+    """Sign in through the app's own windows; returns the token the panel shows."""
+    issued = len(sb.issued)
+    gui.press("sign-in")
+    consent_sign_in(gui)
+    token = wait_token(gui)
+    assert len(sb.issued) == issued + 1
+    return token
+
+
+def consent_gone(gui: GuiApp) -> bool:
+    """True when no consent window is shown and no consent page is left in the engine."""
+    return not gui.consent().get("open") and not gui.find_windows("Sign in to Zephr$")
 
 
 class _ClientMessage(ctypes.Structure):

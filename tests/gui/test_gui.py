@@ -16,17 +16,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import GuiApp, port_is_free
+from harness import (
+    JOE,
+    GuiApp,
+    consent_gone,
+    consent_sign_in,
+    port_is_free,
+    seed_profile,
+    sign_in,
+    wait_token,
+)
 
-from zephr_desktop.config import Profile, load_profiles, save_profile
+from zephr_desktop.config import load_profiles
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox, SandboxSettings
 from zephr_desktop.store import TokenStore
 
 pytestmark = pytest.mark.gui
 
 HARD_TIMEOUT = 90.0
-JOE = "joe@example.com"
-PASSWORD = TEST_USERS[JOE]["password"]
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------
@@ -63,68 +70,11 @@ def report_failure(app: GuiApp, request: pytest.FixtureRequest) -> None:
         print(app.log_tail(8000))
 
 
-def seed_profile(gui: GuiApp, sb: Sandbox, name: str = "sandbox", *, keep_site_session: bool = False) -> Profile:
-    """Write a profile pointing at the sandbox into the app's config, and its secret into its store."""
-    profile = Profile.create(
-        name=name,
-        site_url=sb.url,
-        token_url=sb.token_url,
-        client_id=DEFAULT_CLIENT_ID,
-        redirect_uri="http://127.0.0.1:0/callback",
-        scopes=["user.account:read", "user.profile:read"],
-        keep_site_session=keep_site_session,
-    )
-    save_profile(profile, path=gui.config_path)
-    TokenStore(directory=gui.data_dir, notice=lambda _m: None).set_client_secret(name, DEFAULT_CLIENT_SECRET)
-    return profile
-
-
-def shown_token(gui: GuiApp) -> str:
-    return gui.text("access-token")
-
-
-def wait_token(gui: GuiApp, *, other_than: str | None = None, timeout: float = 20.0) -> str:
-    """Wait until the token panel shows a token (different from ``other_than``)."""
-    sel = gui.sel("access-token")
-    script = f"(function(e){{ return e && e.offsetParent !== null ? e.textContent : ''; }})({sel})"
-
-    def check() -> str:
-        value = str(gui.js(script) or "")
-        return value if value and value != other_than else ""
-
-    return str(gui.wait_for(check, "a new token in the token panel", timeout))
-
-
-def consent_sign_in(gui: GuiApp, *, allow: bool = True) -> None:
-    """In the consent window: type the test user's credentials, sign in, click Allow (or Deny)."""
-    gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent")
-    gui.type_into("#email", JOE)
-    gui.type_into("#password", PASSWORD)
-    gui.press(selector="#sign-in", target="consent")
-    button = "#allow" if allow else "#deny"
-    gui.wait_js(f"document.readyState === 'complete' && !!document.querySelector('{button}')", target="consent")
-    gui.press(selector=button, target="consent")
-
-
-def sign_in(gui: GuiApp, sb: Sandbox) -> str:
-    """Sign in through the app's own windows; returns the token the panel shows."""
-    issued = len(sb.issued)
-    gui.press("sign-in")
-    consent_sign_in(gui)
-    token = wait_token(gui)
-    assert len(sb.issued) == issued + 1
-    return token
-
-
 def press_copy(gui: GuiApp, testid: str) -> str:
     """Press a copy button, check it says Copied, and return the X clipboard."""
     gui.press(testid)
     gui.wait_for(lambda: gui.text(testid) == "Copied", f"{testid} to say Copied", timeout=5)
     return gui.clipboard()
-
-
-def consent_gone(gui: GuiApp) -> bool:
-    return not gui.consent().get("open") and not gui.find_windows("Sign in to Zephr$")
 
 
 # -- tests ---------------------------------------------------------------------------------------------
@@ -140,7 +90,7 @@ def test_first_run_form_validates_and_saves_a_profile(gui: GuiApp, sb: Sandbox) 
     # A page asking for a permission (here the clipboard) must not abort the process.
     gui.js("navigator.clipboard.writeText('x').catch(function () {}); true")
     time.sleep(0.5)
-    assert gui.request("ping")["loaded"]
+    assert gui.alive()
 
     gui.type_into("#f-site_url", "ftp://news.example.com", target="main")
     gui.type_into("#f-client_id", DEFAULT_CLIENT_ID, target="main")
@@ -181,8 +131,7 @@ def press_copy_redirect(gui: GuiApp) -> str:
 def test_sign_in_shows_the_issued_token_and_copies_it(gui: GuiApp, sb: Sandbox) -> None:
     seed_profile(gui, sb)
     gui.launch()
-    before = gui.screenshot("main-before", gui.main_window())
-    gui.publish(before, "main-before")
+    gui.screenshot("main-before", gui.main_window())
     assert gui.text("status-line") == "Not signed in."
 
     gui.press("sign-in")
@@ -203,8 +152,7 @@ def test_sign_in_shows_the_issued_token_and_copies_it(gui: GuiApp, sb: Sandbox) 
     assert re.fullmatch(r"(\d:)?\d\d:\d\d", gui.text("expires-in")), gui.text("expires-in")
     assert gui.text("user-id") == TEST_USERS[JOE]["user_id"]
     assert "user.account:read" in gui.text("scopes") and "user.profile:read" in gui.text("scopes")
-    after = gui.screenshot("main-after", gui.main_window())
-    gui.publish(after, "main-after")
+    gui.screenshot("main-after", gui.main_window())
 
     gui.press("reveal")
     assert "masked" not in gui.js(f"{gui.sel('access-token')}.className")
@@ -380,9 +328,7 @@ def test_demo_mode_runs_its_own_sandbox(gui: GuiApp) -> None:
     assert JOE in gui.js("document.getElementById('demo-hint').textContent")
     gui.press("sign-in")
     consent_sign_in(gui)
-    token = wait_token(gui)
-    stored = json.loads((gui.data_dir / "tokens" / "demo.json").read_text())
-    assert stored["access_token"] == token
+    wait_token(gui)  # stored in the demo's own temp dir (test_desktop_app.py checks it and the user's files)
     gui.screenshot("demo", gui.main_window())
 
     gui.close_window(gui.main_window())
@@ -401,3 +347,15 @@ def test_closing_the_main_window_mid_sign_in_quits_and_frees_the_port(gui: GuiAp
     gui.close_window(gui.main_window())
     assert gui.wait_exit() == 0
     assert port_is_free(port)
+
+
+def test_nothing_for_tests_ships_in_the_app(tmp_path: Path) -> None:
+    # The app once had a test-only control channel behind this variable: it deleted the file the
+    # variable named, put a socket there that ran scripts in the pages, and evaluated code.
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    with GuiApp(tmp_path / "gui", timeout=HARD_TIMEOUT, env={"ZEPHR_DESKTOP_TEST_CONTROL": str(victim)}) as gui:
+        gui.launch()
+        time.sleep(1.0)
+        assert victim.is_file() and victim.read_text() == "keep me"
+        assert gui.alive()

@@ -1,17 +1,23 @@
-"""The page's bridge (``gui.api.Api``) without Qt: a fake window shell, the real engine and sandbox."""
+"""The page's functions (``gui.api``) over the window's ``Session``, without Qt: a fake window shell, a fake
+clock, the real sign-in engine and the sandbox."""
 
 from __future__ import annotations
 
 import queue
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from support import evidence
 from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile, load_profiles, save_profile
-from zephr_desktop.gui.api import Api, copy_text_for
+from zephr_desktop.gui.api import copy_text_for, page_functions
+from zephr_desktop.gui.session import Session
 from zephr_desktop.oauth import Token
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
 from zephr_desktop.store import TokenStore
@@ -20,6 +26,30 @@ SURFACE = {
     "init", "state", "select_profile", "save_profile", "remove_profile", "sign_in", "cancel_sign_in",
     "open_in_browser", "refresh", "set_auto_refresh", "copy", "copy_text", "test_token", "sign_out", "secret_status",
 }  # fmt: skip
+
+
+class FakeClock:
+    """The session's clock: tests move it instead of sleeping. Like a real clock, no two reads are equal."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        self.now += 0.001
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Page:
+    """Calls the page's functions by name, as ``pywebview.api.<name>(...)`` does."""
+
+    def __init__(self, functions: list[Callable[..., dict[str, Any]]]) -> None:
+        self.functions = {fn.__name__: fn for fn in functions}
+
+    def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
+        return self.functions[name]
 
 
 class FakeConsent:
@@ -98,15 +128,25 @@ def shell() -> FakeShell:
 
 
 @pytest.fixture
-def api(shell: FakeShell) -> Iterator[Api]:
-    bridge = Api(shell, store=TokenStore(notice=lambda _m: None), tick=0.1)
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def session(shell: FakeShell, clock: FakeClock) -> Iterator[Session]:
+    state = Session(shell, store=TokenStore(notice=lambda _m: None), clock=clock)
     try:
-        yield bridge
+        yield state
     finally:
-        bridge.shutdown()
+        state.shutdown()
 
 
-def sign_in(api: Api, shell: FakeShell, *, allow: bool = True) -> dict[str, Any]:
+@pytest.fixture
+def api(session: Session, shell: FakeShell) -> Page:
+    return Page(page_functions(session, shell))
+
+
+def sign_in(api: Page, shell: FakeShell, *, allow: bool = True) -> dict[str, Any]:
     started = api.sign_in()
     assert started["ok"] and started["signing_in"], started
     ScriptedUser().approve(shell.consents[-1].url, allow=allow)
@@ -114,10 +154,10 @@ def sign_in(api: Api, shell: FakeShell, *, allow: bool = True) -> dict[str, Any]
     return api.state()
 
 
-def test_the_page_sees_exactly_the_surface() -> None:
-    public = [getattr(Api, name) for name in dir(Api) if not name.startswith("_")]
-    exposed = {f.__name__ for f in public if callable(f) and getattr(f, "_serializable", True)}
-    assert exposed == SURFACE
+def test_the_page_sees_exactly_the_surface(session: Session, shell: FakeShell) -> None:
+    functions = page_functions(session, shell)
+    assert {fn.__name__ for fn in functions} == SURFACE and len(functions) == len(SURFACE)
+    assert all(type(fn).__name__ == "function" for fn in functions)  # plain closures, no bound methods
 
 
 @pytest.mark.parametrize(
@@ -144,6 +184,45 @@ def test_copy_formats(kind: str, scopes: tuple[str, ...], expected: str) -> None
     assert copy_text_for(kind, token, site) == expected
 
 
+# Odd but RFC 3986-valid site URLs: $ ( ) ' ; & ! are sub-delims, and unquoted in a shell they run commands.
+ODD_SITES = [
+    "https://news.example.com/a$(touch$IFS'marker')b",
+    "https://news.example.com/x;touch$IFS'marker';y",
+    "https://news.example.com/p&touch$IFS'marker'&q",
+    "https://news.example.com/it's$HOME!x*",
+]
+
+
+@pytest.mark.reliability("copy-formats")
+@pytest.mark.parametrize("site", ODD_SITES)
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash to run the copied command")
+def test_copy_curl_is_one_safe_shell_command(api: Page, shell: FakeShell, site: str, tmp_path: Path) -> None:
+    assert api.save_profile({**FORM, "name": "odd", "site_url": site})["ok"]
+    TokenStore(notice=lambda _m: None).save(load_profiles().get("odd"), Token("oa_abc.DEF-1~+/=", "bearer", None, 0.0))
+    assert api.copy("curl")["ok"]
+    # Run what a person would paste, with curl replaced by a function that prints the argv it got.
+    script = "curl() { printf '%s\\0' \"$@\"; }\n" + shell.copied[-1]
+    cwd = tmp_path / "shell"
+    cwd.mkdir()
+    ran = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, timeout=10, check=True)
+    argv = ran.stdout.decode().split("\0")[:-1]
+    intended = ["-H", "Authorization: Bearer oa_abc.DEF-1~+/=", site + "/blaize/profile"]
+    evidence.record(site=site, argv_exact=argv == intended, ran=len(list(cwd.iterdir())))
+    assert argv == intended
+    assert list(cwd.iterdir()) == []  # nothing ran
+
+
+@pytest.mark.reliability("copy-formats")
+def test_the_settings_form_refuses_a_shell_command_in_the_site_url(api: Page) -> None:
+    result = api.save_profile({**FORM, "site_url": "https://news.example.com/$(touch marker)"})
+    assert result["ok"] is False and result["field"] == "site_url"
+    assert "characters a URL may not hold" in result["error"] and load_profiles().profiles == {}
+    evidence.record(refused_by="the settings form")
+
+
+FORM = {"site_url": "https://news.example.com", "client_id": "abc", "scopes": ["user.profile:read"]}
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -153,9 +232,11 @@ def test_copy_formats(kind: str, scopes: tuple[str, ...], expected: str) -> None
         ({"redirect_uri": "http://example.com:8765/callback"}, "redirect_uri"),
         ({"scopes": []}, "scopes"),
         ({"name": "bad name!"}, "name"),
+        ({"site_url": "https://news.example.com/$(touch marker)"}, "site_url"),
+        ({"token_url": "https://auth.example.com/token`id`"}, "token_url"),
     ],
 )
-def test_save_profile_names_the_bad_field(api: Api, changes: dict[str, Any], field: str) -> None:
+def test_save_profile_names_the_bad_field(api: Page, changes: dict[str, Any], field: str) -> None:
     form = {"site_url": "https://news.example.com", "client_id": "abc", "scopes": ["user.account:read"], **changes}
     result = api.save_profile(form)
     assert result["ok"] is False and result["field"] == field, result
@@ -163,7 +244,7 @@ def test_save_profile_names_the_bad_field(api: Api, changes: dict[str, Any], fie
     assert load_profiles().profiles == {}
 
 
-def test_save_profile_keeps_the_secret_out_of_the_file(api: Api) -> None:
+def test_save_profile_keeps_the_secret_out_of_the_file(api: Page) -> None:
     form = {"site_url": "https://news.example.com", "client_id": "abc", "client_secret": "s3cr:et", "scopes": []}
     form["scopes"] = ["user.profile:read"]
     result = api.save_profile(form)
@@ -177,7 +258,7 @@ def test_save_profile_keeps_the_secret_out_of_the_file(api: Api) -> None:
     assert again["ok"] is False and again["field"] == "name"
 
 
-def test_errors_come_back_as_words(api: Api) -> None:
+def test_errors_come_back_as_words(api: Page) -> None:
     for call in (api.sign_in, api.refresh, api.test_token, api.sign_out, lambda: api.copy("token")):
         result = call()
         assert result["ok"] is False
@@ -185,7 +266,7 @@ def test_errors_come_back_as_words(api: Api) -> None:
     assert api.copy("nonsense")["error"] == "Unknown copy format 'nonsense'."
 
 
-def test_sign_in_copy_refresh_and_sign_out(api: Api, shell: FakeShell, sb: Sandbox, profile: Profile) -> None:
+def test_sign_in_copy_refresh_and_sign_out(api: Page, shell: FakeShell, sb: Sandbox, profile: Profile) -> None:
     state = sign_in(api, shell)
     token = state["token"]
     assert token["access_token"] == sb.issued[-1]["access_token"]
@@ -205,7 +286,7 @@ def test_sign_in_copy_refresh_and_sign_out(api: Api, shell: FakeShell, sb: Sandb
     assert api.sign_out()["token"] is None
 
 
-def test_closing_the_consent_window_cancels(api: Api, shell: FakeShell, profile: Profile) -> None:
+def test_closing_the_consent_window_cancels(api: Page, shell: FakeShell, profile: Profile) -> None:
     assert api.sign_in()["ok"]
     shell.consents[-1].on_user_close()
     shell.next_event("sign_in_cancelled")
@@ -214,7 +295,7 @@ def test_closing_the_consent_window_cancels(api: Api, shell: FakeShell, profile:
     assert not state["signing_in"] and state["token"] is None
 
 
-def test_deny_and_open_in_browser(api: Api, shell: FakeShell, profile: Profile) -> None:
+def test_deny_and_open_in_browser(api: Page, shell: FakeShell, profile: Profile) -> None:
     assert api.sign_in()["ok"]
     assert api.sign_in()["error"] == "A sign-in is already waiting for you to click Allow."
     moved = api.open_in_browser()
@@ -224,30 +305,80 @@ def test_deny_and_open_in_browser(api: Api, shell: FakeShell, profile: Profile) 
     assert "denied" in api.state()["error"]
 
 
-@pytest.mark.parametrize("sb", [3], indirect=True)
-def test_auto_refresh_renews_and_can_be_turned_off(api: Api, shell: FakeShell, sb: Sandbox, profile: Profile) -> None:
-    first = sign_in(api, shell)["token"]["access_token"]
-    api.start_background()
+def test_auto_refresh_renews_before_expiry_and_can_be_turned_off(
+    api: Page, session: Session, shell: FakeShell, clock: FakeClock, sb: Sandbox, profile: Profile
+) -> None:
+    first = sign_in(api, shell)["token"]
+    issued = len(sb.issued)
+    session.start_watching(tick=0.02)
+    clock.advance(first["seconds_left"] - 120)  # two minutes left: not due yet (the margin is 60 s)
+    session.watch_once()
+    assert len(sb.issued) == issued
+
+    clock.advance(90)  # thirty seconds left: the watcher refreshes
     shell.next_event("token_changed", timeout=10)
-    assert api.state()["token"]["access_token"] != first
-    assert len(sb.issued) >= 2
+    renewed = api.state()
+    assert renewed["token"]["access_token"] == sb.issued[-1]["access_token"] != first["access_token"]
+    assert len(sb.issued) == issued + 1
+    assert renewed["token"]["seconds_left"] == pytest.approx(3600, abs=5)
+    assert renewed["notice"] == "Token refreshed automatically before it expired."
 
     assert api.set_auto_refresh(False)["auto_refresh"] is False
-    time.sleep(0.3)
-    count = len(sb.issued)
-    time.sleep(3.5)
-    assert len(sb.issued) == count
+    clock.advance(3600 + 10)
+    session.watch_once()
+    assert len(sb.issued) == issued + 1
     assert api.state()["token"]["expired"]
 
 
+def test_a_failed_auto_refresh_is_retried_after_a_while_and_a_refused_one_never(
+    api: Page, session: Session, shell: FakeShell, clock: FakeClock, sb: Sandbox, profile: Profile
+) -> None:
+    first = sign_in(api, shell)["token"]
+    clock.advance(first["seconds_left"] - 30)
+    sb.settings.fault = "500"
+    asked = len(sb.token_requests)
+    session.watch_once()
+    assert len(sb.token_requests) == asked + 1
+    assert api.state()["error"].startswith("Automatic refresh failed: ")
+    clock.advance(10)
+    session.watch_once()  # too soon to try again
+    assert len(sb.token_requests) == asked + 1
+
+    clock.advance(25)  # past the 30 s retry delay; the server has recovered
+    sb.settings.fault = None
+    session.watch_once()
+    assert len(sb.token_requests) == asked + 2
+    state = api.state()
+    assert state["error"] is None and state["token"]["access_token"] == sb.issued[-1]["access_token"]
+
+    clock.advance(state["token"]["seconds_left"] - 30)
+    sb.settings.fault = "invalid_grant"
+    session.watch_once()
+    clock.advance(3600)
+    session.watch_once()
+    assert len(sb.token_requests) == asked + 3  # a refused grant does not heal by retrying
+
+
+def test_tokens_changed_by_another_process_reach_the_page(
+    api: Page, session: Session, shell: FakeShell, profile: Profile
+) -> None:
+    sign_in(api, shell)
+    session.watch_once()
+    assert shell.events.empty()
+    TokenStore(notice=lambda _m: None).delete("sb")  # e.g. `zephr-desktop logout` in a terminal
+    session.watch_once()
+    assert shell.events.get_nowait() == {"type": "token_changed"}
+    assert api.state()["token"] is None
+
+
 def test_unknown_requested_profile_is_reported(shell: FakeShell, profile: Profile) -> None:
-    bridge = Api(shell, store=TokenStore(notice=lambda _m: None), profile_name="nope")
-    result = bridge.init()
+    session = Session(shell, store=TokenStore(notice=lambda _m: None), profile_name="nope")
+    result = Page(page_functions(session, shell)).init()
     assert result["ok"] and result["current"] == "sb"
     assert "No profile named 'nope'" in result["error"]
 
 
-def test_changing_the_site_forgets_the_old_token(api: Api, shell: FakeShell, profile: Profile) -> None:
+def test_changing_the_site_forgets_the_old_token(api: Page, shell: FakeShell, profile: Profile) -> None:
     sign_in(api, shell)
     form = {**api.state()["profiles"][0], "original_name": "sb"}
     assert api.save_profile(form)["token"] is not None  # nothing that matters changed
@@ -263,6 +394,21 @@ def test_changing_the_site_forgets_the_old_token(api: Api, shell: FakeShell, pro
         ("http", "127.0.0.1", 8780, "127.0.0.1:8780 - http - Sign in to Zephr"),
         ("http", "::1", 8780, "[::1]:8780 - http - Sign in to Zephr"),
         ("", "", -1, "Sign in to Zephr"),
+        # International hosts: punycode first, so a look-alike cannot pass for the real name.
+        ("https", "xn--pple-43d.com", -1, "xn--pple-43d.com (аpple.com) - https - Sign in to Zephr"),
+        ("https", "аpple.com", 443, "xn--pple-43d.com (аpple.com) - https - Sign in to Zephr"),
+        ("https", "xn--80ak6aa92e.com", -1, "xn--80ak6aa92e.com (аррӏе.com) - https - Sign in to Zephr"),
+        ("http", "xn--pple-43d.test", 8080, "xn--pple-43d.test:8080 (аpple.test) - http - Sign in to Zephr"),
+        ("https", "login.xn--pple-43d.com", -1, "login.xn--pple-43d.com (login.аpple.com) - https - Sign in to Zephr"),
+        # No readable form when it would hide something (a direction override) or is not punycode at all.
+        ("https", "xn--paypalmoc-lh0e", -1, "xn--paypalmoc-lh0e - https - Sign in to Zephr"),
+        ("https", "xn--zz.example.com", -1, "xn--zz.example.com - https - Sign in to Zephr"),
+        # Pages without a web origin say so instead of going blank.
+        ("about", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
+        ("blob", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
+        ("data", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
+        ("file", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
+        ("https", "", -1, "(no trustworthy origin) - Sign in to Zephr"),
     ],
 )
 def test_consent_title_shows_origin_and_scheme(scheme: str, host: str, port: int, title: str) -> None:
@@ -281,7 +427,7 @@ def test_no_display_is_said_in_words(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert "No graphical display" in capsys.readouterr().err
 
 
-def test_editing_a_profile_keeps_what_the_form_does_not_show(api: Api) -> None:
+def test_editing_a_profile_keeps_what_the_form_does_not_show(api: Page) -> None:
     from zephr_desktop.config import save_profile
 
     save_profile(Profile.create(name="rfc", site_url="https://news.example.com", client_id="abc",

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import GuiApp
-from test_gui import consent_sign_in, seed_profile, wait_token
+from harness import GuiApp, consent_sign_in, seed_profile, wait_token
 
 from zephr_desktop.sandbox import DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
 from zephr_desktop.store import TokenStore

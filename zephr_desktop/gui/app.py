@@ -1,4 +1,4 @@
-"""The desktop app: the main window over the ``Api`` bridge, the Qt fixes, the clipboard.
+"""The desktop app: the main window over the page's functions (``api``), the Qt fixes, the clipboard.
 
 Qt workarounds applied here (each verified under Xvfb with PyQt6 6.11 / pywebview 6.2.1):
 - Running as root, QtWebEngine refuses to start without ``QTWEBENGINE_DISABLE_SANDBOX=1``;
@@ -9,13 +9,14 @@ Qt workarounds applied here (each verified under Xvfb with PyQt6 6.11 / pywebvie
 - An exception escaping any PyQt6 slot aborts the process unless ``sys.excepthook`` is
   replaced; the hook installed here logs the error type instead.
 - The Qt backend is forced on Linux (``webview.start(gui="qt")``).
+- pywebview injects the bridge into whatever the main window loads: ``qt.confine_to_app_page``
+  keeps it on the app's own page (links the person clicks go to the system browser).
 Missing X libraries show up as a misleading "xcb-cursor0 is needed"; ``QT_DEBUG_PLUGINS=1``
 names the library that is really missing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -26,13 +27,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..config import SCOPES, Profile, is_loopback_host, load_profiles, remove_profile, save_profile
+from ..config import SCOPES, Profile, save_profile
+from ..desktop_entry import APP_ID, ICON_THEME
 from ..errors import ZephrError
 from ..resources import assets_dir
 from ..store import TokenStore, take_env_client_secret
-from .api import Api
+from .api import NO_ATTRIBUTES, page_functions
 from .consent import ConsentWindow
-from .qt import GuiThread, deny_page_permissions
+from .qt import GuiThread, confine_to_app_page, deny_page_permissions
+from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,10 @@ WINDOW_SIZE = (920, 760)
 MIN_SIZE = (640, 560)
 CLIPBOARD_CLEAR_AFTER = 120.0  # seconds; cleared only if the clipboard still holds what we put there
 DEMO_PROFILE = "demo"
+DEMO_DIR_PREFIX = "zephr-desktop-demo-"
+DEMO_LOCK = "session.lock"
+DEMO_LIVE = "session.live"
+DEMO_UNMARKED_GRACE = 86400.0  # seconds before a demo dir that never got its live mark counts as stale
 
 
 def prepare_environment() -> None:
@@ -55,13 +62,25 @@ def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: TracebackT
     log.error("unhandled %s in the GUI: %s", kind.__name__, exc if isinstance(exc, ZephrError) else "")
 
 
+def app_icon() -> Any:
+    """The app icon as a ``QIcon`` holding every shipped PNG size (16 to 512 pixels)."""
+    from qtpy.QtCore import QSize
+    from qtpy.QtGui import QIcon
+
+    icon = QIcon()
+    for png in sorted((assets_dir() / "icons" / ICON_THEME).glob(f"*/apps/{APP_ID}.png")):
+        side = int(png.parent.parent.name.split("x", 1)[0])
+        icon.addFile(str(png), QSize(side, side))
+    return icon
+
+
 def site_session_dir(profile: Profile) -> Path:
     """Where a profile that keeps its site session stores the consent window's cookies."""
     return TokenStore().site_session_dir(profile.name)
 
 
 class DesktopShell:
-    """The window side of the app as the ``Api`` sees it (see ``api.Shell``)."""
+    """The window side of the app as the session and the bridge see it (see ``session.Shell``)."""
 
     def __init__(self, clear_after: float | None = CLIPBOARD_CLEAR_AFTER) -> None:
         self.window: Any = None
@@ -76,19 +95,24 @@ class DesktopShell:
         """Called on the GUI thread in the main window's ``before_show``."""
         self.window = window
         self.gui = GuiThread()
-        deny_page_permissions(window.native.webview.page())
+        page = window.native.webview.page()
+        deny_page_permissions(page)
+        confine_to_app_page(page, str(window.real_url), self._open_link)
         from qtpy.QtWidgets import QApplication
 
         app = QApplication.instance()
         if isinstance(app, QApplication):
-            app.setApplicationName("zephr-desktop")
-            app.setDesktopFileName("zephr-desktop")
+            # WM_CLASS (X11) and the app id (Wayland) come from these names: the menu entry's
+            # StartupWMClass and file name must match them for docks to group the windows.
+            app.setApplicationName(APP_ID)
+            app.setDesktopFileName(APP_ID)
+            app.setWindowIcon(app_icon())  # every window without its own icon shows this one
 
     def close(self) -> None:
         """Stop the event pusher."""
         self._events.put(None)
 
-    # -- api.Shell -----------------------------------------------------------------------
+    # -- session.Shell -------------------------------------------------------------------
     def push(self, event: dict[str, Any]) -> None:
         """Queue an event for the page; one thread delivers them in order."""
         self._events.put(event)
@@ -141,69 +165,121 @@ class DesktopShell:
 
     def open_browser(self, url: str) -> None:
         """Open ``url`` in the system browser."""
-        import webbrowser  # only for 'Open in browser instead'
+        import webbrowser  # only for 'Open in browser instead' and links
 
         webbrowser.open(url)
 
+    def _open_link(self, url: str) -> None:
+        # Called on the GUI thread; a browser command may take its time to return.
+        threading.Thread(target=self.open_browser, args=(url,), name="zephr-open-link", daemon=True).start()
+
+
+class DemoSession:
+    """A private config and data dir for one demo run, so the demo never writes the user's files.
+
+    The demo's profile, client secret and tokens go to a fresh 0700 temp dir named
+    ``zephr-desktop-demo-*``, selected through ``ZEPHR_DESKTOP_CONFIG_DIR`` and
+    ``ZEPHR_DESKTOP_DATA_DIR`` before anything reads a path, with the 0600 file secret store
+    (``ZEPHR_DESKTOP_SECRET_STORE=file``) instead of the keyring. ``close()`` deletes the dir. A
+    demo that is killed leaves only its temp dir; the lock it held dies with it, and the next
+    demo's start deletes such dirs.
+    """
+
+    def __init__(self, root: Path, lock: Any, saved_env: dict[str, str | None]) -> None:
+        self.root = root
+        self._lock = lock
+        self._saved_env = saved_env
+
+    @classmethod
+    def open(cls, parent: Path | None = None) -> DemoSession:
+        """Clean up after killed demos, make this run's dir, lock it and point the app's paths at it."""
+        import tempfile
+
+        from filelock import FileLock
+
+        parent = parent or Path(tempfile.gettempdir())
+        remove_stale_demo_dirs(parent)
+        root = Path(tempfile.mkdtemp(prefix=DEMO_DIR_PREFIX, dir=parent))
+        lock = FileLock(str(root / DEMO_LOCK), timeout=10)
+        lock.acquire()  # held until close() or the process's death
+        (root / DEMO_LIVE).touch()  # from now on, a free lock means this run is over
+        settings = {
+            "ZEPHR_DESKTOP_CONFIG_DIR": str(root / "config"),
+            "ZEPHR_DESKTOP_DATA_DIR": str(root / "data"),
+            "ZEPHR_DESKTOP_SECRET_STORE": "file",  # never the user's keyring
+        }
+        saved = {name: os.environ.get(name) for name in settings}
+        os.environ.update(settings)
+        return cls(root, lock, saved)
+
+    def close(self) -> None:
+        """Delete the session's dir and put the environment back."""
+        import shutil
+
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        try:
+            shutil.rmtree(self.root, ignore_errors=True)
+        finally:
+            self._lock.release()
+
+
+def remove_stale_demo_dirs(parent: Path) -> list[Path]:
+    """Delete the dirs of demos that were killed: ours, marked live, and with their lock free."""
+    import shutil
+    import stat
+    import time
+
+    from filelock import FileLock, Timeout
+
+    removed: list[Path] = []
+    for path in parent.glob(f"{DEMO_DIR_PREFIX}*"):
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+            continue
+        if not (path / DEMO_LIVE).exists() and time.time() - info.st_mtime < DEMO_UNMARKED_GRACE:
+            continue  # a demo between making its dir and locking it (or one killed right there, a day ago)
+        lock = FileLock(str(path / DEMO_LOCK), timeout=0)
+        try:
+            lock.acquire()
+        except (Timeout, OSError):
+            continue  # a demo that is running now
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        finally:
+            lock.release()
+    return removed
+
 
 def _start_demo(store: TokenStore) -> tuple[Any, str, str]:
-    """Start the sandbox on loopback and save a profile pointing at it."""
+    """Start the sandbox on loopback and save a profile pointing at it (in the demo's own files)."""
     from ..sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox, SandboxSettings
 
     sandbox = Sandbox(host="127.0.0.1", port=0, settings=SandboxSettings(loopback_any_port=True)).start()
-    name = DEMO_PROFILE
-    existing = load_profiles().profiles.get(name)
-    if existing is not None and not is_loopback_host(_host(existing.site_url)):
-        name = "zephr-sandbox-demo"  # never overwrite a real profile that happens to be called "demo"
     profile = Profile.create(
-        name=name,
+        name=DEMO_PROFILE,
         site_url=sandbox.url,
         token_url=sandbox.token_url,
         client_id=DEFAULT_CLIENT_ID,
         redirect_uri="http://127.0.0.1:0/callback",
         scopes=list(SCOPES),
     )
-    save_profile(profile, make_default=False)
-    store.delete(name)  # tokens of an earlier demo run belong to a sandbox that is gone
-    store.set_client_secret(name, DEFAULT_CLIENT_SECRET)
+    save_profile(profile, make_default=True)
+    store.set_client_secret(DEMO_PROFILE, DEFAULT_CLIENT_SECRET)
     email = next(iter(TEST_USERS))
     hint = f"Demo: a local Zephr sandbox. Sign in as {email} with password {TEST_USERS[email]['password']}."
-    return sandbox, name, hint
+    return sandbox, DEMO_PROFILE, hint
 
 
-def _stop_demo(sandbox: Any, name: str, store: TokenStore) -> None:
-    sandbox.stop()
-    with contextlib.suppress(ZephrError):
-        remove_profile(name)
-    with contextlib.suppress(ZephrError):
-        store.delete(name)
-        store.delete_client_secret(name)
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).hostname or ""
-
-
-def _control_handlers(window: Any, shell: DesktopShell) -> dict[str, Any]:
-    def evaluate(request: dict[str, Any]) -> Any:
-        script = str(request["js"])
-        if request.get("target") == "consent":
-            consent = shell.consent
-            if consent is None or not consent.is_open:
-                raise RuntimeError("no consent window is open")
-            return consent.run_js(script)
-        return window.evaluate_js(script)
-
-    def consent_info(_request: dict[str, Any]) -> Any:
-        consent = shell.consent
-        return consent.info() if consent is not None else {"open": False}
-
-    def ping(_request: dict[str, Any]) -> Any:
-        return {"loaded": window.events.loaded.is_set(), "pid": os.getpid()}
-
-    return {"eval": evaluate, "consent": consent_info, "ping": ping}
+def _quiet(_message: str) -> None:
+    """The demo's secret store is a temp file on purpose: nothing to tell the user about it."""
 
 
 def missing_display() -> str | None:
@@ -216,6 +292,29 @@ def missing_display() -> str | None:
         "No graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set). Run the app in a desktop "
         "session, or use the command line: `zephr-desktop login --browser` or `--no-browser`."
     )
+
+
+def create_main_window(session: Session, shell: DesktopShell) -> Any:
+    """The main window on the app's page; the page reaches Python only through ``page_functions``."""
+    import webview
+
+    window = webview.create_window(
+        APP_TITLE,
+        url=str(assets_dir() / "index.html"),
+        # pywebview looks names up on js_api with getattr along any dotted path: give it nothing to walk.
+        js_api=NO_ATTRIBUTES,
+        width=WINDOW_SIZE[0],
+        height=WINDOW_SIZE[1],
+        min_size=MIN_SIZE,
+        background_color="#f4f5f7",
+        text_select=True,  # pywebview's default blocks selecting text (user id, test results)
+    )
+    if window is None:
+        raise RuntimeError("pywebview could not create the main window")
+    window.expose(*page_functions(session, shell))  # found by exact name only
+    window.events.before_show += shell.attach
+    window.events.closed += session.shutdown
+    return window
 
 
 def run(profile_name: str | None = None, *, demo: bool = False, client_secret: str | None = None) -> int:
@@ -231,52 +330,31 @@ def run(profile_name: str | None = None, *, demo: bool = False, client_secret: s
     import webview
 
     sys.excepthook = _log_unhandled
+    demo_session: DemoSession | None = None
     store = TokenStore(client_secret_override=client_secret)
     sandbox: Any = None
     demo_hint: str | None = None
     shell = DesktopShell()
-    control: Any = None
-    api: Api | None = None
+    session: Session | None = None
     try:
         if demo:
+            demo_session = DemoSession.open()  # before the store, or anything else, reads a path
+            store = TokenStore(notice=_quiet)
             sandbox, profile_name, demo_hint = _start_demo(store)
-        api = Api(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
-        window = webview.create_window(
-            APP_TITLE,
-            url=str(assets_dir() / "index.html"),
-            js_api=api,
-            width=WINDOW_SIZE[0],
-            height=WINDOW_SIZE[1],
-            min_size=MIN_SIZE,
-            background_color="#f4f5f7",
-            text_select=True,  # pywebview's default blocks selecting text (user id, test results)
-        )
-        if window is None:
-            raise RuntimeError("pywebview could not create the main window")
-        window.events.before_show += shell.attach
-        window.events.closed += api.shutdown
-        control_path = os.environ.get("ZEPHR_DESKTOP_TEST_CONTROL")
-        if control_path:
-            from .control import ControlServer  # the automation channel, off unless asked for
-
-            control = ControlServer(control_path, _control_handlers(window, shell))
-            control.start()
-        api.start_background()
-        icon = assets_dir() / "icon.png"
-        webview.start(
-            gui="qt" if sys.platform.startswith("linux") else None,
-            private_mode=True,
-            icon=str(icon) if icon.is_file() else None,
-        )
+        session = Session(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
+        create_main_window(session, shell)
+        session.start_watching()
+        # No icon= here: pywebview would give each window that one file, hiding the app icon's sizes.
+        webview.start(gui="qt" if sys.platform.startswith("linux") else None, private_mode=True)
     except ZephrError as exc:
         print(f"zephr-desktop: {exc.message}", file=sys.stderr)
         return 1
     finally:
-        if api is not None:
-            api.shutdown()
+        if session is not None:
+            session.shutdown()
         shell.close()
-        if control is not None:
-            control.stop()
-        if sandbox is not None and profile_name:
-            _stop_demo(sandbox, profile_name, store)
+        if sandbox is not None:
+            sandbox.stop()
+        if demo_session is not None:
+            demo_session.close()
     return 0

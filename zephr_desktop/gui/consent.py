@@ -3,7 +3,11 @@
 - No ``js_api``, and no pywebview page at all: the window's page is replaced before it is
   shown by a plain ``QWebEnginePage`` with no web channel, so the remote page cannot reach
   the Python bridge (pywebview would inject it into any page of a window that has one).
-- The title shows the current origin and the scheme, updated on each navigation.
+- It follows http and https only: a link to ``zoommtg:``, ``mailto:``, ``file:`` or any other
+  scheme is refused instead of being handed to the desktop (``qt.follow_only_web``), and a
+  dropped URL does not load.
+- The title shows the current origin and the scheme, updated on each navigation: hosts in
+  punycode (with the Unicode form beside), and pages without a web origin marked as such.
 - Cookies: a fresh off-the-record ``QWebEngineProfile`` per window (pywebview's
   ``private_mode`` is one global switch), or a persistent per-profile storage folder when
   the profile keeps its site session.
@@ -13,14 +17,16 @@
 
 from __future__ import annotations
 
+import encodings.idna
 import logging
 import threading
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..fileutil import ensure_private_dir
-from .qt import GuiThread, deny_page_permissions
+from .qt import GuiThread, deny_page_permissions, follow_only_web
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +34,61 @@ TITLE_SUFFIX = "Sign in to Zephr"
 _BLANK = "<!doctype html><title>Sign in to Zephr</title><body style='background:#f6f7f9'></body>"
 
 
+UNTRUSTED = "(no trustworthy origin)"
+_WEB_PORTS = {"http": 80, "https": 443}
+
+
+def _unicode_host(ace: str) -> str | None:
+    """The Unicode form of a punycode (``xn--``) host, or None when it has none that can be shown safely."""
+    labels = ace.split(".")
+    if not any(label.lower().startswith("xn--") for label in labels):
+        return None
+    try:
+        shown = ".".join(
+            label[4:].encode("ascii").decode("punycode") if label.lower().startswith("xn--") else label
+            for label in labels
+        )
+    except (UnicodeError, ValueError):
+        return None
+    # Direction overrides, joiners and other invisible characters would make the "readable" form lie.
+    if any(unicodedata.category(ch)[0] in "CZ" for ch in shown):
+        return None
+    return shown
+
+
+def _ace_host(host: str) -> str:
+    """``host`` with every international label in punycode (Qt gives it so; this covers a Unicode one)."""
+    if host.isascii():
+        return host
+    try:
+        return ".".join(encodings.idna.ToASCII(label).decode("ascii") if label else "" for label in host.split("."))
+    except UnicodeError:
+        return host.encode("ascii", "backslashreplace").decode("ascii")
+
+
 def format_title(scheme: str, host: str, port: int | None) -> str:
-    """``news.example.com - https - Sign in to Zephr``; the port only when it is not the default."""
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    default_port = {"http": 80, "https": 443}.get(scheme)
-    origin = host if port in (None, -1, default_port) else f"{host}:{port}"
-    if not host:
+    """Where the consent page came from, as its window title.
+
+    ``news.example.com - https - Sign in to Zephr``; the port only when it is not the
+    default; an international host in punycode first, its Unicode form after it in
+    brackets (``xn--pple-43d.com (аpple.com) - https - ...``) so a look-alike cannot pass
+    for the real name; pages without a web origin (``about:``, ``blob:``, ``data:``) say
+    so. Before anything has loaded (no scheme): just ``Sign in to Zephr``.
+    """
+    if not scheme:
         return TITLE_SUFFIX
+    if scheme not in _WEB_PORTS or not host:
+        return f"{UNTRUSTED} - {TITLE_SUFFIX}"
+    if ":" in host:  # IPv6
+        origin = host if host.startswith("[") else f"[{host}]"
+        shown = None
+    else:
+        origin = _ace_host(host)
+        shown = _unicode_host(origin)
+    if port not in (None, -1, _WEB_PORTS[scheme]):
+        origin = f"{origin}:{port}"
+    if shown is not None:
+        origin = f"{origin} ({shown})"
     return f"{origin} - {scheme} - {TITLE_SUFFIX}"
 
 
@@ -61,7 +114,6 @@ class ConsentWindow:
         self._page: Any = None
         self._closing_by_app = False
         self._closed = threading.Event()
-        self._title = TITLE_SUFFIX
 
     # -- lifecycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -113,6 +165,7 @@ class ConsentWindow:
         profile = self._make_profile(native, QWebEngineProfile)
         page = QWebEnginePage(profile, native.webview)
         deny_page_permissions(page)
+        follow_only_web(page)
         page.urlChanged.connect(lambda _url: self._retitle(native))
         page.loadFinished.connect(lambda _ok: self._retitle(native))
         # The profile must outlive its page ("Release of profile requested but WebEnginePage still not deleted").
@@ -139,9 +192,11 @@ class ConsentWindow:
 
     def _retitle(self, native: Any) -> None:
         try:
+            from qtpy.QtCore import QUrl
+
             url = self._page.url()
-            title = format_title(url.scheme(), url.host(), url.port())
-            self._title = title
+            host = url.host(QUrl.ComponentFormattingOption.EncodeUnicode)  # punycode, never Unicode
+            title = format_title(url.scheme(), host, url.port())
             native.setWindowTitle(title)
         except Exception:  # an exception escaping a slot would abort the process
             log.exception("could not update the consent window title")
@@ -153,32 +208,3 @@ class ConsentWindow:
 
     def _on_closed(self) -> None:
         self._closed.set()
-
-    # -- for the test control channel -------------------------------------------------
-    def info(self) -> dict[str, Any]:
-        """Title and URL as shown (read on the GUI thread)."""
-        if not self.is_open or self._page is None:
-            return {"open": False}
-
-        def read() -> dict[str, Any]:
-            return {"open": True, "title": self._window.native.windowTitle(), "url": self._page.url().toString()}
-
-        return self._gui.call(read)
-
-    def run_js(self, script: str, timeout: float = 10.0) -> Any:
-        """Evaluate ``script`` in the consent page and return its JSON-able value."""
-        if self._page is None:
-            raise RuntimeError("the consent page is not loaded yet")
-        done = threading.Event()
-        box: dict[str, Any] = {}
-
-        def on_result(value: Any) -> None:
-            box["value"] = value
-            done.set()
-
-        # Run as is, not through eval(): the site's CSP may forbid eval, and runJavaScript
-        # already hands back the completion value of the script.
-        self._gui.post(lambda: self._page.runJavaScript(script, on_result))
-        if not done.wait(timeout):
-            raise TimeoutError("the consent page did not answer")
-        return box.get("value")

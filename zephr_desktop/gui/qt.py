@@ -96,3 +96,91 @@ def deny_page_permissions(page: Any) -> None:
                 log.exception("could not answer a permission request")
 
         page.permissionRequested.connect(on_permission)
+
+
+def _is_web(url: Any) -> bool:
+    return str(url.scheme()) in ("http", "https")
+
+
+def disable_drop_navigation(page: Any) -> None:
+    """A file or URL dropped on the window must not load in it (Chromium's navigate-on-drop)."""
+    from qtpy.QtWebEngineCore import QWebEngineSettings
+
+    page.settings().setAttribute(QWebEngineSettings.WebAttribute.NavigateOnDropEnabled, False)
+
+
+def confine_to_app_page(page: Any, app_url: str, open_link: Callable[[str], None]) -> None:
+    """Keep the main window on the app's own page: pywebview injects the bridge into whatever it loads.
+
+    Every navigation to another URL (a link, ``location.href``, a form, a drop, a frame) is
+    refused; a link to an http(s) URL that the person clicked (or a new window they opened
+    on one) goes to ``open_link`` (the system browser) instead. pywebview's own page class
+    answers a new window with a page that hands any URL, of any scheme, to the browser; it
+    is replaced here by no page at all.
+    """
+    from qtpy.QtCore import QUrl
+    from qtpy.QtWebEngineCore import QWebEngineNavigationRequest
+
+    no_fragment = QUrl.UrlFormattingOption.RemoveFragment
+    home = QUrl(app_url).adjusted(no_fragment)
+    link = QWebEngineNavigationRequest.NavigationType.LinkClickedNavigation
+
+    def on_navigation(request: Any) -> None:
+        try:
+            url = request.url()
+            if url.adjusted(no_fragment) == home:
+                return
+            request.reject()
+            if request.isMainFrame() and request.navigationType() == link and _is_web(url):
+                open_link(url.toString())
+            else:
+                log.warning("refused to leave the app's page for a %s URL", url.scheme() or "relative")
+        except Exception:  # an exception escaping a slot would abort the process
+            log.exception("could not check a navigation of the main window")
+
+    def on_new_window(request: Any) -> None:
+        try:
+            url = request.requestedUrl()
+            if request.isUserInitiated() and _is_web(url):
+                open_link(url.toString())
+            else:
+                log.warning("refused a new window for a %s URL", url.scheme() or "relative")
+        except Exception:
+            log.exception("could not answer a new window request")
+
+    page.navigationRequested.connect(on_navigation)
+    page.newWindowRequested.connect(on_new_window)
+    page.createWindow = lambda _type: None  # instead of pywebview's page that opens anything in the browser
+    disable_drop_navigation(page)
+
+
+def _engine_internal(url: Any) -> bool:
+    """URLs the engine loads on its own: empty and inline frames, a page's own blobs, inline data."""
+    scheme = str(url.scheme())
+    return scheme in ("blob", "data") or (scheme == "about" and str(url.path()) in ("blank", "srcdoc"))
+
+
+def follow_only_web(page: Any) -> None:
+    """Let ``page`` go to http and https URLs only (and what the engine needs internally).
+
+    By default QtWebEngine hands a clicked link of any other scheme (``zoommtg:``,
+    ``ms-teams:``, ``mailto:``) to the desktop (``xdg-open``) without asking. Here unknown
+    schemes are refused by the engine's own policy, and every navigation to something other
+    than http(s) is refused as well (``file:``, ``ftp:``, schemes the engine would handle).
+    """
+    from qtpy.QtWebEngineCore import QWebEngineSettings
+
+    page.settings().setUnknownUrlSchemePolicy(QWebEngineSettings.UnknownUrlSchemePolicy.DisallowUnknownUrlSchemes)
+
+    def on_navigation(request: Any) -> None:
+        try:
+            url = request.url()
+            if _is_web(url) or _engine_internal(url):
+                return
+            request.reject()
+            log.warning("refused to follow a %s link in the sign-in window", url.scheme() or "relative")
+        except Exception:  # an exception escaping a slot would abort the process
+            log.exception("could not check a navigation of the sign-in window")
+
+    page.navigationRequested.connect(on_navigation)
+    disable_drop_navigation(page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,7 @@ TEST_USERS: dict[str, dict[str, str]] = {
 }
 
 LOOPBACK_NAMES = ("localhost",)
+_HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::([0-9]{1,5}))?")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -66,6 +68,19 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def host_is_ours(value: str, port: int, default_port: int) -> bool:
+    """Whether a Host header names this sandbox: a loopback name or address, and its port.
+
+    Any other name is refused: a page on a domain its owner points at 127.0.0.1 (DNS
+    rebinding) must not reach the sandbox with the browser's blessing as same-origin.
+    """
+    match = _HOST_HEADER.fullmatch(value.strip())
+    if match is None:
+        return False
+    name, given = match[1], int(match[2]) if match[2] else default_port
+    return given == port and is_loopback_host(name)
 
 
 def check_redirect_uri(uri: str) -> None:

@@ -23,7 +23,6 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .app import MAX_BODY, SESSION_COOKIE, Request, Response, SandboxApp
 from .model import (
     DEFAULT_CLIENT,
     DEFAULT_CLIENT_ID,
@@ -33,8 +32,10 @@ from .model import (
     TEST_USERS,
     Client,
     SandboxSettings,
+    host_is_ours,
     is_loopback_host,
 )
+from .routes import MAX_BODY, SESSION_COOKIE, Request, Response, SandboxApp
 from .state import SandboxState
 
 _log = logging.getLogger(__name__)
@@ -85,6 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if body is None:
                 return
+            if not self._host_ok():
+                self._refuse(
+                    400, "The Host header must name this sandbox: localhost or a loopback address, and its port."
+                )
+                return
             response = self.server.app.handle(self._request(body))
             if response is None:
                 self.close_connection = True  # the "drop" fault: no answer at all
@@ -96,6 +102,14 @@ class _Handler(BaseHTTPRequestHandler):
             _log.exception("sandbox route failed: %s %s", self.command, urlsplit(self.path).path)
             self.close_connection = True
             self._send(Response(500, b"sandbox error", "text/plain; charset=utf-8"))
+
+    def _host_ok(self) -> bool:
+        """One Host header naming this sandbox; HTTP/1.0 may leave it out (browsers never do)."""
+        hosts = self.headers.get_all("Host") or []
+        if not hosts:
+            return self.request_version == "HTTP/1.0"
+        port, default = self.server.server_port, 443 if isinstance(self.request, ssl.SSLSocket) else 80
+        return len(hosts) == 1 and host_is_ours(hosts[0], port, default)
 
     def _request(self, body: bytes) -> Request:
         """The app's view of this request."""

@@ -171,17 +171,7 @@ def validate_authorization(
     any_port: bool,
 ) -> AuthParams:
     """Check an authorization request the way RFC 6749 4.1.1/4.1.2.1 and RFC 7636 ask."""
-    client_id = values.get("client_id", "")
-    if not client_id or "client_id" in duplicates:
-        raise UntrustedRequestError("The request has no client_id (or more than one).")
-    client = lookup(client_id)
-    if client is None:
-        raise UntrustedRequestError(f"No app with client ID '{client_id}' is registered.")
-    redirect_uri = values.get("redirect_uri", "")
-    if not redirect_uri or "redirect_uri" in duplicates:
-        raise UntrustedRequestError("The request has no redirect_uri (or more than one).")
-    if not any(redirect_matches(redirect_uri, r, any_port) for r in client.redirect_uris):
-        raise UntrustedRequestError(f"The redirect URI '{redirect_uri}' is not registered for '{client.name}'.")
+    client_id, redirect_uri = _trusted_client(values, duplicates, lookup, any_port)
     state = values.get("state") or None
 
     def fail(error: str, description: str) -> RedirectError:
@@ -202,13 +192,42 @@ def validate_authorization(
         raise fail("invalid_scope", f"Unknown scope: {', '.join(unknown)}.")
     challenge = values.get("code_challenge") or None
     method = values.get("code_challenge_method") or None
-    if method and not challenge:
-        raise fail("invalid_request", "code_challenge_method was sent without code_challenge.")
-    if challenge and method != "S256":
-        raise fail("invalid_request", "Only code_challenge_method=S256 is supported.")
-    if challenge and not _CHALLENGE.fullmatch(challenge):
-        raise fail("invalid_request", "code_challenge must be 43 base64url characters (S256).")
+    problem = _pkce_problem(challenge, method)
+    if problem:
+        raise fail("invalid_request", problem)
     return AuthParams(client_id, redirect_uri, tuple(dict.fromkeys(scopes)), values["state"], challenge, method)
+
+
+def _trusted_client(
+    values: Mapping[str, str],
+    duplicates: Collection[str],
+    lookup: Callable[[str], Client | None],
+    any_port: bool,
+) -> tuple[str, str]:
+    """The client ID and redirect URI, once both are known to be safe to redirect to."""
+    client_id = values.get("client_id", "")
+    if not client_id or "client_id" in duplicates:
+        raise UntrustedRequestError("The request has no client_id (or more than one).")
+    client = lookup(client_id)
+    if client is None:
+        raise UntrustedRequestError(f"No app with client ID '{client_id}' is registered.")
+    redirect_uri = values.get("redirect_uri", "")
+    if not redirect_uri or "redirect_uri" in duplicates:
+        raise UntrustedRequestError("The request has no redirect_uri (or more than one).")
+    if not any(redirect_matches(redirect_uri, r, any_port) for r in client.redirect_uris):
+        raise UntrustedRequestError(f"The redirect URI '{redirect_uri}' is not registered for '{client.name}'.")
+    return client_id, redirect_uri
+
+
+def _pkce_problem(challenge: str | None, method: str | None) -> str | None:
+    """What is wrong with the PKCE parameters (RFC 7636 4.3), or None."""
+    if method and not challenge:
+        return "code_challenge_method was sent without code_challenge."
+    if challenge and method != "S256":
+        return "Only code_challenge_method=S256 is supported."
+    if challenge and not _CHALLENGE.fullmatch(challenge):
+        return "code_challenge must be 43 base64url characters (S256)."
+    return None
 
 
 def _profile_of(user: Mapping[str, str]) -> dict[str, Any]:

@@ -1,0 +1,380 @@
+"""The main window's state, without Qt: the profile shown, the sign-in in progress, messages, auto refresh.
+
+The page's bridge (``api``) turns each page call into a call here. The window side (the
+consent window, the clipboard, pushing events to the page) is a ``Shell``; the store and
+the clock are parameters, so tests run this against the sandbox with a fake clock.
+Methods raise ``ZephrError`` with a message for the page; the bridge turns it into words.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .. import accounts
+from ..config import Profile, Profiles, load_profiles
+from ..errors import ConfigError, LoginCancelledError, ZephrError
+from ..login import LoginFlow, ensure_fresh_token
+from ..oauth import Token
+from ..store import CachedToken, TokenStore
+from .autorefresh import AUTO_FAILED, AutoRefresh
+
+log = logging.getLogger(__name__)
+
+AUTO_REFRESH_TICK = 0.5  # seconds between two checks of the shown token
+LOGIN_TIMEOUT = 600.0
+
+
+class ConsentHandle(Protocol):
+    """What the session needs of an open consent window."""
+
+    def close(self) -> None:
+        """Close it from the app (not a cancel)."""
+
+
+class Shell(Protocol):
+    """The window side of the app, as the session and the bridge use it."""
+
+    def push(self, event: dict[str, Any]) -> None:
+        """Tell the page something changed (it then asks for the state)."""
+
+    def open_consent(self, url: str, profile: Profile, on_user_close: Callable[[], None]) -> ConsentHandle:
+        """Open the consent window on ``url``; ``on_user_close`` runs if the person closes it."""
+
+    def copy_text(self, text: str) -> float | None:
+        """Put ``text`` on the system clipboard; returns after how many seconds it is cleared, if it is."""
+
+    def open_browser(self, url: str) -> None:
+        """Open ``url`` in the system browser."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the page is drawn from, read at one moment."""
+
+    profiles: Profiles
+    current: str | None
+    token: CachedToken | None  # None too for an expired token that cannot be refreshed
+    now: float
+    signing_in: bool
+    in_browser: bool
+    redirect_uri: str | None
+    auto_refresh: bool
+    error: str | None
+    notice: str | None
+    demo_hint: str | None
+
+
+@dataclass
+class _SignIn:
+    """The sign-in in progress."""
+
+    flow: LoginFlow
+    consent: ConsentHandle | None = None
+    in_browser: bool = False
+    closed_by_user: bool = False
+
+
+class Session:
+    """The main window's state: profiles, the sign-in in progress, the token, messages, auto refresh."""
+
+    def __init__(
+        self,
+        shell: Shell,
+        *,
+        store: TokenStore | None = None,
+        profile_name: str | None = None,
+        demo_hint: str | None = None,
+        clock: Callable[[], float] = time.time,
+        login_timeout: float = LOGIN_TIMEOUT,
+    ) -> None:
+        self._shell = shell
+        self._store = store or TokenStore()
+        self._clock = clock
+        self._login_timeout = login_timeout
+        self._demo_hint = demo_hint
+        self._requested = profile_name
+        self._lock = threading.RLock()
+        self._current: str | None = None
+        self._signin: _SignIn | None = None
+        self._error: str | None = None
+        self._notice: str | None = None
+        self._secret_known: dict[str, bool] = {}
+        self.auto = AutoRefresh(self._store, clock)
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # -- what the page is drawn from ----------------------------------------------------
+    def snapshot(self, profiles: Profiles | None = None) -> Snapshot:
+        """The profiles, the one shown, its token, the sign-in phase and the messages."""
+        error: str | None = None
+        try:
+            profiles = profiles or load_profiles()
+        except ConfigError as exc:
+            profiles, error = Profiles(), exc.message
+        name = self._pick(profiles)
+        shown: CachedToken | None = None
+        now = self._clock()
+        if name is not None:
+            try:
+                cached = self._store.load_cached(profiles.profiles[name])
+                if cached is None:  # say why when a token is there but was issued for another site
+                    error = error or self._store.signed_out_reason(profiles.profiles[name])
+            except ZephrError as exc:
+                cached, error = None, exc.message
+            # An expired token without a way to refresh it is of no use to show.
+            if cached is not None and (cached.has_refresh or not cached.token.is_expired(now)):
+                shown = cached
+                self.auto.shown(name, cached.token)
+        with self._lock:
+            signin = self._signin
+            return Snapshot(
+                profiles=profiles,
+                current=name,
+                token=shown,
+                now=now,
+                signing_in=signin is not None,
+                in_browser=signin is not None and signin.in_browser,
+                redirect_uri=signin.flow.redirect_uri if signin is not None else None,
+                auto_refresh=self.auto.enabled,
+                error=self._error or error,
+                notice=self._notice,
+                demo_hint=self._demo_hint,
+            )
+
+    def requested_profile_problem(self, shown: Snapshot) -> str | None:
+        """Why the profile asked for at start (``--profile``) is not the one shown, if it is not."""
+        if not self._requested or self._requested in shown.profiles.profiles:
+            return None
+        try:
+            load_profiles().get(self._requested)
+        except ConfigError as exc:  # says which profile was asked for, and which exist
+            return exc.message
+        return None
+
+    def current_profile(self) -> Profile:
+        """The profile shown (raises a ZephrError saying how to add one if there is none)."""
+        profiles = load_profiles()
+        return profiles.get(self._pick(profiles))
+
+    def cached_token(self, profile: Profile) -> Token | None:
+        """The profile's cached access token (no secret store read); None if signed out."""
+        cached = self._store.load_cached(profile)
+        return cached.token if cached else None
+
+    def has_secret(self, name: str) -> bool:
+        """Whether a client secret is stored for the profile (read once, then remembered)."""
+        if name not in self._secret_known:
+            try:
+                self._secret_known[name] = bool(self._store.get_client_secret(name))
+            except ZephrError:
+                self._secret_known[name] = False
+        return self._secret_known[name]
+
+    # -- profiles ------------------------------------------------------------------------
+    def select(self, name: str) -> Profiles:
+        """Show another profile."""
+        profiles = load_profiles()
+        profiles.get(name)
+        with self._lock:
+            if self._signin is not None:
+                raise ZephrError("Finish or cancel the sign-in in progress before switching profiles.")
+            self._current = name
+            self._error = self._notice = None
+        return profiles
+
+    def save(self, form: Mapping[str, Any]) -> Profile:
+        """Add or change a profile from the settings form; the client secret is write-only."""
+        profile = accounts.profile_from_form(form, load_profiles())
+        secret = form.get("client_secret")
+        secret = secret.strip() if isinstance(secret, str) and secret.strip() else None
+        saved = accounts.save(profile, store=self._store, client_secret=secret)
+        if secret:
+            self._secret_known[profile.name] = True
+        if saved.signed_out:
+            self.auto.forget(profile.name)
+        with self._lock:
+            if self._signin is None:
+                self._current = profile.name
+            self._error = None
+            self._notice = f"Profile '{profile.name}' saved." + (
+                " Its site, client ID or token URL changed, so it is signed out." if saved.signed_out else ""
+            )
+        return profile
+
+    def remove(self, name: str) -> None:
+        """Delete a profile with its tokens and client secret."""
+        with self._lock:
+            if self._signin is not None:
+                raise ZephrError("Finish or cancel the sign-in in progress first.")
+        accounts.remove(name, store=self._store)
+        self._secret_known.pop(name, None)
+        self.auto.forget(name)
+        with self._lock:
+            if self._current == name:
+                self._current = None
+            self._notice = f"Profile '{name}' removed."
+            self._error = None
+
+    # -- sign-in ---------------------------------------------------------------------------
+    def sign_in(self) -> None:
+        """Bind the listener, open the consent window, and wait for the callback in the background."""
+        profile = self.current_profile()
+        # Read before taking the lock: a keyring may block on an unlock prompt.
+        secret = self._store.get_client_secret(profile.name)
+        with self._lock:
+            if self._signin is not None:
+                raise ZephrError("A sign-in is already waiting for you to click Allow.")
+            flow = LoginFlow(profile, secret, store=self._store, timeout=self._login_timeout, clock=self._clock)
+            self._error = self._notice = None
+            url = flow.start()  # the listener is bound before the page is shown
+            signin = self._signin = _SignIn(flow)
+        threading.Thread(target=self._wait, args=(signin, profile), name="zephr-sign-in", daemon=True).start()
+        try:
+            consent = self._shell.open_consent(url, profile, functools.partial(self._consent_closed, signin))
+        except BaseException:
+            flow.cancel()  # free the port now rather than when the wait times out
+            raise
+        with self._lock:
+            if self._signin is signin and not signin.in_browser:
+                signin.consent = consent
+                return
+        consent.close()  # the sign-in already ended (or moved to the browser)
+
+    def cancel_sign_in(self) -> None:
+        """Stop waiting for the callback (listener closed, port freed)."""
+        with self._lock:
+            signin = self._signin
+        if signin is not None:
+            signin.flow.cancel()
+
+    def continue_in_browser(self) -> None:
+        """Carry on the sign-in in progress in the system browser (same state, PKCE and listener)."""
+        with self._lock:
+            signin = self._signin
+            if signin is None:
+                raise ZephrError("No sign-in is in progress. Press Sign in first.")
+            signin.in_browser = True
+            consent, signin.consent = signin.consent, None
+        if consent is not None:
+            consent.close()
+        self._shell.open_browser(signin.flow.url)
+
+    def _consent_closed(self, signin: _SignIn) -> None:
+        with self._lock:
+            if self._signin is not signin or signin.in_browser:
+                return
+            signin.closed_by_user = True
+            signin.consent = None
+        signin.flow.cancel()
+
+    def _wait(self, signin: _SignIn, profile: Profile) -> None:
+        error: str | None = None
+        notice: str | None = None
+        event = "signed_in"
+        try:
+            signin.flow.wait()
+            notice = f"Signed in to {profile.site_url}."
+        except LoginCancelledError:
+            # The person's own choice: said in the status line, not as an error.
+            event = "sign_in_cancelled"
+            with self._lock:
+                by_window = signin.closed_by_user
+            notice = "Sign-in cancelled: the sign-in window was closed." if by_window else "Sign-in cancelled."
+        except ZephrError as exc:
+            event, error = "sign_in_failed", exc.message
+        except Exception as exc:
+            log.error("sign-in failed: %s", type(exc).__name__)
+            event, error = "sign_in_failed", f"Sign-in failed unexpectedly ({type(exc).__name__}). Try again."
+        with self._lock:
+            consent = None
+            if self._signin is signin:
+                consent, self._signin = signin.consent, None
+            self._error, self._notice = error, notice
+        self.auto.clear_failure()
+        if consent is not None:
+            consent.close()
+        self._shell.push({"type": event})
+
+    # -- the token ---------------------------------------------------------------------------
+    def refresh(self) -> Token:
+        """Refresh the shown profile's token now."""
+        token = ensure_fresh_token(self.current_profile(), store=self._store, force=True, clock=self._clock)
+        with self._lock:
+            self._error = None
+            self._notice = "Token refreshed."
+        return token
+
+    def set_auto_refresh(self, on: bool) -> None:
+        """Turn automatic refresh before expiry on or off."""
+        self.auto.set_enabled(on)
+
+    def sign_out(self) -> None:
+        """Forget the shown profile's tokens on this computer."""
+        profile = self.current_profile()
+        accounts.sign_out(profile.name, store=self._store)
+        self.auto.forget(profile.name)
+        with self._lock:
+            self._error = None
+            self._notice = f"Signed out of '{profile.name}': its tokens were removed from this computer."
+
+    # -- the watcher and the end -------------------------------------------------------------
+    def start_watching(self, tick: float = AUTO_REFRESH_TICK) -> None:
+        """Check the shown token every ``tick`` seconds in a background thread (see ``watch_once``)."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, args=(tick,), name="zephr-auto-refresh", daemon=True)
+            self._watcher.start()
+
+    def _watch(self, tick: float) -> None:
+        while not self._stop.wait(tick):
+            try:
+                self.watch_once()
+            except Exception as exc:  # keep watching; the page shows errors from the state
+                log.error("auto refresh check failed: %s", type(exc).__name__)
+
+    def watch_once(self) -> None:
+        """Refresh the shown token if it is due, and tell the page about tokens that changed."""
+        with self._lock:
+            if self._signin is not None:
+                return
+            name = self._current
+        if name is None:
+            return
+        checked = self.auto.check(name, lambda n: load_profiles().get(n))
+        if checked is None:
+            return
+        with self._lock:
+            if checked.error:
+                self._error = checked.error
+            elif checked.refreshed:
+                if self._error and self._error.startswith(AUTO_FAILED):
+                    self._error = None
+                self._notice = "Token refreshed automatically before it expired."
+        self._shell.push({"type": checked.event})
+
+    def shutdown(self) -> None:
+        """Stop the watcher and cancel a sign-in in progress (the main window is closing)."""
+        self._stop.set()
+        with self._lock:
+            signin = self._signin
+            consent = signin.consent if signin is not None else None
+            if signin is not None:
+                signin.consent = None
+        if signin is not None:
+            signin.flow.cancel()
+        if consent is not None:
+            consent.close()
+
+    def _pick(self, profiles: Profiles) -> str | None:
+        with self._lock:
+            for name in (self._current, self._requested, profiles.default):
+                if name and name in profiles.profiles:
+                    self._current = name
+                    return name
+            self._current = min(profiles.profiles) if profiles.profiles else None
+            return self._current
