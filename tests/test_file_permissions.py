@@ -69,12 +69,23 @@ def test_with_umask_000_every_directory_made_is_0700_and_every_file_0600(
     assert proc.returncode == 0, err
     for args in (("token",), ("refresh",), ("status",), ("token",)):
         assert run_umask0(env, *args).code == 0
+    if sys.platform.startswith("linux"):
+        installed = run_umask0(env, "desktop-entry", "install")
+        assert installed.code == 0, installed.err
     made = sorted(home.rglob("*"))
     assert home / ".config" / "zephr-desktop" / "profiles.toml" in made
     assert home / ".local" / "share" / "zephr-desktop" / "tokens" / "demo.json" in made
     assert home / ".local" / "share" / "zephr-desktop" / "locks" in made
+    shared = (home / ".local" / "share" / "applications", home / ".local" / "share" / "icons")
+
+    def expected(path: Path) -> int:
+        if path.is_dir():
+            return 0o700
+        # The menu entry and icons are for the desktop to read (0644 on purpose); everything of the app's is 0600.
+        return 0o644 if any(path.is_relative_to(root) for root in shared) else 0o600
+
     wrong = {str(p.relative_to(home)): oct(stat.S_IMODE(p.lstat().st_mode)) for p in made
-             if stat.S_IMODE(p.lstat().st_mode) != (0o700 if p.is_dir() else 0o600)}
+             if stat.S_IMODE(p.lstat().st_mode) != expected(p)}
     assert wrong == {}, f"made with the wrong mode under umask 000: {wrong}"
 
 

@@ -25,12 +25,11 @@ def check_private(*paths: Path) -> None:
             raise UnsafePathError(reason, path=path)
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` and any missing parent with mode 0700 (whatever the umask); check the leaf.
+def make_dirs(path: Path) -> Path:
+    """Create ``path`` and any missing parent with mode 0700, whatever the umask; existing ones are left alone.
 
     0700 for the parents too, as the XDG base directory spec asks (with umask 000, a ``~/.local``
-    made 0777 would let another user swap the app's directories). An existing leaf that others
-    could read is made 0700; one that others could write, or that is not the user's, is refused.
+    made 0777 would let another user swap the app's directories).
     """
     missing: list[Path] = []
     probe = path
@@ -43,9 +42,19 @@ def ensure_private_dir(path: Path) -> Path:
         try:
             directory.mkdir(mode=0o700)
         except FileExistsError:
-            continue  # made by another process meanwhile: checked below if it is the leaf
+            continue  # made by another process meanwhile
         if os.name == "posix":
             os.chmod(directory, 0o700)  # the umask may have taken bits away (0700 & ~umask)
+    return path
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` like ``make_dirs``, then check it: the app's own directories are private.
+
+    An existing one that others could read is made 0700; one that others could write, or that
+    is not the user's, is refused.
+    """
+    make_dirs(path)
     if not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
     check_private(path)

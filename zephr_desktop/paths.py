@@ -14,6 +14,7 @@ The layout (platformdirs' config and data dirs; ``ZEPHR_DESKTOP_CONFIG_DIR`` and
     DATA/tokens/.validated-profiles.json       the stamp: profiles.toml as the full CLI last checked it
     DATA/locks/NAME.lock                       a profile's refresh lock
     DATA/site-sessions/NAME/                   the consent window's kept site cookies
+    XDG_DATA_HOME/applications, icons/         the menu entry and its icons (desktop_entry.py)
 
 Every directory the app creates is 0700 and every file 0600; a file or directory of the app's
 that another user could write, or that belongs to someone else, is refused (``unsafe_reason``).
@@ -64,6 +65,13 @@ def data_dir() -> Path:
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME, appauthor=False)
+
+
+def user_data_home() -> Path:
+    """The user's XDG data dir (``$XDG_DATA_HOME``, else ``~/.local/share``): the menu entry and icons go there."""
+    from platformdirs import user_data_path
+
+    return user_data_path()
 
 
 def tokens_dir(data: Path | None = None) -> Path:
