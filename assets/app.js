@@ -274,6 +274,8 @@
     $("f-token_url").value = profile ? profile.token_url : catalog.default_token_url;
     $("f-keep_site_session").checked = profile ? !!profile.keep_site_session : false;
     renderScopes(profile ? profile.scopes : catalog.default_scopes);
+    $("f-other_scopes").value = profile ? profile.scopes.filter((s) => !(s in catalog.scopes)).join(" ") : "";
+    hideCheck();
     $("advanced").open = false;
     updateRedirectHint();
   }
@@ -301,10 +303,11 @@
     $("redirect-hint").textContent = uri;
   }
 
-  async function submitForm(event) {
-    event.preventDefault();
-    clearFieldErrors();
-    const form = {
+  // What the form says, as save_profile and check_profile take it.
+  function formValues() {
+    const checked = [...document.querySelectorAll('#f-scopes input[type="checkbox"]:checked')].map((i) => i.value);
+    const other = $("f-other_scopes").value.split(/\s+/).filter((s) => s && !checked.includes(s));
+    return {
       original_name: $("f-original").value || null,
       name: $("f-name").value.trim(),
       site_url: $("f-site_url").value.trim(),
@@ -312,9 +315,54 @@
       client_secret: $("f-client_secret").value,
       redirect_uri: $("f-redirect_uri").value.trim(),
       token_url: $("f-token_url").value.trim(),
-      scopes: [...document.querySelectorAll('#f-scopes input[type="checkbox"]:checked')].map((i) => i.value),
+      scopes: [...checked, ...other],
       keep_site_session: $("f-keep_site_session").checked,
     };
+  }
+
+  function hideCheck() {
+    const out = $("check-result");
+    out.hidden = true;
+    out.replaceChildren();
+  }
+
+  const CHECK_MARKS = { ok: "\u2713", problem: "\u2717", "not checked": "\u2013" };
+
+  async function checkForm() {
+    clearFieldErrors();
+    const out = $("check-result");
+    const button = $("check-profile");
+    button.disabled = true;
+    out.hidden = false;
+    out.classList.remove("failed");
+    out.replaceChildren(Object.assign(document.createElement("li"), { textContent: "Checking the site, the client and the redirect URI..." }));
+    const result = await call("check_profile", formValues());
+    button.disabled = false;
+    if (!result.ok) {
+      hideCheck();
+      showFieldError(result.field || "form", result.error);
+      return;
+    }
+    out.classList.toggle("failed", !result.all_ok);
+    out.replaceChildren(
+      ...result.findings.map((finding) => {
+        const li = document.createElement("li");
+        li.className = finding.status === "not checked" ? "skipped" : finding.status;
+        li.dataset.check = finding.check;
+        const mark = Object.assign(document.createElement("span"), { className: "mark", textContent: CHECK_MARKS[finding.status] || "?" });
+        mark.setAttribute("aria-label", finding.status);
+        li.append(mark, Object.assign(document.createElement("span"), { textContent: finding.message }));
+        return li;
+      })
+    );
+    out.scrollIntoView({ block: "nearest" });
+  }
+
+  async function submitForm(event) {
+    event.preventDefault();
+    clearFieldErrors();
+    hideCheck();
+    const form = formValues();
     const button = $("save-profile");
     button.disabled = true;
     const result = await call("save_profile", form);
@@ -423,6 +471,7 @@
     });
 
     $("profile-form").addEventListener("submit", submitForm);
+    $("check-profile").addEventListener("click", checkForm);
     $("f-redirect_uri").addEventListener("input", updateRedirectHint);
     $("copy-redirect").addEventListener("click", async () => {
       const result = await call("copy_text", $("redirect-hint").textContent);

@@ -144,10 +144,47 @@ def _transport(f: Figures) -> tuple[str, str]:
 def _rfc(f: Figures) -> tuple[str, str]:
     shapes = [x for x in f if "requests" in x]
     keys = " / ".join(", ".join(k) for k in shapes[-1]["requests"]) if shapes else "-"
+    basic = [x["case"] for x in _with(f, "token_requests")]
     return ("login, token, refresh, api against the sandbox in rfc mode with token_format=form, client_auth=body; "
-            "the same profile against a JSON-only server",
+            f"the same profile against a JSON-only server; {len(basic)} sign-ins and refreshes with "
+            "client_secret_basic and secrets holding %, +, :, /, =, spaces and non-ASCII (the sandbox's rfc mode "
+            "reads Basic as strictly as RFC 6749 2.3.1 says)",
             f"form-encoded token requests with the credentials in the body ({keys}); against Zephr the message "
-            "names token_format")
+            "names token_format; Basic credentials form-urlencoded in form mode and raw in Zephr mode, every "
+            "sign-in and refresh accepted")
+
+
+def _hostile(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "command")
+    attacks = sorted({x["attack"] for x in runs})
+    by_command = {c: len([x for x in runs if x["command"] == c]) for c in sorted({x["command"] for x in runs})}
+    held_all = all(x["refused"] and x["stored_unchanged"] for x in runs)
+    times = (f"{len(attacks)} hostile token responses (escapes, CR/LF, wrong types, absurd lifetimes in access_token, "
+             f"refresh_token, token_type, expires_in, scope, user_id), {len(runs)} CLI runs ("
+             + ", ".join(f"{n} `{c}`" for c, n in by_command.items()) + "); a CR/LF token on a first sign-in")
+    held = ("every one refused with exit 1 and one line naming the field, never a token's value; the stored files "
+            "byte for byte unchanged; `status` afterwards clean" if held_all else "not all refused")
+    return times, held
+
+
+def _no_traceback(f: Figures) -> tuple[str, str]:
+    cases = _with(f, "case")
+    times = (f"{len(cases)} broken inputs ({'; '.join(x['case'] for x in cases)}), "
+             f"{_sum(cases, 'commands')} CLI runs without --verbose")
+    held = (f"{_sum(cases, 'tracebacks')} tracebacks; every failure one `zephr-desktop:` line and exit 1; an "
+            "unexpected exception's traceback only in the --verbose log")
+    return times, held
+
+
+def _conformance(f: Figures) -> tuple[str, str]:
+    cases = [x["case"] for x in _with(f, "case")]
+    refusals = [x for x in f if "message" in x]
+    times = ("the CLI in RFC mode (token_format form) end to end against oauthlib's WebApplicationServer "
+             f"(the client uses Authlib): {'; '.join(cases)}")
+    held = ("sign-ins and refreshes accepted, rotated refresh tokens followed; each refusal one line naming the "
+            "authorization server's host, nothing stored: "
+            + "; ".join(f"{x['case']}: {x['message'][:70]}..." for x in refusals))
+    return times, held
 
 
 def _bridge(f: Figures) -> tuple[str, str]:
@@ -185,6 +222,9 @@ ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("9", "rfc6749", "RFC 6749 servers", _rfc),
     ("10", "page-bridge", "The main window's bridge, called from the page", _bridge),
     ("11", "copy-formats", "Copy formats and hostile site URLs", _copy),
+    ("S8", "hostile-token-endpoint", "A hostile token endpoint (security item 8)", _hostile),
+    ("S9", "no-traceback", "No traceback reaches a person (security item 9)", _no_traceback),
+    ("R8", "conformance", "An authorization server nobody here wrote (real servers item 8)", _conformance),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ def secrets_on_disk(store: TokenStore) -> dict[str, str]:
         ({"site_url": "https://other.example.com"}, True),
         ({"client_id": "another-client"}, True),
         ({"token_url": "https://auth.example.com/oauth2/token"}, True),
+        ({"authorize_url": "https://auth.example.com/oauth2/authorize"}, True),
+        ({"authorize_url": "https://news.example.com/zephr/oauth2"}, False),  # Zephr's, as before
         ({"scopes": ["user.profile:read"]}, False),
+        ({"scopes": ["openid", "offline_access"]}, False),
         ({"redirect_uri": "http://127.0.0.1:9999/callback"}, False),
         ({"keep_site_session": True}, False),
         ({"pkce": False, "token_format": "form", "client_auth": "body"}, False),
@@ -186,13 +190,18 @@ def test_the_settings_form_is_refused_with_the_field_named(form: dict[str, Any],
 
 
 def test_the_settings_form_names_a_new_profile_after_its_site_and_keeps_hidden_fields_on_edit() -> None:
-    hidden = Profile.create(**BASE, token_format="form", client_auth="body", pkce=False)
+    hidden = Profile.create(**BASE, token_format="form", client_auth="body", pkce=False,
+                            authorize_url="https://auth.example.com/authorize")  # fmt: skip
     existing = Profiles({"news": hidden})
     added = accounts.profile_from_form({**FORM, "site_url": "https://Stage.Example.com:8443/"}, existing)
     assert added.name == "Stage.Example.com-8443" and added.site_url == "https://stage.example.com:8443"
     edited = accounts.profile_from_form({**FORM, "name": "news", "original_name": "news"}, existing)
     assert (edited.token_format, edited.client_auth, edited.pkce) == ("form", "body", False)
+    assert edited.authorize_url == "https://auth.example.com/authorize"
     assert (edited.client_id, edited.scopes) == ("abc", ("user.account:read",))
+    other = accounts.profile_from_form({**FORM, "name": "news", "original_name": "news",
+                                        "scopes": ["openid", "user.account:read"]}, existing)  # fmt: skip
+    assert other.scopes == ("openid", "user.account:read")
 
 
 # -- the CLI goes through the same rules ------------------------------------------------
@@ -242,3 +251,18 @@ def test_profile_remove_and_logout_go_through_accounts() -> None:
     assert cli("profile", "remove", "news")[0] == 0
     assert store.get_client_secret("news") is None and load_profiles().profiles == {}
     assert secrets_on_disk(store) == {}
+
+
+@pytest.mark.parametrize(
+    ("extra", "warned"),
+    [
+        (("--scope", "openid", "--scope", "user.account:read"), True),
+        (("--scope", "user.account:read"), False),
+        (("--scope", "openid", "--token-format", "form"), False),  # another server's own scope
+    ],
+)
+def test_profile_add_warns_about_scopes_zephr_does_not_know(extra: tuple[str, ...], warned: bool) -> None:
+    code, out, err = cli("profile", "add", "news", *SITE, *extra)
+    assert (code, out) == (0, "")
+    assert ("Warning: Profile 'news' asks for 'openid', which is not one of Zephr's scopes" in err) is warned, err
+    assert load_profiles().profiles["news"].scopes == tuple(v for k, v in itertools.pairwise(extra) if k == "--scope")

@@ -202,7 +202,7 @@ def test_token_without_login_and_malformed_config(child_env: dict[str, str], san
     add_profile(child_env, sandbox)
     one_line_error(run(child_env, "token"), "No token", "login")
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop" / "profiles.toml"
-    config.write_text(config.read_text().replace("scopes = [", "scopes = ['user.nonsense', "))
+    config.write_text(config.read_text().replace("scopes = [", "scopes = ['user\"quoted', "))
     one_line_error(run(child_env, "token"), str(config), "profile 'demo'", "field 'scopes'")
 
 

@@ -10,12 +10,15 @@ from support import evidence
 from zephr_desktop.config import (
     DEFAULT_SCOPES,
     DEFAULT_TOKEN_URL,
+    SCOPES,
     Profile,
     get_profile,
     load_profiles,
     remove_profile,
     save_profile,
     set_default,
+    unknown_scope_warning,
+    with_changes,
 )
 from zephr_desktop.errors import ConfigError, ProfileNotFoundError
 from zephr_desktop.paths import config_file
@@ -47,7 +50,12 @@ def test_defaults_and_normalisation() -> None:
         ({"redirect_uri": "http://example.com:8765/cb"}, "redirect_uri", "127.0.0.1"),
         ({"redirect_uri": "http://127.0.0.1/cb"}, "redirect_uri", "port"),
         ({"redirect_uri": "http://127.0.0.1:99999/cb"}, "redirect_uri", "port"),
-        ({"scopes": ["user.everything"]}, "scopes", "unknown scope"),
+        ({"scopes": ['user"quoted']}, "scopes", "is not a scope"),
+        ({"scopes": ["user.account:read user.profile:read"]}, "scopes", "list each scope separately"),
+        ({"authorize_url": "http://news.example.com/auth"}, "authorize_url", "https"),
+        ({"authorize_url": "https://news.example.com/auth#x"}, "authorize_url", "fragment"),
+        ({"authorize_url": "https://news.example.com/auth?client_id=x"}, "authorize_url", "client_id"),
+        ({"authorize_url": "https://news.example.com/a uth"}, "authorize_url", "characters a URL may not hold"),
         ({"scopes": []}, "scopes", "at least one"),
         ({"token_format": "xml"}, "token_format", "json, form"),
         ({"client_auth": "jwt"}, "client_auth", "basic, body"),
@@ -105,7 +113,7 @@ def test_missing_profile_errors() -> None:
     [
         ("not = [valid", "not valid TOML"),
         (
-            "[profiles.news]\nsite_url = 'https://n.example.com'\nclient_id = 'a'\nscopes = 'x.y'\n",
+            "[profiles.news]\nsite_url = 'https://n.example.com'\nclient_id = 'a'\nscopes = 'x\\y'\n",
             "profile 'news', field 'scopes'",
         ),
         ("[profiles.news]\nsite_url = 'https://n.example.com'\n", "profile 'news', field 'client_id'"),
@@ -183,3 +191,98 @@ def test_a_profiles_file_with_a_shell_command_in_the_site_url_is_refused() -> No
     assert "characters a URL may not hold" in str(info.value)
     assert path.read_text() == text
     evidence.record(refused_by="profiles.toml")
+
+
+# -- scopes: any RFC 6749 scope token; Zephr's three offered, others warned about in Zephr mode ---------
+@pytest.mark.parametrize(
+    "scopes",
+    [
+        ["openid", "offline_access"],
+        ["openid", "profile", "email", "user.account:read"],
+        ["https://graph.microsoft.com/.default"],
+        ["api://abc/read", "read:org", "a,b"],  # a comma is a scope character (RFC 6749 section 3.3)
+        ["!#$%&'()*+-./:;<=>?@[]^_`{|}~"],  # every punctuation mark a scope may hold
+    ],
+)
+def test_any_rfc_6749_scope_token_is_accepted(scopes: list[str], tmp_path: Path) -> None:
+    profile = Profile.create(**GOOD, scopes=scopes)
+    assert profile.scopes == tuple(scopes)
+    save_profile(profile)
+    assert load_profiles().profiles["news"].scopes == tuple(scopes)  # and read back from the file
+
+
+@pytest.mark.parametrize(
+    ("scope", "shown"),
+    [
+        ('user"quoted', "'user\"quoted'"),
+        ("back\\slash", "'back\\\\slash'"),
+        ("two words", "'two words'"),
+        ("tab\there", "'tab\\there'"),
+        ("caf\u00e9", "'caf\\xe9'"),
+        ("", "''"),
+        ("\x1b[2J", "'\\x1b[2J'"),
+    ],
+)
+def test_scopes_outside_rfc_6749_are_refused(scope: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Profile.create(**GOOD, scopes=["openid", scope])
+    assert info.value.field == "scopes"
+    assert f"{shown} is not a scope" in str(info.value) and "RFC 6749" in str(info.value)
+    assert "\x1b" not in str(info.value) and "\t" not in str(info.value)
+
+
+def test_a_scope_that_is_not_a_string_is_refused() -> None:
+    with pytest.raises(ConfigError, match="a int is not a scope"):
+        Profile.create(**GOOD, scopes=["openid", 3])
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"scopes": ["user.account:read"]}, None),
+        ({"scopes": list(SCOPES)}, None),
+        ({"scopes": ["openid", "user.account:read"]}, ["'openid'", "is not one of Zephr's scopes", "invalid_scope"]),
+        ({"scopes": ["openid", "offline_access"]}, ["'openid', 'offline_access'", "are not"]),
+        ({"scopes": ["user.account:read,user.profile:read"]}, ["two scopes run together"]),
+        ({"scopes": ["openid", "offline_access"], "token_format": "form"}, None),  # another server's own scopes
+    ],
+)
+def test_unknown_scopes_get_a_warning_in_zephr_mode_only(fields: dict[str, object], words: list[str] | None) -> None:
+    warning = unknown_scope_warning(Profile.create(**GOOD, **fields))
+    if words is None:
+        assert warning is None
+    else:
+        assert warning is not None and all(w in warning for w in words), warning
+        assert ", ".join(SCOPES) in warning  # and it names the ones Zephr knows
+
+
+# -- the authorize endpoint ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("given", "stored", "used"),
+    [
+        (None, None, "https://news.example.com/zephr/oauth2"),
+        ("", None, "https://news.example.com/zephr/oauth2"),
+        ("https://news.example.com/zephr/oauth2/", None, "https://news.example.com/zephr/oauth2"),  # the default
+        ("https://Auth.Example.com/oauth2/authorize/", "https://auth.example.com/oauth2/authorize",
+         "https://auth.example.com/oauth2/authorize"),
+        ("https://login.example.com/tenant/authorize?p=b2c_1_signin",
+         "https://login.example.com/tenant/authorize?p=b2c_1_signin",
+         "https://login.example.com/tenant/authorize?p=b2c_1_signin"),
+        ("http://127.0.0.1:9000/authorize", "http://127.0.0.1:9000/authorize", "http://127.0.0.1:9000/authorize"),
+    ],
+)  # fmt: skip
+def test_authorize_url_defaults_to_zephrs_endpoint(given: str | None, stored: str | None, used: str) -> None:
+    profile = Profile.create(**GOOD, authorize_url=given)
+    assert (profile.authorize_url, profile.authorization_endpoint) == (stored, used)
+    save_profile(profile)
+    again = load_profiles().profiles["news"]
+    assert again == profile
+    assert ("authorize_url" in config_file().read_text()) == (stored is not None)  # an old file stays as it was
+
+
+def test_the_default_authorize_url_follows_the_site() -> None:
+    moved = with_changes(Profile.create(**GOOD), site_url="https://staging.example.com")
+    assert moved.authorization_endpoint == "https://staging.example.com/zephr/oauth2"
+    pinned = with_changes(Profile.create(**GOOD, authorize_url="https://auth.example.com/authorize"),
+                          site_url="https://staging.example.com")  # fmt: skip
+    assert pinned.authorization_endpoint == "https://auth.example.com/authorize"

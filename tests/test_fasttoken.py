@@ -55,7 +55,7 @@ def test_edited_config_is_validated_again(child_env: dict[str, str], sandbox: An
     assert login(child_env)[0].code == 0
     assert run(child_env, "token").code == 0
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop" / "profiles.toml"
-    config.write_text(config.read_text().replace("scopes = [", "scopes = ['user.nonsense', "))
+    config.write_text(config.read_text().replace("scopes = [", "scopes = ['user\"quoted', "))
     code, out, heavy = probe(child_env, "token")
     assert code == 1 and out == "" and "zephr_desktop.config" in heavy
 

@@ -13,7 +13,6 @@ from zephr_desktop.errors import AccessDeniedError, AuthorizationError, Callback
 from zephr_desktop.oauth import (
     AuthRequest,
     Token,
-    basic_credentials,
     parse_callback,
     parse_redirect_url,
     parse_scopes,
@@ -46,6 +45,27 @@ def test_authorize_url_has_zephr_params_and_pkce() -> None:
         "code_challenge",
         "code_challenge_method",
     }
+
+
+@pytest.mark.parametrize(
+    ("authorize_url", "endpoint", "kept"),
+    [
+        ("https://auth.example.com/oauth2/authorize", "https://auth.example.com/oauth2/authorize", {}),
+        # RFC 6749 3.1: the endpoint's own query is kept, the request's parameters added to it.
+        ("https://login.example.com/t/authorize?p=b2c_1_signin", "https://login.example.com/t/authorize",
+         {"p": "b2c_1_signin"}),
+    ],
+)  # fmt: skip
+def test_authorize_url_uses_the_profiles_endpoint(authorize_url: str, endpoint: str, kept: dict[str, str]) -> None:
+    profile = Profile.create(name="rfc", site_url="https://news.example.com", client_id="cid",
+                             authorize_url=authorize_url, scopes=["openid", "offline_access"])  # fmt: skip
+    req = AuthRequest.new(profile)
+    parts = urlsplit(req.url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == endpoint
+    q = {k: v for k, v in parse_qs(parts.query).items()}
+    assert all(len(v) == 1 for v in q.values())
+    assert {k: v[0] for k, v in q.items() if k in kept} == kept
+    assert q["client_id"] == ["cid"] and q["state"] == [req.state] and q["scope"] == ["openid offline_access"]
 
 
 def test_each_attempt_is_fresh_and_repr_hides_secrets() -> None:
@@ -157,11 +177,6 @@ def test_refresh_margin_is_min_60s_or_a_third(lifetime: float, left: float, due:
     assert t.needs_refresh(now=1000.0 + lifetime - left) is due
 
 
-def test_basic_credentials_are_raw_not_urlencoded() -> None:
-    header = basic_credentials("client", "s:e/c+r=t")
-    assert base64.b64decode(header.removeprefix("Basic ")) == b"client:s:e/c+r=t"
-
-
 def test_redact_shows_only_a_prefix() -> None:
     assert redact("oa_rrcly8rsusfc1e5sdgxzv8uh") == "oa_rrc…"
     assert redact("abc") == "…" and redact(None) == "-"
@@ -169,17 +184,100 @@ def test_redact_shows_only_a_prefix() -> None:
 
 @pytest.mark.parametrize("expires_in", ["3600.5", "1e3", "-5", "soon", True, [3600], float("inf")])
 def test_unusable_expires_in_is_a_clear_error(expires_in: object) -> None:
-    import json as _json
-
-    import requests
-
     from zephr_desktop.errors import TokenEndpointError
     from zephr_desktop.oauth import check_token_response
 
-    resp = requests.Response()
-    resp.status_code = 200
-    resp.headers["Content-Type"] = "application/json"
     body = {"access_token": "oa_x", "token_type": "bearer", "expires_in": expires_in}
-    resp._content = _json.dumps(body).encode()
     with pytest.raises(TokenEndpointError, match="unusable expires_in"):
-        check_token_response(resp, "https://t.example.com/token")
+        check_token_response(body, "The token endpoint https://t.example.com/token")
+
+
+GOOD = {"access_token": "oa_abc", "token_type": "bearer", "expires_in": 3600, "refresh_token": "r1",
+        "scope": "user.account:read, user.profile:read", "user_id": "68c0f5ae"}
+
+BAD_FIELDS: list[tuple[str, object, str]] = [
+    ("access_token", "oa_\x1b[2Jx", "characters no bearer token has"),
+    ("access_token", "oa_x\r\nX-Evil: 1", "characters no bearer token has"),
+    ("access_token", "oa x", "characters no bearer token has"),
+    ("access_token", "oa_x==y", "characters no bearer token has"),
+    ("access_token", "é" * 10, "characters no bearer token has"),
+    ("access_token", "a" * 8193, "8193 characters long"),
+    ("access_token", ["oa_x"], "a list, not a string"),
+    ("refresh_token", "r\n1", "characters no bearer token has"),
+    ("refresh_token", 7, "a number, not a string"),
+    ("token_type", 1, "a number, not a string"),
+    ("expires_in", 1e300, "more than a year"),
+    ("expires_in", 365 * 86400 + 1, "more than a year"),
+    ("expires_in", "99999999999", "more than a year"),
+    ("expires_in", float("nan"), "not a number of seconds from 0 up"),
+    ("expires_in", float("-inf"), "not a number of seconds from 0 up"),
+    ("expires_in", -1, "not a number of seconds from 0 up"),
+    ("expires_in", False, "not a number of seconds"),
+    ("expires_in", {"s": 1}, "not a number of seconds"),
+    ("scope", 5, "a number, not a string or a list of strings"),
+    ("scope", ["a", 5], "a list, not a string or a list of strings"),
+    ("scope", "a\x1b[2J", "characters outside RFC 6749 scope tokens"),
+    ("scope", "a\tb", "characters outside RFC 6749 scope tokens"),
+    ("scope", 'a"b', "characters outside RFC 6749 scope tokens"),
+    ("scope", ["a b"], "characters outside RFC 6749 scope tokens"),
+    ("scope", "s" * 5000, "over 4096 characters"),
+    ("user_id", "\x1b[31mroot", "control characters"),
+    ("user_id", "joe\nadmin", "control characters"),
+    ("user_id", "joe\u202eadmin", "control characters"),
+    ("user_id", "joe\u2028admin", "control characters"),
+    ("user_id", "u" * 257, "257 characters long"),
+    ("user_id", ["joe"], "a list, not a string"),
+    ("user_id", True, "true/false, not a string"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "words"), BAD_FIELDS, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_FIELDS)])
+def test_every_field_of_a_token_response_is_checked(name: str, value: object, words: str) -> None:
+    from zephr_desktop.errors import TokenEndpointError
+    from zephr_desktop.oauth import check_token_response
+
+    with pytest.raises(TokenEndpointError) as info:
+        Token.from_response({**GOOD, name: value}, 1000.0, source="The token endpoint https://t.example.com/t")
+    message = str(info.value)
+    assert f"unusable {name} (" in message and words in message and "nothing was stored" in message, message
+    assert message.isprintable(), message
+    if name.endswith("_token") and isinstance(value, str):
+        assert value not in message and value[:4] not in message.replace("access_token", ""), message
+    with pytest.raises(TokenEndpointError):
+        check_token_response({**GOOD, name: value})
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"scope": ["openid", "offline_access"]}, ("openid", "offline_access")),
+        ({"scope": "a b,c"}, ("a", "b", "c")),
+        ({"expires_in": 0}, 1000.0),
+        ({"expires_in": 59.5}, 1059.5),
+        ({"expires_in": "3600"}, 4600.0),
+        ({"expires_in": None}, None),
+        ({"token_type": "Bearer"}, "Bearer"),
+        ({"token_type": None}, "bearer"),
+        ({"user_id": 42}, "42"),
+        ({"user_id": "Zoë Æsir"}, "Zoë Æsir"),
+        ({"user_id": ""}, None),
+        ({"refresh_token": ""}, None),
+        ({"access_token": "eyJ.abc-_~+/=="}, "eyJ.abc-_~+/=="),
+        ({"unknown": "\x1b[2J"}, None),
+    ],
+)
+def test_valid_fields_are_taken(fields: dict[str, object], expected: object) -> None:
+    token = Token.from_response({**GOOD, **fields}, 1000.0)
+    (name,) = fields
+    got = {
+        "scope": token.scopes, "expires_in": token.expires_at, "token_type": token.token_type,
+        "user_id": token.user_id, "refresh_token": token.refresh_token, "access_token": token.access_token,
+    }.get(name)
+    assert got == expected
+
+
+def test_printable_escapes_control_characters_only() -> None:
+    from zephr_desktop.oauth import printable
+
+    assert printable("Zoë Æsir, 68c0f5ae") == "Zoë Æsir, 68c0f5ae"
+    assert printable("\x1b[2Jroot\r\n\u202e") == "\\x1b[2Jroot\\r\\n\\u202e"

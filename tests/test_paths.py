@@ -15,7 +15,8 @@ from zephr_desktop.errors import UnsafePathError
 from zephr_desktop.fileutil import atomic_write, check_private, ensure_private_dir
 from zephr_desktop.oauth import Token
 
-ISSUER = paths.issuer("https://news.example.com", "https://console.zephr.com/zephr/oauth2/token", "abc123")
+ISSUER = paths.issuer("https://news.example.com", "https://console.zephr.com/zephr/oauth2/token", "abc123",
+                      "https://news.example.com/zephr/oauth2")
 
 
 @pytest.mark.parametrize(

@@ -299,7 +299,7 @@ def test_the_http_timeout_setting(
     monkeypatch: pytest.MonkeyPatch, raw: str, expected: tuple[float, float] | None
 ) -> None:
     from zephr_desktop.errors import ConfigError
-    from zephr_desktop.oauth import HTTP_TIMEOUT_ENV, http_timeout
+    from zephr_desktop.transport import HTTP_TIMEOUT_ENV, http_timeout
 
     monkeypatch.setenv(HTTP_TIMEOUT_ENV, raw)
     if expected is not None:

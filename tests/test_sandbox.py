@@ -514,13 +514,72 @@ def test_public_client_authenticates_with_client_id(sb: Sandbox, joe: requests.S
     assert sb.token_requests[-1]["authorization"] == "none"
 
 
-@pytest.mark.parametrize("case", [_form_body, _urlencoded_basic, _secret_in_body], ids=["form", "urlenc-basic", "post"])
+def _form_body_urlencoded_basic(sb: Sandbox, code: str, verifier: str) -> requests.Response:
+    data = {"code": code, "redirect_uri": REDIRECT, "grant_type": "authorization_code", "code_verifier": verifier}
+    headers = basic(quote_plus(DEFAULT_CLIENT_ID), quote_plus(DEFAULT_CLIENT_SECRET))
+    return requests.post(sb.token_url, data=data, headers=headers, timeout=T)
+
+
+def _form_body_secret_in_body(sb: Sandbox, code: str, verifier: str) -> requests.Response:
+    data = {"code": code, "redirect_uri": REDIRECT, "grant_type": "authorization_code", "code_verifier": verifier,
+            "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}
+    return requests.post(sb.token_url, data=data, timeout=T)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [_form_body_urlencoded_basic, _form_body_secret_in_body, _urlencoded_basic, _secret_in_body],
+    ids=["form+basic", "form+post", "json+basic", "json+post"],
+)
 def test_rfc_mode_accepts_rfc_clients(sb: Sandbox, joe: requests.Session, case: Case) -> None:
     sb.settings.mode = "rfc"
     code, verifier, _ = new_code(sb, joe)
     r = case(sb, code, verifier)
     assert r.status_code == 200, r.text
     assert r.json()["token_type"] == "bearer"
+
+
+RFC_BASIC: list[tuple[str, str, int, str]] = [
+    # (secret, how the Basic credentials encode it, status, error): RFC 6749 2.3.1 as certified servers read it
+    ("a+b", "raw", 401, "invalid_client"),  # '+' reads as a space
+    ("100%", "raw", 400, "invalid_request"),  # a bare '%' is not an escape
+    ("%zz", "raw", 400, "invalid_request"),
+    ("%41", "raw", 401, "invalid_client"),  # decodes to "A"
+    ("caf\u00e9", "latin-1", 400, "invalid_request"),  # %E9 alone is not UTF-8
+    ("a+b", "encoded", 200, ""),
+    ("100%", "encoded", 200, ""),
+    ("%41", "encoded", 200, ""),
+    ("s p:a/c=e é€", "encoded", 200, ""),
+    ("co:lon/sl=ash", "raw", 401, "invalid_client"),  # the client ID's '+' reads as a space too
+]
+
+
+@pytest.mark.parametrize(("secret", "how", "status", "error"), RFC_BASIC)
+def test_rfc_mode_reads_basic_credentials_as_rfc_6749_says(
+    sb: Sandbox, joe: requests.Session, secret: str, how: str, status: int, error: str
+) -> None:
+    sb.settings.mode = "rfc"
+    sb.register_client(Client("rfc:client+1", secret, [REDIRECT], "RFC client"))
+    verifier, challenge = pkce()
+    code = grant(sb, joe, auth_params(challenge, client_id="rfc:client+1")).json()["code"]
+    if how == "raw":
+        header = basic("rfc:client+1", secret)
+    elif how == "encoded":
+        header = basic(quote_plus("rfc:client+1"), quote_plus(secret))
+    else:
+        header = basic(quote_plus("rfc:client+1"), quote_plus(secret, encoding="latin-1"))
+    data = {"code": code, "redirect_uri": REDIRECT, "grant_type": "authorization_code", "code_verifier": verifier}
+    r = requests.post(sb.token_url, data=data, headers=header, timeout=T)
+    assert r.status_code == status, r.text
+    if error:
+        assert r.json()["error"] == error
+        if status == 400:
+            assert "not properly encoded" in r.json()["error_description"]
+
+
+def test_zephr_mode_reads_basic_credentials_raw(sb: Sandbox, joe: requests.Session) -> None:
+    code, verifier, _ = new_code(sb, joe)
+    assert exchange(sb, code, verifier).status_code == 200  # the default secret holds ':', '/', '+' and '='
 
 
 def test_concurrent_exchanges_get_distinct_tokens(sb: Sandbox, joe: requests.Session) -> None:

@@ -247,6 +247,7 @@ class CountingBackend(FileBackend):
         ("site_url", "https://elsewhere.example.com", "site"),
         ("token_url", "https://elsewhere.example.com/token", "token URL"),
         ("client_id", "another-client", "client ID"),
+        ("authorize_url", "https://elsewhere.example.com/authorize", "authorize URL"),
     ],
 )
 def test_a_token_counts_only_for_the_issuer_it_was_saved_for(
@@ -261,7 +262,7 @@ def test_a_token_counts_only_for_the_issuer_it_was_saved_for(
     assert store.load_cached(edited) is None and store.load(edited) is None
     assert secrets.reads == [], "the refresh token of a signed-out profile was read"
     why = store.signed_out_reason(edited)
-    assert why is not None and f"issued for {label} {getattr(NEWS, field)}" in why and value in why
+    assert why is not None and f"issued for {label} {NEWS.issuer[field]}" in why and value in why
     # Nothing is lost: the profile as it was still has its token, and other edits keep it.
     assert store.load(NEWS) == token(1) and store.signed_out_reason(NEWS) is None
     unrelated = with_changes(NEWS, scopes=["user.profile:read"], redirect_uri="http://127.0.0.1:9/cb")

@@ -1,4 +1,4 @@
-"""A token is used only for the site, token URL and client it was issued for (security issue, item 6).
+"""A token is used only for the site, token URL, client and authorize URL it was issued for (security issue 6).
 
 The attack: someone edits profiles.toml so a signed-in profile's site or token URL points at
 their own host. Before the binding, `token` printed the old site's token, `api account` sent it
@@ -80,6 +80,7 @@ EDITS: dict[str, Callable[[Sandbox, Recorder], dict[str, str]]] = {
     "token URL": lambda sb, host: {"token_url": f"{host.url}/zephr/oauth2/token"},
     "site and token URL": lambda sb, host: {"site_url": host.url, "token_url": f"{host.url}/zephr/oauth2/token"},
     "client ID": lambda sb, host: {"client_id": "someone-elses-client"},
+    "authorize URL": lambda sb, host: {"authorize_url": f"{host.url}/authorize"},
 }
 
 
@@ -102,7 +103,8 @@ def test_an_edited_profile_is_signed_out_and_nothing_reaches_the_new_host(
 
     assert new_host.requests == [], f"the new host received {new_host.requests}"
     assert len(sandbox.token_requests) == token_requests, "a refresh was sent for a client the token is not for"
-    what = {"site": "site", "token URL": "token URL", "site and token URL": "site", "client ID": "client ID"}[edit]
+    what = {"site": "site", "token URL": "token URL", "site and token URL": "site", "client ID": "client ID",
+            "authorize URL": "authorize URL"}[edit]
     assert f"issued for {what} " in line, line
 
 

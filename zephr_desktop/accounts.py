@@ -1,7 +1,7 @@
 """The profile and token lifecycle both front ends share: add or change, remove, sign out, status.
 
 One rule for when tokens are dropped, whoever changes a profile: only when its site URL,
-client ID or token URL change (a token issued for another site or client would only
+client ID, token URL or authorize URL change (a token issued for another site or client would only
 mislead). Any other change (scopes, redirect URI, the client secret) keeps them.
 """
 
@@ -29,7 +29,7 @@ class Saved:
 
 
 def issuer_changed(before: Profile | None, after: Profile) -> bool:
-    """Whether tokens issued for ``before`` are meaningless for ``after`` (its site, client ID or token URL changed)."""
+    """Whether tokens issued for ``before`` are meaningless for ``after`` (``Profile.issuer`` changed)."""
     return before is not None and before.issuer != after.issuer
 
 
@@ -95,7 +95,7 @@ def profile_from_form(form: Mapping[str, Any], profiles: Profiles) -> Profile:
     """Validate the settings form: a new profile, or a change to ``form["original_name"]``.
 
     Raises ``ConfigError`` naming the field. A profile cannot be renamed, and a change keeps
-    what the form does not show (pkce, token_format, client_auth, ca_bundle, ...).
+    what the form does not show (authorize_url, pkce, token_format, client_auth, ca_bundle, ...).
     """
     original = form.get("original_name") or None
     name = _text(form, "name") or name_from_site(_text(form, "site_url"))

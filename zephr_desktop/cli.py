@@ -22,6 +22,7 @@ from . import __version__
 from .errors import ZephrError
 
 PROG = "zephr-desktop"
+log = logging.getLogger(__name__)
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)\b(authorization:\s*(?:bearer|basic)\s+)\S+"), r"\1[redacted]"),
     (
@@ -50,6 +51,8 @@ def _setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactingFilter())
+    # On the handler too: a logger set to DEBUG elsewhere must not put debug lines (tracebacks) on stderr.
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
@@ -88,37 +91,75 @@ def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
     return None
 
 
+def _discovered(args: argparse.Namespace) -> dict[str, Any]:
+    """The profile fields from ``--issuer``'s metadata (explicit flags win), said on stderr."""
+    from .discovery import discover, settings_from
+    from .errors import ConfigError
+
+    if args.ca_bundle and not os.path.isfile(os.path.expanduser(args.ca_bundle)):
+        raise ConfigError(f"CA bundle {args.ca_bundle!r} is not a readable file", field="ca_bundle")
+    ca_bundle = os.path.expanduser(args.ca_bundle) if args.ca_bundle else None
+    verify = False if args.insecure_skip_tls_verify else (ca_bundle or True)
+    meta = discover(args.issuer, verify=verify)
+    found = settings_from(
+        meta,
+        authorize_url=args.authorize_url,
+        token_url=args.token_url,
+        token_format=args.token_format,
+        client_auth=args.client_auth,
+    )
+    print(f"Read the server's metadata from {meta.source}:", file=sys.stderr)
+    for note in found.notes:
+        print(f"  {note}", file=sys.stderr)
+    return {"site_url": args.site or meta.issuer, **found.fields}
+
+
 def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
-    from .config import Profile
+    from .config import Profile, unknown_scope_warning
 
+    if not args.site and not args.issuer:
+        _err("profile add: give --site URL (the Zephr site), or --issuer URL (another OAuth server).")
+        return 2
+    fields: dict[str, Any] = {
+        "site_url": args.site,
+        "token_url": args.token_url,
+        "authorize_url": args.authorize_url,
+        "token_format": args.token_format,
+        "client_auth": args.client_auth,
+    }
+    if args.issuer:
+        fields.update(_discovered(args))
     profile = Profile.create(
         name=args.name,
-        site_url=args.site,
-        token_url=args.token_url,
         client_id=args.client_id,
         redirect_uri=args.redirect_uri,
         scopes=args.scope,
         pkce=not args.no_pkce,
-        token_format=args.token_format,
-        client_auth=args.client_auth,
         keep_site_session=args.keep_site_session,
         ca_bundle=args.ca_bundle,
         insecure_skip_tls_verify=True if args.insecure_skip_tls_verify else None,
+        **fields,
     )
     secret = _read_secret(args, stdin)
     store = _store(args)
     saved = accounts.save(profile, store=store, client_secret=secret, make_default=True if args.default else None)
-    print(
-        f"Saved profile '{profile.name}'. Register this redirect URI on the site's Third Party "
-        f"Authentication screen: {profile.redirect_uri}",
-        file=sys.stderr,
+    where = (
+        "on the site's Third Party Authentication screen"
+        if profile.token_format == "json"
+        else "for the client on the authorization server"
     )
+    print(f"Saved profile '{profile.name}'. Register this redirect URI {where}: {profile.redirect_uri}",
+          file=sys.stderr)  # fmt: skip
     if saved.signed_out:
         print(
-            "Its site, client ID or token URL changed, so its tokens were removed: run `zephr-desktop login`.",
+            "Its site, client ID, token URL or authorize URL changed, so its tokens were removed: run "
+            "`zephr-desktop login`.",
             file=sys.stderr,
         )
+    warning = unknown_scope_warning(profile)
+    if warning:
+        print(f"Warning: {warning}", file=sys.stderr)
     if not secret and not store.get_client_secret(profile.name):
         print("No client secret stored: the client ID alone will be sent (public client).", file=sys.stderr)
     return 0
@@ -143,9 +184,31 @@ def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
 
     profile = _profile(args.name)
     data = {"name": profile.name, **profile.to_toml_table(), "file": str(config_file())}
+    data["authorize_url"] = profile.authorization_endpoint  # the default one too: where sign-in starts
     store = _store(args)
     data["client_secret"] = "stored" if store.get_client_secret(profile.name) else "not set"
     print(json.dumps(data, indent=2))
+    return 0
+
+
+def cmd_profile_check(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .check import PROBLEM, check_profile
+
+    profile = _profile(args.name)
+    findings = check_profile(profile, _store(args).get_client_secret(profile.name))
+    for finding in findings:
+        print(f"{finding.status}: {finding.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([finding.as_dict() for finding in findings], indent=2))
+    problems = sum(finding.status == PROBLEM for finding in findings)
+    if problems:
+        print(
+            f"Profile '{profile.name}': {problems} problem{'s' if problems > 1 else ''}. Fix and run "
+            f"`zephr-desktop profile check {profile.name}` again.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Profile '{profile.name}' looks right: sign in with `zephr-desktop login`.", file=sys.stderr)
     return 0
 
 
@@ -167,14 +230,16 @@ def cmd_profile_use(args: argparse.Namespace, stdin: TextIO) -> int:
 
 # -- sign-in and tokens ------------------------------------------------------------------
 def _describe(token: Any, now: float | None = None) -> str:
+    from .oauth import printable
+
     left = token.seconds_left(now)
     expiry = (
         "no expiry given"
         if left is None
         else ("expired" if left <= 0 else f"expires in {int(left // 60)} min {int(left % 60)} s")
     )
-    who = f" for user {token.user_id}" if token.user_id else ""
-    return f"Signed in{who}; {expiry}; scopes: {', '.join(token.scopes) or 'none'}."
+    who = f" for user {printable(token.user_id)}" if token.user_id else ""
+    return f"Signed in{who}; {expiry}; scopes: {printable(', '.join(token.scopes)) or 'none'}."
 
 
 def _stdin_lines(stdin: TextIO, done: threading.Event) -> Iterator[str]:
@@ -242,7 +307,8 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     else:
         import webbrowser
 
-        print(f"Opening the Zephr sign-in page in your browser:\n  {url}", file=sys.stderr)
+        site = "Zephr sign-in page" if profile.token_format == "json" else "sign-in page"
+        print(f"Opening the {site} in your browser:\n  {url}", file=sys.stderr)
         if not webbrowser.open(url):
             print("Could not open a browser; open the URL above yourself.", file=sys.stderr)
     try:
@@ -284,6 +350,7 @@ def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
 
 def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
+    from .oauth import printable
 
     profile = _profile(args.profile)
     store = _store(args)
@@ -300,8 +367,9 @@ def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
         return 0
     state = "expired" if info["expired"] else f"valid for {info['expires_in']} s"
     print(f"profile:   {profile.name} ({profile.site_url})")
-    print(f"user id:   {info['user_id'] or '-'}")
-    print(f"scopes:    {', '.join(info['scopes']) or '-'}")
+    # A token file written by an older version may hold what a server sent unchecked: shown escaped.
+    print(f"user id:   {printable(info['user_id'] or '-')}")
+    print(f"scopes:    {printable(', '.join(info['scopes'])) or '-'}")
     print(f"token:     {state} (until {info['expires_at']})")
     print(f"refresh:   {'available' if info['refresh_available'] else 'not available'}")
     return 0
@@ -360,6 +428,19 @@ def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------
+def _scopes_epilog() -> str:
+    """Zephr's scopes, explained, for ``profile add --help``."""
+    from .config import DEFAULT_SCOPES, SCOPES
+
+    lines = [f"scopes (--scope, repeat for each; default {' and '.join(DEFAULT_SCOPES)}):", "  Zephr's:"]
+    lines += [f"    {scope:<22}{what}" for scope, what in SCOPES.items()]
+    lines += [
+        "  Other servers have their own (e.g. openid, offline_access): any RFC 6749 scope is",
+        "  accepted; for a Zephr profile (token format json) an unknown one gets a warning.",
+    ]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for every command."""
     parser = argparse.ArgumentParser(
@@ -390,20 +471,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     prof = sub.add_parser("profile", help="manage profiles (site, client, scopes)", parents=[common])
     psub = prof.add_subparsers(title="profile commands", metavar="ACTION", required=True)
-    padd = psub.add_parser("add", help="add or replace a profile", parents=[common])
+    padd = psub.add_parser(
+        "add",
+        help="add or replace a profile",
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_scopes_epilog(),
+    )
     padd.set_defaults(func=cmd_profile_add)
     padd.add_argument("name")
+    padd.add_argument("--site", metavar="URL", help="the site's live domain, e.g. https://news.example.com")
     padd.add_argument(
-        "--site", required=True, metavar="URL", help="the site's live domain, e.g. https://news.example.com"
+        "--issuer",
+        metavar="URL",
+        help="another OAuth server: read its endpoints from its RFC 8414 / OpenID metadata (then --site is optional)",
     )
     padd.add_argument(
         "--token-url", metavar="URL", help="token endpoint (default https://console.zephr.com/zephr/oauth2/token)"
     )
+    padd.add_argument("--authorize-url", metavar="URL", help="authorize endpoint (default {site}/zephr/oauth2)")
     padd.add_argument("--client-id", required=True, metavar="ID")
     padd.add_argument(
         "--redirect-uri", metavar="URI", help="loopback redirect URI (default http://127.0.0.1:8765/callback)"
     )
-    padd.add_argument("--scope", action="append", metavar="SCOPE", help="repeat for each scope")
+    padd.add_argument("--scope", action="append", metavar="SCOPE", help="repeat for each scope (see below)")
     padd.add_argument("--client-secret-stdin", action="store_true", help="read the client secret from stdin")
     padd.add_argument("--token-format", choices=("json", "form"), help="token request body (json for Zephr)")
     padd.add_argument("--client-auth", choices=("basic", "body"), help="client authentication (basic for Zephr)")
@@ -418,6 +509,14 @@ def build_parser() -> argparse.ArgumentParser:
     padd.add_argument("--default", action="store_true", help="make it the selected profile")
     plist = psub.add_parser("list", help="list profiles (* marks the selected one)", parents=[common])
     plist.set_defaults(func=cmd_profile_list)
+    pcheck = psub.add_parser(
+        "check",
+        help="say what is wrong with a profile before signing in (exit 1 if anything is)",
+        parents=[common],
+    )
+    pcheck.add_argument("name", nargs="?", help="profile to check (default: the selected one)")
+    pcheck.add_argument("--json", action="store_true", help="also print the findings as JSON on stdout")
+    pcheck.set_defaults(func=cmd_profile_check)
     for name, func, help_ in (
         ("show", cmd_profile_show, "show a profile as JSON (never the secret)"),
         ("remove", cmd_profile_remove, "remove a profile, its tokens and secret"),
@@ -471,16 +570,25 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
         from .sandbox import main as sandbox_main
 
         _setup_logging(flags > 0)
-        return int(sandbox_main(argv[flags + 1 :]))
+        return _run(lambda: sandbox_main(argv[flags + 1 :]))
     args = build_parser().parse_args(argv)
     args.env_client_secret = env_client_secret
     _setup_logging(args.verbose)
-    try:
-        from .fileutil import check_private
-        from .paths import app_paths
+    return _run(lambda: _dispatch(args, stdin or sys.stdin))
 
-        check_private(*app_paths())  # like ssh: nothing runs on files another user could have changed
-        return int(args.func(args, stdin or sys.stdin))
+
+def _dispatch(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .fileutil import check_private
+    from .paths import app_paths
+
+    check_private(*app_paths())  # like ssh: nothing runs on files another user could have changed
+    return int(args.func(args, stdin))
+
+
+def _run(command: Callable[[], int]) -> int:
+    """Run a command: every failure is one line on stderr and exit 1 (130 for Ctrl-C), never a traceback."""
+    try:
+        return int(command())
     except ZephrError as exc:
         _err(exc.message)
         return 1
@@ -492,4 +600,16 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         _err("Interrupted.")
         return 130
+    except Exception as exc:
+        # A bug, or data no check foresaw: the traceback goes to the --verbose log (redacted like
+        # every log line), the person gets one line. The exception's text is not shown: it may
+        # quote whatever value broke it.
+        import traceback
+
+        log.debug("unexpected error:\n%s", "".join(traceback.format_exception(exc)).rstrip())
+        _err(
+            f"The command failed on something unexpected ({type(exc).__name__}). Run it again with --verbose to "
+            "see where, and report it if it keeps happening."
+        )
+        return 1
 

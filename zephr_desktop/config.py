@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from . import fileutil, paths
 from .errors import ConfigError, ProfileNotFoundError
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN_URL = "https://console.zephr.com/zephr/oauth2/token"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
+#: Zephr's authorize endpoint, under the site URL; a profile's ``authorize_url`` replaces it.
+DEFAULT_AUTHORIZE_PATH = "/zephr/oauth2"
+#: Zephr's scopes, offered and explained by both front ends; any RFC 6749 scope token is allowed.
 SCOPES: dict[str, str] = {
     "user.account:read": "Read the account (email address, verification)",
     "user.profile:read": "Read the profile (public attributes)",
@@ -40,6 +43,12 @@ _CLIENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 # RFC 3986 section 2: unreserved, reserved and "%" (which must start a %XX escape).
 _URI_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
 _BAD_PERCENT_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+# The parameters the app puts on the authorize URL: an authorize_url may not carry them itself.
+_AUTHORIZE_PARAMS = frozenset(
+    ("client_id", "response_type", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method")
+)
 # The profiles.toml format this release writes (`schema = 1`; files from before the key are 0).
 # An older valid file is upgraded in place, atomically, keeping a copy as profiles.toml.bak-<old>;
 # a file from a newer release is refused and left exactly as it is.
@@ -67,6 +76,7 @@ class Profile:
     site_url: str
     client_id: str
     token_url: str = DEFAULT_TOKEN_URL
+    authorize_url: str | None = None  # None: {site_url}/zephr/oauth2
     redirect_uri: str = DEFAULT_REDIRECT_URI
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     pkce: bool = True
@@ -89,9 +99,14 @@ class Profile:
         return {k: v for k, v in table.items() if v is not None}
 
     @property
+    def authorization_endpoint(self) -> str:
+        """Where the sign-in starts: ``authorize_url``, else Zephr's ``{site_url}/zephr/oauth2``."""
+        return self.authorize_url or self.site_url + DEFAULT_AUTHORIZE_PATH
+
+    @property
     def issuer(self) -> dict[str, str]:
         """What this profile's tokens are bound to: a token issued for anything else is not its token."""
-        return paths.issuer(self.site_url, self.token_url, self.client_id)
+        return paths.issuer(self.site_url, self.token_url, self.client_id, self.authorization_endpoint)
 
     @property
     def tls_verify(self) -> bool | str:
@@ -161,6 +176,34 @@ def _check_http_url(value: Any, field_name: str, profile: str | None, path: str 
     return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
 
 
+def _check_authorize_url(value: Any, profile: str | None, path: str | None) -> str:
+    """An authorize endpoint: an http(s) URL like the others, whose own query (RFC 6749 3.1) is kept."""
+    if not isinstance(value, str):
+        return _check_http_url(value, "authorize_url", profile, path)
+    base, has_query, query = value.strip().partition("?")
+    checked = _check_http_url(base, "authorize_url", profile, path)
+    if not has_query or not query:
+        return checked
+    _check_uri_chars(query, "authorize_url", profile, path)
+    clash = sorted({key for key, _ in parse_qsl(query, keep_blank_values=True)} & _AUTHORIZE_PARAMS)
+    if "#" in query or clash:
+        raise ConfigError(
+            f"'{value.strip()}' must not carry a fragment or the sign-in's own parameters ({', '.join(clash)}); "
+            "give the endpoint's address only",
+            path=path,
+            profile=profile,
+            field="authorize_url",
+        )
+    return f"{checked}?{query}"
+
+
+def check_endpoint_url(value: Any, field_name: str) -> str:
+    """Validate a URL found elsewhere (an issuer, discovery metadata) as the profile's ``field_name`` would be."""
+    if field_name == "authorize_url":
+        return _check_authorize_url(value, None, None)
+    return _check_http_url(value, field_name, None, None)
+
+
 def check_redirect_uri(value: Any, profile: str | None = None, path: str | None = None) -> str:
     """The one check of a loopback redirect URI, also run by the listener; returns it as written, trimmed.
 
@@ -203,18 +246,20 @@ def _redirect_uri_problem(uri: str) -> str | None:
 
 
 def check_scopes(value: Any, profile: str | None = None, path: str | None = None) -> tuple[str, ...]:
-    """Validate a list of scopes; each must be one Zephr knows."""
+    """Validate a list of scopes: RFC 6749 scope tokens, Zephr's or any other server's (duplicates dropped)."""
     if isinstance(value, str):
         value = [s for s in re.split(r"[,\s]+", value) if s]
     if not isinstance(value, list | tuple) or not value:
         raise ConfigError(
-            f"must list at least one scope: {', '.join(SCOPES)}", path=path, profile=profile, field="scopes"
+            f"must list at least one scope; Zephr's are {', '.join(SCOPES)}", path=path, profile=profile, field="scopes"
         )
     out: list[str] = []
     for scope in value:
-        if scope not in SCOPES:
+        if not isinstance(scope, str) or not _SCOPE_TOKEN_RE.fullmatch(scope):
+            shown = ascii(scope) if isinstance(scope, str) else f"a {type(scope).__name__}"
             raise ConfigError(
-                f"unknown scope '{scope}'; Zephr's scopes are {', '.join(SCOPES)}",
+                f"{shown} is not a scope: a scope is one word of visible ASCII characters other than '\"' and "
+                "'\\' (RFC 6749 section 3.3); list each scope separately",
                 path=path,
                 profile=profile,
                 field="scopes",
@@ -222,6 +267,26 @@ def check_scopes(value: Any, profile: str | None = None, path: str | None = None
         if scope not in out:
             out.append(scope)
     return tuple(out)
+
+
+def unknown_scope_warning(profile: Profile) -> str | None:
+    """Words about scopes Zephr does not know, for a Zephr-mode (``token_format = "json"``) profile.
+
+    Other servers have scopes of their own (``openid``, ``offline_access``...), so form-mode
+    profiles get no warning; a Zephr site may refuse a scope it does not know (invalid_scope).
+    """
+    if profile.token_format != "json":
+        return None
+    unknown = [s for s in profile.scopes if s not in SCOPES]
+    if not unknown:
+        return None
+    merged = any("," in s for s in unknown)
+    return (
+        f"Profile '{profile.name}' asks for {', '.join(repr(s) for s in unknown)}, which "
+        f"{'is not one' if len(unknown) == 1 else 'are not'} of Zephr's scopes ({', '.join(SCOPES)}); "
+        "a Zephr site may refuse the sign-in with invalid_scope. Kept as given"
+        + (" (a comma inside a scope may be two scopes run together: give each one separately)." if merged else ".")
+    )
 
 
 def check_name(name: Any, path: str | None = None) -> str:
@@ -250,6 +315,11 @@ def _validate(fields: Mapping[str, Any], path: str | None = None) -> Profile:
     values["site_url"] = _check_http_url(fields.get("site_url"), "site_url", name, path)
     token_url = fields.get("token_url") or DEFAULT_TOKEN_URL
     values["token_url"] = _check_http_url(token_url, "token_url", name, path)
+    if fields.get("authorize_url") not in (None, ""):
+        authorize_url = _check_authorize_url(fields["authorize_url"], name, path)
+        # Zephr's own endpoint is kept as "the default", so it follows a later change of the site URL.
+        if authorize_url != values["site_url"] + DEFAULT_AUTHORIZE_PATH:
+            values["authorize_url"] = authorize_url
     client_id = fields.get("client_id")
     if not isinstance(client_id, str) or not _CLIENT_ID_RE.match(client_id):
         raise ConfigError(

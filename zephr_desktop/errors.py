@@ -21,6 +21,7 @@ authorization code or PKCE verifier)::
     │   ├── InvalidClientError      401 / invalid_client: wrong client ID or secret
     │   └── InvalidGrantError       invalid_grant: code or refresh token expired, used or revoked
     ├── NetworkError                connection refused, timeout, TLS failure
+    ├── DiscoveryError              an issuer's metadata (RFC 8414 / OpenID) cannot be used
     └── ApiError                    a Public API call (/blaize/...) failed
 """
 
@@ -139,7 +140,7 @@ class TokenEndpointError(ZephrError):
 
 
 class InvalidClientError(TokenEndpointError):
-    """Zephr rejected the client ID or secret."""
+    """The authorization server (Zephr, or an RFC 6749 server) rejected the client ID or secret."""
 
 
 class InvalidGrantError(TokenEndpointError):
@@ -148,6 +149,10 @@ class InvalidGrantError(TokenEndpointError):
 
 class NetworkError(ZephrError):
     """The server could not be reached (refused, timed out, TLS failure)."""
+
+
+class DiscoveryError(ZephrError):
+    """An issuer's authorization server metadata is missing, malformed or names another issuer."""
 
 
 class ApiError(ZephrError):

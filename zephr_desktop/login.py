@@ -21,8 +21,9 @@ from .errors import (
     NotLoggedInError,
     ZephrError,
 )
-from .oauth import AuthRequest, Token, exchange_code, parse_callback, parse_redirect_url, redact, refresh
+from .oauth import AuthRequest, Token, redact, registration, server_name
 from .store import TokenStore
+from .token_client import SessionFactory, authlib_session, exchange_code, refresh
 
 if TYPE_CHECKING:
     from .listener import CallbackListener
@@ -49,12 +50,14 @@ class LoginFlow:
         store: TokenStore | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        session_factory: SessionFactory = authlib_session,
     ) -> None:
         self.profile = profile
         self._secret = client_secret
         self.store = store or TokenStore()
         self.timeout = timeout
         self._clock = clock
+        self._session_factory = session_factory
         self._request = AuthRequest.new(profile)
         self._listener: CallbackListener | None = None
         self._pasted: str | None = None
@@ -88,7 +91,7 @@ class LoginFlow:
 
     def submit_redirect_url(self, url: str) -> None:
         """Accept the final redirect URL pasted by the person; raises CallbackError if it is not one."""
-        parse_redirect_url(url, self._request.state, self._request.redirect_uri)  # validate first
+        self._request.code_from_url(url)  # validate first
         with self._lock:
             self._pasted = url
         if self._listener:
@@ -114,7 +117,7 @@ class LoginFlow:
                 # Zephr shows its own error page (and never redirects) for an unregistered redirect URI.
                 raise LoginTimeoutError(
                     f"{exc.message} If the sign-in page showed an error about the redirect URI, register "
-                    f"{self.redirect_uri} on the site's Third Party Authentication screen."
+                    f"{self.redirect_uri} on {registration(self.profile)}."
                 ) from None
             except LoginCancelledError:
                 with self._lock:
@@ -126,13 +129,16 @@ class LoginFlow:
                 multi = parse_qs(urlsplit(pasted.strip()).query, keep_blank_values=True)
                 code_source = "pasted URL"
             try:
-                code = parse_callback(multi, self._request.state)
+                code = self._request.code_from(multi)
             except ZephrError as exc:
                 listener.report(False, exc.message)
                 raise
             log.debug("authorization code %s received from the %s", redact(code), code_source)
             try:
-                token = exchange_code(self.profile, self._secret, self._request, code, clock=self._clock)
+                token = exchange_code(
+                    self.profile, self._secret, self._request, code, clock=self._clock,
+                    session_factory=self._session_factory,
+                )
                 # Every save of a profile holds its lock, so tidy() elsewhere never takes a fresh secret.
                 with self.store.refresh_lock(self.profile.name):
                     self.store.save(self.profile, token)
@@ -160,6 +166,7 @@ def ensure_fresh_token(
     store: TokenStore | None = None,
     force: bool = False,
     clock: Callable[[], float] = time.time,
+    session_factory: SessionFactory = authlib_session,
 ) -> Token:
     """A valid token for the profile, refreshed first (under the cross-process lock) when due."""
     store = store or TokenStore()
@@ -181,18 +188,23 @@ def ensure_fresh_token(
             store.check_refresh_token_reachable(profile)
             why = "has expired" if current.is_expired(clock()) else "cannot be refreshed"
             raise NotLoggedInError(
-                f"The token for profile '{profile.name}' {why} and Zephr gave no refresh token. "
+                f"The token for profile '{profile.name}' {why} and {server_name(profile, profile.token_url)} gave "
+                "no refresh token. "
                 f"Run `zephr-desktop login --profile {profile.name}`."
             )
-        new = refresh(profile, store.get_client_secret(profile.name), current, clock=clock)
+        new = refresh(
+            profile, store.get_client_secret(profile.name), current, clock=clock, session_factory=session_factory
+        )
         store.save(profile, new)
         store.tidy(profile.name)
         return new
 
 
-def refresh_token_now(profile: Profile, *, store: TokenStore | None = None) -> Token:
+def refresh_token_now(
+    profile: Profile, *, store: TokenStore | None = None, session_factory: SessionFactory = authlib_session
+) -> Token:
     """Refresh now, whatever the expiry (under the same lock)."""
-    return ensure_fresh_token(profile, store=store, force=True)
+    return ensure_fresh_token(profile, store=store, force=True, session_factory=session_factory)
 
 
 __all__ = ["DEFAULT_TIMEOUT", "CallbackError", "LoginFlow", "ensure_fresh_token", "refresh_token_now"]

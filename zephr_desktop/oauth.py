@@ -1,24 +1,20 @@
-"""The OAuth 2.0 protocol as Zephr speaks it: values, parsing, and the token requests.
+"""The OAuth 2.0 protocol as Zephr speaks it, as values: no HTTP here.
 
-Pure logic (``AuthRequest``, ``parse_callback``, ``Token``, ``parse_scopes``) needs only
-the standard library. The token requests go through Authlib's requests client with a
-custom client-auth method, because Zephr wants a JSON body with Basic auth where RFC
-6749 says form-encoded; Authlib and requests are imported only when a request is made.
+``AuthRequest`` (state, PKCE verifier, authorize URL), ``parse_callback``, ``Token`` (built
+only from a token response whose every field has been checked) and scopes. The requests
+themselves are in ``token_client``, the rules every request follows in ``transport``.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import logging
 import math
-import os
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .config import Profile
@@ -26,55 +22,21 @@ from .errors import (
     AccessDeniedError,
     AuthorizationError,
     CallbackError,
-    ConfigError,
-    InvalidClientError,
-    InvalidGrantError,
-    NetworkError,
     TokenEndpointError,
 )
 from .paths import refresh_due, refresh_margin
 
-if TYPE_CHECKING:
-    import requests
-
-log = logging.getLogger(__name__)
-
-#: Connect and read timeouts for every HTTP request (requests has none by default).
-HTTP_TIMEOUT = (10.0, 30.0)
-#: Overrides HTTP_TIMEOUT: seconds for both, or ``CONNECT,READ`` (for slow links; tests use short ones).
-HTTP_TIMEOUT_ENV = "ZEPHR_DESKTOP_HTTP_TIMEOUT"
-#: A token response larger than this is refused (unread when its Content-Length says so).
-MAX_TOKEN_RESPONSE = 1024 * 1024
-_AUTH_METHOD = "zephr_desktop"
 _MAX_SERVER_TEXT = 200
-
-
-def http_timeout() -> tuple[float, float]:
-    """The (connect, read) timeouts: ``HTTP_TIMEOUT``, or what ``ZEPHR_DESKTOP_HTTP_TIMEOUT`` says."""
-    raw = os.environ.get(HTTP_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return HTTP_TIMEOUT
-    try:
-        values = [float(part) for part in raw.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ConfigError(
-            f"{HTTP_TIMEOUT_ENV}={raw[:40]!r} is not a timeout: give seconds (e.g. 30) or CONNECT,READ "
-            "(e.g. 5,30), or unset it."
-        )
-    return values[0], values[-1]
-
-
-def tls_verify(profile: Profile) -> bool | str:
-    """``verify=`` for requests to the profile's servers; says loudly when verification is off."""
-    if profile.insecure_skip_tls_verify:
-        log.warning(
-            "TLS certificate verification is OFF for profile '%s' (insecure_skip_tls_verify); "
-            "anyone on the network path can read the tokens",
-            profile.name,
-        )
-    return profile.tls_verify
+#: RFC 6750 2.1 ``b64token``: what a bearer token (and, here, a refresh token) may consist of.
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: RFC 6749 3.3 ``scope-token``.
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+#: Longer tokens are refused: they go into an Authorization header, which servers cap at about 8 KB.
+MAX_TOKEN_LENGTH = 8192
+#: A longer lifetime is refused: no server means it, and it breaks date arithmetic downstream.
+MAX_EXPIRES_IN = 365 * 24 * 3600
+MAX_SCOPE_LENGTH = 4096
+MAX_USER_ID_LENGTH = 256
 
 
 def server_text(value: Any, limit: int = _MAX_SERVER_TEXT) -> str:
@@ -90,6 +52,41 @@ def redact(value: str | None) -> str:
     if not value:
         return "-"
     return value[:6] + "…" if len(value) > 6 else "…"
+
+
+def printable(value: Any) -> str:
+    """Text for a person's terminal or window: control and format characters shown escaped (``\\x1b``)."""
+    text = str(value)
+    if all(unicodedata.category(c)[0] != "C" and c not in "\u2028\u2029" for c in text):
+        return text
+    return "".join(
+        c if unicodedata.category(c)[0] != "C" and c not in "\u2028\u2029" else c.encode("unicode_escape").decode()
+        for c in text
+    )
+
+
+def is_zephr(profile: Profile) -> bool:
+    """True for a Zephr-mode profile (JSON token requests); False for an RFC 6749 server (form mode)."""
+    return profile.token_format == "json"
+
+
+def server_name(profile: Profile, url: str) -> str:
+    """How messages name the server behind ``url``: Zephr, or (off Zephr) the authorization server at HOST."""
+    if is_zephr(profile):
+        return "Zephr"
+    return f"the authorization server at {urlsplit(url).hostname}"
+
+
+def registration(profile: Profile) -> str:
+    """Where the client's ID, secret and redirect URIs are registered, for messages' next steps."""
+    if is_zephr(profile):
+        return "the site's Third Party Authentication screen"
+    return f"the client's registration at {urlsplit(profile.token_url).hostname}"
+
+
+def capitalized(text: str) -> str:
+    """``text`` with its first letter upper-case (for a server name that starts a sentence)."""
+    return text[:1].upper() + text[1:]
 
 
 def parse_scopes(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -135,7 +132,7 @@ class AuthRequest:
 
     @property
     def url(self) -> str:
-        """``{site}/zephr/oauth2?...`` with the five parameters Zephr requires, plus PKCE."""
+        """The profile's authorize endpoint with the five parameters Zephr requires, plus PKCE."""
         params = {
             "client_id": self.profile.client_id,
             "response_type": "code",
@@ -146,29 +143,29 @@ class AuthRequest:
         if self.code_verifier:
             params["code_challenge"] = s256_challenge(self.code_verifier)
             params["code_challenge_method"] = "S256"
-        return f"{self.profile.site_url}/zephr/oauth2?{urlencode(params)}"
+        endpoint = self.profile.authorization_endpoint
+        # RFC 6749 3.1: an endpoint's own query is kept, the request's parameters added to it.
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
+
+    def code_from(self, params: Mapping[str, Sequence[str]]) -> str:
+        """The code from this attempt's callback parameters (see ``parse_callback``)."""
+        return parse_callback(params, self.state, profile=self.profile)
+
+    def code_from_url(self, url: str) -> str:
+        """The code from the final redirect URL pasted by the person (see ``parse_redirect_url``)."""
+        return parse_redirect_url(url, self.state, self.redirect_uri, profile=self.profile)
 
 
-def parse_callback(params: Mapping[str, Sequence[str]], expected_state: str) -> str:
-    """Return the authorization code from callback query params, checking error, state, code in that order."""
+def parse_callback(
+    params: Mapping[str, Sequence[str]], expected_state: str, *, profile: Profile | None = None
+) -> str:
+    """Return the authorization code from callback query params, checking error, state, code in that order.
+
+    ``profile`` names the server in an error (Zephr unless it is an RFC 6749 profile).
+    """
     errors = params.get("error") or []
     if errors:
-        error = server_text(errors[0])
-        descriptions = params.get("error_description") or []
-        description = server_text(descriptions[0]) if descriptions and descriptions[0] else None
-        detail = f" ({description})" if description else ""
-        if error == "access_denied":
-            raise AccessDeniedError(
-                f"Sign-in was denied on the consent page{detail}. Run it again and click Allow.",
-                error=error,
-                description=description,
-            )
-        raise AuthorizationError(
-            f"Zephr refused the sign-in: {error}{detail}. Check the profile's client ID, scopes and "
-            "redirect URI against the site's Third Party Authentication screen.",
-            error=error,
-            description=description,
-        )
+        _raise_authorization_error(params, profile)
     states = params.get("state") or []
     import hmac
 
@@ -183,7 +180,30 @@ def parse_callback(params: Mapping[str, Sequence[str]], expected_state: str) -> 
     return codes[0]
 
 
-def parse_redirect_url(url: str, expected_state: str, redirect_uri: str) -> str:
+def _raise_authorization_error(params: Mapping[str, Sequence[str]], profile: Profile | None) -> NoReturn:
+    """The callback's ``?error=`` as an AuthorizationError (AccessDeniedError for a Deny)."""
+    error = server_text((params.get("error") or [""])[0])
+    descriptions = params.get("error_description") or []
+    description = server_text(descriptions[0]) if descriptions and descriptions[0] else None
+    detail = f" ({description})" if description else ""
+    if error == "access_denied":
+        raise AccessDeniedError(
+            f"Sign-in was denied on the consent page{detail}. Run it again and click Allow.",
+            error=error,
+            description=description,
+        )
+    # The authorize endpoint is on the site, so off Zephr the site's host names the server.
+    server = server_name(profile, profile.site_url) if profile else "Zephr"
+    where = registration(profile) if profile else "the site's Third Party Authentication screen"
+    raise AuthorizationError(
+        f"{capitalized(server)} refused the sign-in: {error}{detail}. Check the profile's client ID, scopes "
+        f"and redirect URI against {where}.",
+        error=error,
+        description=description,
+    )
+
+
+def parse_redirect_url(url: str, expected_state: str, redirect_uri: str, *, profile: Profile | None = None) -> str:
     """Return the code from a redirect URL pasted by the person."""
     parts = urlsplit(url.strip())
     expected = urlsplit(redirect_uri)
@@ -192,7 +212,7 @@ def parse_redirect_url(url: str, expected_state: str, redirect_uri: str) -> str:
             f"That is not the redirect URL. Paste the whole address the browser ended on "
             f"(it starts with {expected.scheme}://{expected.hostname}:...{expected.path}?code=...)."
         )
-    return parse_callback(parse_qs(parts.query, keep_blank_values=True), expected_state)
+    return parse_callback(parse_qs(parts.query, keep_blank_values=True), expected_state, profile=profile)
 
 
 @dataclass(frozen=True)
@@ -227,8 +247,19 @@ class Token:
         return left is not None and left <= 0
 
     @classmethod
-    def from_response(cls, data: Mapping[str, Any], obtained_at: float, previous: Token | None = None) -> Token:
-        """Build from a token endpoint's JSON (already checked); keeps the old refresh token if none came."""
+    def from_response(
+        cls,
+        data: Mapping[str, Any],
+        obtained_at: float,
+        previous: Token | None = None,
+        *,
+        source: str = "The token endpoint",
+    ) -> Token:
+        """Build from a token endpoint's JSON once every field passes ``check_token_response``.
+
+        A response without ``refresh_token`` (or ``scope``, ``user_id``) keeps the previous token's.
+        """
+        check_token_response(data, source)
         expires_in = data.get("expires_in")
         expires_at = obtained_at + float(expires_in) if expires_in is not None else None
         refresh = data.get("refresh_token") or (previous.refresh_token if previous else None)
@@ -240,363 +271,112 @@ class Token:
             expires_at=expires_at,
             obtained_at=obtained_at,
             scopes=scopes,
-            user_id=str(user_id) if user_id is not None else (previous.user_id if previous else None),
+            user_id=str(user_id) if user_id not in (None, "") else (previous.user_id if previous else None),
             refresh_token=str(refresh) if refresh else None,
         )
 
 
-def basic_credentials(client_id: str, client_secret: str) -> str:
-    """``Basic base64(id:secret)`` over the raw strings, as ``curl -u`` sends it (no urlencoding)."""
-    raw = f"{client_id}:{client_secret}".encode()
-    return "Basic " + base64.b64encode(raw).decode("ascii")
+# -- what a token response may hold (RFC 6749 5.1, RFC 6750 2.1) ---------------------------------------
+def _kind(value: Any) -> str:
+    """A JSON value's kind, for messages that must not quote it."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return "a string" if isinstance(value, str) else type(value).__name__
 
 
-def _client_auth_for(profile: Profile) -> Callable[..., tuple[str, dict[str, str], bytes]]:
-    """Authlib client-auth method: re-encode the form body as the profile asks and authenticate."""
-    from authlib.common.urls import url_decode
-
-    def prepare(
-        client: Any, method: str, uri: str, headers: dict[str, str], body: Any
-    ) -> tuple[str, dict[str, str], bytes]:
-        text = body.decode() if isinstance(body, bytes) else (body or "")
-        params = {k: v for k, v in url_decode(text) if k not in ("client_id", "client_secret", "scope")}
-        if profile.client_auth == "basic" and client.client_secret:
-            headers["Authorization"] = basic_credentials(client.client_id, client.client_secret)
-        else:
-            params["client_id"] = client.client_id
-            if client.client_secret:
-                params["client_secret"] = client.client_secret
-        if profile.token_format == "json":
-            data = json.dumps(params).encode()
-            headers["Content-Type"] = "application/json"
-        else:
-            data = urlencode(params).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        headers["Accept"] = "application/json"
-        headers["Content-Length"] = str(len(data))
-        return uri, headers, data
-
-    return prepare
+def _token_problem(value: Any) -> str | None:
+    # Never quotes the value: it may be a live token.
+    if not isinstance(value, str):
+        return f"{_kind(value)}, not a string"
+    if len(value) > MAX_TOKEN_LENGTH:
+        return f"{len(value)} characters long; at most {MAX_TOKEN_LENGTH} are accepted"
+    if not B64TOKEN.fullmatch(value):
+        return "it holds characters no bearer token has; RFC 6750 allows letters, digits, -._~+/ and = at the end"
+    return None
 
 
-def _describe_body(resp: requests.Response) -> tuple[dict[str, Any] | None, str]:
-    """The JSON object of a response if it is one, and a short human description of its kind."""
-    ctype = server_text(resp.headers.get("Content-Type", "").split(";")[0].strip(), 60) or "no content type"
-    if not resp.content:
-        return None, "an empty body"
-    try:
-        data = json.loads(resp.content)
-    except ValueError:
-        kind = "an HTML page" if "html" in ctype or resp.content.lstrip()[:1] == b"<" else f"non-JSON ({ctype})"
-        return None, kind
-    return (data, "JSON") if isinstance(data, dict) else (None, "JSON that is not an object")
+def _type_problem(value: Any) -> str | None:
+    return None if isinstance(value, str) else f"{_kind(value)}, not a string"
 
 
-def check_token_response(resp: requests.Response, url: str) -> dict[str, Any]:
-    """Turn a token endpoint response into its JSON, or raise the specific error with the fix."""
-    status = resp.status_code
-    if len(resp.content) > MAX_TOKEN_RESPONSE:
-        raise _oversized(url, status)
-    if 300 <= status < 400:
-        # Not followed (allow_redirects=False): the code or refresh token and the client secret
-        # would travel to wherever the answer points, plain http included.
-        location = server_text(resp.headers.get("Location", "nowhere"))
-        raise TokenEndpointError(
-            f"The token endpoint {url} redirected ({status}) to {location}; token requests are not sent on "
-            "to another address. Set the profile's token URL to the final address.",
-            status=status,
-        )
-    data, kind = _describe_body(resp)
-    error = server_text(data.get("error")) if data and data.get("error") else None
-    description = server_text(data.get("error_description")) if data and data.get("error_description") else None
-    detail = f" ({description})" if description else ""
-    if status == 401 or error == "invalid_client":
-        # A 401 page that is not Zephr's JSON may come from a web server or proxy in front of it.
-        what = f"{status} {error}{detail}" if error else f"{status} with {kind}"
-        raise InvalidClientError(
-            f"Zephr rejected the client credentials ({what}). Check the client ID and secret on the site's "
-            "Third Party Authentication screen (`zephr-desktop profile add` again to change them)"
-            + ("." if data else ", and that the token URL is Zephr's token endpoint."),
-            status=status,
-            error=error or "invalid_client",
-            description=description,
-        )
-    if error == "invalid_grant":
-        raise InvalidGrantError(
-            f"Zephr refused the grant ({status} invalid_grant{detail}): the authorization code or refresh "
-            "token is expired, already used, or revoked. Sign in again with `zephr-desktop login`.",
-            status=status,
-            error=error,
-            description=description,
-        )
-    if error:
-        raise TokenEndpointError(
-            f"The token endpoint refused the request ({status} {error}{detail}). Check the profile's "
-            "token URL, token_format and client_auth settings.",
-            status=status,
-            error=error,
-            description=description,
-        )
-    if status >= 500:
-        raise TokenEndpointError(
-            f"The token endpoint {url} failed on its side ({status}, {kind}). Try again in a minute; "
-            "if it persists, the site's Zephr service is down.",
-            status=status,
-        )
-    if status != 200:
-        raise TokenEndpointError(
-            f"The token endpoint {url} answered {status} with {kind} instead of a token. Check the "
-            "profile's token URL (default https://console.zephr.com/zephr/oauth2/token).",
-            status=status,
-        )
-    if data is None:
-        raise TokenEndpointError(
-            f"The token endpoint {url} answered 200 with {kind} instead of a JSON token. Check the "
-            "profile's token URL: it may point at a web page rather than the OAuth token endpoint.",
-            status=status,
-        )
-    if not isinstance(data.get("access_token"), str) or not data["access_token"]:
-        raise TokenEndpointError(
-            f"The token endpoint {url} answered 200 without an access_token. Check the profile's token URL.",
-            status=status,
-        )
-    token_type = str(data.get("token_type") or "bearer")
-    if token_type.lower() != "bearer":
-        raise TokenEndpointError(
-            f"The token endpoint issued a '{server_text(token_type, 40)}' token; only bearer tokens can be used with "
-            "Zephr's Public API. Check the profile's token URL.",
-            status=status,
-        )
-    expires_in = data.get("expires_in")
+def _expires_in_problem(value: Any) -> str | None:
     # RFC 6749 5.1: seconds as a number. A numeric string is tolerated only as whole seconds,
     # which is what Authlib can read.
-    usable = (isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
-              and math.isfinite(expires_in) and expires_in >= 0) or (
-        isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit())
-    if expires_in is not None and not usable:
+    shown = server_text(repr(value), 40)
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{shown}: not a number of seconds"
+    if not math.isfinite(value) or value < 0:
+        return f"{shown}: not a number of seconds from 0 up"
+    if value > MAX_EXPIRES_IN:
+        return f"{shown}: more than a year, at most {MAX_EXPIRES_IN} s are accepted"
+    return None
+
+
+def _scope_problem(value: Any) -> str | None:
+    if isinstance(value, str):
+        items = [item for item in re.split(r"[ ,]+", value) if item]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = value
+    else:
+        return f"{_kind(value)}, not a string or a list of strings"
+    if sum(len(item) + 1 for item in items) > MAX_SCOPE_LENGTH:
+        return f"over {MAX_SCOPE_LENGTH} characters"
+    if not all(SCOPE_TOKEN.fullmatch(item) for item in items):
+        return 'characters outside RFC 6749 scope tokens (printable ASCII but space, " and \\)'
+    return None
+
+
+def _user_id_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return f"{_kind(value)}, not a string"
+    text = str(value)
+    if len(text) > MAX_USER_ID_LENGTH:
+        return f"{len(text)} characters long; at most {MAX_USER_ID_LENGTH} are accepted"
+    if printable(text) != text:
+        return "it holds control characters (line breaks, terminal escapes)"
+    return None
+
+
+_FIELD_PROBLEMS = (
+    ("access_token", _token_problem),
+    ("refresh_token", _token_problem),
+    ("token_type", _type_problem),
+    ("expires_in", _expires_in_problem),
+    ("scope", _scope_problem),
+    ("user_id", _user_id_problem),
+)
+
+
+def check_token_response(data: Mapping[str, Any], source: str = "The token endpoint") -> None:
+    """Raise TokenEndpointError naming the first unusable field of a successful token response.
+
+    ``source`` starts the message (e.g. ``The token endpoint https://...``). A token's value is
+    never quoted; other fields only escaped and shortened. Unknown fields are ignored.
+    """
+    if data.get("access_token") in (None, ""):
         raise TokenEndpointError(
-            f"The token endpoint sent an unusable expires_in ({server_text(repr(expires_in), 40)}). Check the "
-            "profile's token URL.",
-            status=status,
+            f"{source} answered 200 without an access_token. Check the profile's token URL.", status=200
         )
-    return data
-
-
-def _oversized(url: str, status: int) -> TokenEndpointError:
-    return TokenEndpointError(
-        f"The token endpoint {url} answered {status} with over 1 MB of data, which no token "
-        "response needs. Check the profile's token URL.",
-        status=status,
-    )
-
-
-def _session(profile: Profile, client_secret: str | None) -> Any:
-    from authlib.integrations.requests_client import OAuth2Session
-
-    # No scope= here: Authlib would add it to the refresh body, which Zephr does not list.
-    session = OAuth2Session(
-        client_id=profile.client_id,
-        client_secret=client_secret,
-        token_endpoint=profile.token_url,
-        token_endpoint_auth_method=_AUTH_METHOD,
-    )
-    session.register_client_auth_method((_AUTH_METHOD, _client_auth_for(profile)))
-
-    def hook(resp: requests.Response) -> requests.Response:
-        # Authlib parses only the happy path well; every other answer is judged here first.
-        check_token_response(resp, profile.token_url)
-        return resp
-
-    session.register_compliance_hook("access_token_response", hook)
-    session.register_compliance_hook("refresh_token_response", hook)
-
-    def refuse_oversized(resp: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        # Runs before requests reads the body: a declared giant is refused without reading it.
-        declared = resp.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > MAX_TOKEN_RESPONSE:
-            resp.close()
-            raise _oversized(profile.token_url, resp.status_code)
-        return resp
-
-    session.hooks["response"].append(refuse_oversized)
-    return session
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The exception and what it wraps (requests -> urllib3 -> socket), breadth first."""
-    found: list[BaseException] = []
-    todo: list[BaseException | None] = [exc]
-    while todo and len(found) < 16:
-        item = todo.pop(0)
-        if item is None or any(item is seen for seen in found):
-            continue
-        found.append(item)
-        todo += [arg for arg in item.args if isinstance(arg, BaseException)]
-        reason = getattr(item, "reason", None)
-        todo += [reason if isinstance(reason, BaseException) else None, item.__cause__, item.__context__]
-    return found
-
-
-def _network_error(exc: Exception, profile: Profile, timeout: tuple[float, float]) -> NetworkError:
-    """One message per way the network can fail, each with its fix."""
-    import http.client
-    import socket
-    import ssl
-
-    import requests
-
-    url = profile.token_url
-    parts = urlsplit(url)
-    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-    causes = _causes(exc)
-    # For --verbose: what the network layers said (URLs and reasons; request bodies never appear here).
-    log.debug("request failed: %s", " <- ".join(f"{type(c).__name__}: {str(c)[:160]}" for c in causes[1:5]))
-    if isinstance(exc, requests.exceptions.SSLError):
-        if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-            return NetworkError(
-                f"TLS verification failed for {url}: the certificate is not trusted. If the site uses a "
-                "private CA, set ca_bundle in the profile (or REQUESTS_CA_BUNDLE)."
+    for name, problem_of in _FIELD_PROBLEMS:
+        value = data.get(name)
+        problem = None if value is None or (value == "" and name != "access_token") else problem_of(value)
+        if problem:
+            raise TokenEndpointError(
+                f"{source} sent an unusable {name} ({problem}); nothing was stored. Check the profile's token URL.",
+                status=200,
             )
-        unusable = [c for c in causes if isinstance(c, ssl.SSLError) and c.library in ("X509", "PEM")]
-        if unusable:
-            return NetworkError(
-                f"The CA certificates to check {url} could not be loaded ({unusable[0].reason or 'unreadable'}). "
-                "Check the profile's ca_bundle, and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE if they are set: each "
-                "must be a PEM file of certificates."
-            )
-        # Not a certificate problem: typically https:// on a port that speaks plain http.
-        return NetworkError(
-            f"The TLS handshake with {where} failed for the token endpoint {url}. Check that the token URL's "
-            "scheme and port match the server (https:// only where it speaks TLS)."
-        )
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return NetworkError(
-            f"The proxy refused or failed the request to {url}. Check HTTPS_PROXY / HTTP_PROXY (and NO_PROXY "
-            "for hosts that must be reached directly)."
-        )
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return NetworkError(
-            f"Could not connect to {where} within {timeout[0]:g} s. Check the profile's token URL and your "
-            "network (a firewall may drop the connection)."
-        )
-    # A body that stalls half-way surfaces as a ConnectionError around a read timeout.
-    if isinstance(exc, requests.exceptions.Timeout) or any(isinstance(c, TimeoutError) for c in causes):
-        return NetworkError(
-            f"The token endpoint {url} did not answer within {timeout[1]:g} s. Check the network "
-            f"and the profile's token URL, then try again (or raise {HTTP_TIMEOUT_ENV})."
-        )
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return NetworkError(
-            f"Cannot reach the token endpoint {url}: nothing is listening at {where} (connection refused). "
-            "Check the profile's token URL (and that the sandbox is running, for a sandbox profile)."
-        )
-    if any(isinstance(c, socket.gaierror) for c in causes):
-        return NetworkError(
-            f"The host name {parts.hostname} in the token URL {url} cannot be resolved. Check the profile's "
-            "token URL and your DNS or network connection."
-        )
-    if any(isinstance(c, http.client.RemoteDisconnected | ConnectionResetError) for c in causes):
-        return NetworkError(
-            f"The token endpoint {url} closed the connection without answering. Try again; if it keeps "
-            "happening, check the profile's token URL and any proxy in between."
-        )
-    if any(isinstance(c, http.client.BadStatusLine) for c in causes):
-        return NetworkError(
-            f"The server at {where} answered something that is not HTTP. Check the token URL's scheme and "
-            "port (http:// where the server expects https://, or another service's port)."
-        )
-    return NetworkError(
-        f"Cannot reach the token endpoint {url} ({type(exc).__name__}). Check the URL and your network "
-        "connection (and that the sandbox is running, for a sandbox profile)."
-    )
-
-
-def _call(profile: Profile, fn: Callable[[], Any], timeout: tuple[float, float]) -> Any:
-    import requests
-    from authlib.integrations.base_client import OAuthError
-
-    try:
-        return fn()
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise _network_error(exc, profile, timeout) from exc
-    except requests.exceptions.RequestException as exc:
-        raise NetworkError(f"The request to {profile.token_url} failed ({type(exc).__name__}).") from exc
-    except OAuthError as exc:  # pragma: no cover - the compliance hook raises first
-        raise TokenEndpointError(f"The token endpoint refused the request ({exc.error}).", error=exc.error) from exc
-    except (ValueError, TypeError, KeyError) as exc:
-        # Authlib reading a token answer the checks above let through; never a traceback.
+    token_type = data.get("token_type") or "bearer"
+    if token_type.lower() != "bearer":
         raise TokenEndpointError(
-            f"The token endpoint {profile.token_url} answered with a token Authlib cannot read "
-            f"({type(exc).__name__}). Check the profile's token URL."
-        ) from exc
-
-
-def exchange_code(
-    profile: Profile,
-    client_secret: str | None,
-    request: AuthRequest,
-    code: str,
-    *,
-    clock: Callable[[], float] = time.time,
-) -> Token:
-    """Exchange an authorization code for a token (JSON body + Basic auth by default)."""
-    session = _session(profile, client_secret)
-    kwargs: dict[str, Any] = {"code": code, "redirect_uri": request.redirect_uri}
-    if request.code_verifier:
-        kwargs["code_verifier"] = request.code_verifier
-    timeout, verify = http_timeout(), tls_verify(profile)
-    log.debug("exchanging code %s at %s", redact(code), profile.token_url)
-    started = clock()
-    with session:
-        _call(
-            profile,
-            lambda: session.fetch_token(
-                profile.token_url,
-                grant_type="authorization_code",
-                timeout=timeout,
-                verify=verify,
-                allow_redirects=False,
-                **kwargs,
-            ),
-            timeout,
+            f"{source} issued a '{server_text(token_type, 40)}' token; only bearer tokens are supported. Check "
+            "the profile's token URL.",
+            status=200,
         )
-        data = dict(session.token)
-    token = Token.from_response(data, started)
-    log.debug("received access token %s, expires in %s s", redact(token.access_token), data.get("expires_in"))
-    return token
-
-
-def refresh(
-    profile: Profile, client_secret: str | None, token: Token, *, clock: Callable[[], float] = time.time
-) -> Token:
-    """Use the refresh token; a response without ``refresh_token`` keeps the old one."""
-    if not token.refresh_token:
-        raise InvalidGrantError(
-            "The stored token has no refresh token and has expired. Sign in again with `zephr-desktop login`."
-        )
-    session = _session(profile, client_secret)
-    refresh_token = token.refresh_token
-    timeout, verify = http_timeout(), tls_verify(profile)
-    log.debug("refreshing with %s at %s", redact(refresh_token), profile.token_url)
-    # Read the clock just before the request: expires_at must not be later than the server's.
-    started = clock()
-    with session:
-        _call(
-            profile,
-            lambda: session.refresh_token(
-                profile.token_url,
-                refresh_token=refresh_token,
-                timeout=timeout,
-                verify=verify,
-                allow_redirects=False,
-            ),
-            timeout,
-        )
-        data = dict(session.token)
-    new = Token.from_response(data, started, previous=token)
-    log.debug(
-        "refreshed: access token %s, refresh token %s",
-        redact(new.access_token),
-        "rotated" if new.refresh_token != refresh_token else "kept",
-    )
-    return new

@@ -36,9 +36,9 @@ STAMP_FILE = ".validated-profiles.json"
 LOCKS_DIR = "locks"
 SITE_SESSIONS_DIR = "site-sessions"
 
-TOKEN_FORMAT_VERSION = 2  # 2: the token file names the site, token URL and client it was issued for
+TOKEN_FORMAT_VERSION = 2  # 2: the token file names the site, token URL, client and authorize URL it was issued for
 STAMP_FORMAT_VERSION = 2  # 2: the stamp holds each profile's issuer
-ISSUER_FIELDS = ("site_url", "token_url", "client_id")
+ISSUER_FIELDS = ("site_url", "token_url", "client_id", "authorize_url")
 
 
 # -- locations ----------------------------------------------------------------------------------
@@ -166,9 +166,9 @@ def refresh_due(expires_at: float | None, obtained_at: float, now: float) -> boo
 
 
 # -- the token file --------------------------------------------------------------------------------
-def issuer(site_url: str, token_url: str, client_id: str) -> dict[str, str]:
-    """What a token is bound to: the site, token URL and client that issued it."""
-    return {"site_url": site_url, "token_url": token_url, "client_id": client_id}
+def issuer(site_url: str, token_url: str, client_id: str, authorize_url: str) -> dict[str, str]:
+    """What a token is bound to: the site, token URL, client and authorize endpoint that issued it."""
+    return {"site_url": site_url, "token_url": token_url, "client_id": client_id, "authorize_url": authorize_url}
 
 
 def token_document(
@@ -232,7 +232,7 @@ def read_token_document(raw: bytes) -> dict[str, Any]:
         and set(issued_by) == set(ISSUER_FIELDS)
         and all(isinstance(v, str) for v in issued_by.values())
     ):
-        raise ValueError("issuer is not a site, token URL and client ID")
+        raise ValueError("issuer is not a site, token URL, client ID and authorize URL")
     return {
         "access_token": access,
         "token_type": str(data.get("token_type") or "bearer"),

@@ -41,7 +41,12 @@ log = logging.getLogger(__name__)
 KEYRING_SERVICE = paths.APP_NAME
 LOCK_TIMEOUT = 120.0
 ENV_CLIENT_SECRET = "ZEPHR_CLIENT_SECRET"
-_ISSUER_LABELS = {"site_url": "site", "token_url": "token URL", "client_id": "client ID"}
+_ISSUER_LABELS = {
+    "site_url": "site",
+    "token_url": "token URL",
+    "client_id": "client ID",
+    "authorize_url": "authorize URL",
+}
 
 
 def take_env_client_secret(environ: MutableMapping[str, str] = os.environ) -> str | None:

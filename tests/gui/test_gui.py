@@ -121,6 +121,14 @@ def test_first_run_form_validates_and_saves_a_profile(gui: GuiApp, sb: Sandbox) 
     gui.wait_js("document.getElementById('f-client_secret').placeholder.startsWith('Stored')", timeout=5)
     assert DEFAULT_CLIENT_SECRET not in str(gui.js("document.documentElement.outerHTML"))
 
+    # Check, before any sign-in: the form as edited (not saved) against the sandbox, one line per finding.
+    gui.js(f"document.getElementById('f-token_url').value = {json.dumps(sb.token_url)}; true")
+    gui.press("check-profile")
+    marks = "Array.from(document.querySelectorAll('#check-result li[data-check]')).map(li => li.className).join(' ')"
+    assert gui.wait_js(marks, what="the check's findings") == "ok ok ok ok"
+    assert "accepts the client ID and secret" in gui.shown_text("document.getElementById('check-result')")
+    gui.screenshot("settings-check", gui.main_window())
+
 
 def press_copy_redirect(gui: GuiApp) -> str:
     gui.press(selector="#copy-redirect")

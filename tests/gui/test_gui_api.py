@@ -25,6 +25,7 @@ from zephr_desktop.store import TokenStore
 SURFACE = {
     "init", "state", "select_profile", "save_profile", "remove_profile", "sign_in", "cancel_sign_in",
     "open_in_browser", "refresh", "set_auto_refresh", "copy", "copy_text", "test_token", "sign_out", "secret_status",
+    "check_profile",
 }  # fmt: skip
 
 
@@ -438,3 +439,43 @@ def test_editing_a_profile_keeps_what_the_form_does_not_show(api: Page) -> None:
     edited = load_profiles().profiles["rfc"]
     assert (edited.token_format, edited.client_auth, edited.pkce) == ("form", "body", False)
     assert edited.scopes == ("user.account:read",)
+
+
+def test_a_zephr_profile_with_another_servers_scope_is_saved_with_a_notice(api: Page) -> None:
+    result = api.save_profile({**FORM, "scopes": ["user.profile:read", "openid"]})
+    assert result["ok"], result
+    assert load_profiles().profiles["news.example.com"].scopes == ("user.profile:read", "openid")
+    assert "'openid'" in result["notice"] and "is not one of Zephr's scopes" in result["notice"]
+    plain = api.save_profile({**FORM, "name": "plain", "scopes": ["user.profile:read"]})
+    assert plain["ok"] and "Zephr's scopes" not in plain["notice"]
+
+
+def _statuses(result: dict[str, Any]) -> dict[str, str]:
+    assert result["ok"], result
+    return {f["check"]: f["status"] for f in result["findings"]}
+
+
+def test_check_profile_reports_the_forms_profile_before_any_sign_in(api: Page, sb: Sandbox, profile: Profile) -> None:
+    form = {"original_name": "sb", "name": "sb", "site_url": sb.url, "client_id": DEFAULT_CLIENT_ID,
+            "token_url": sb.token_url, "redirect_uri": "http://127.0.0.1:0/callback",
+            "scopes": ["user.account:read"]}  # fmt: skip
+    good = api.check_profile(form)  # the stored secret is used when the form leaves it blank
+    assert _statuses(good) == dict.fromkeys(("site", "authorize", "token_endpoint", "client"), "ok")
+    assert good["all_ok"] is True
+
+    wrong = api.check_profile({**form, "client_secret": "not-the-secret"})  # unsaved edits are what is checked
+    assert _statuses(wrong)["client"] == "problem" and wrong["all_ok"] is False
+    assert any("refused the client credentials" in f["message"] for f in wrong["findings"])
+    assert "not-the-secret" not in str(wrong) and DEFAULT_CLIENT_SECRET not in str(wrong)
+
+    unregistered = api.check_profile({**form, "redirect_uri": "http://127.0.0.1:8765/elsewhere"})
+    assert _statuses(unregistered)["authorize"] == "problem"
+    assert any("refused the redirect URI http://127.0.0.1:8765/elsewhere" in f["message"]
+               for f in unregistered["findings"])  # fmt: skip
+    assert sb.stats["token_authorization_code"] == 0  # a made-up code never gets a token
+    assert load_profiles().profiles["sb"] == profile  # checking saves nothing
+
+
+def test_check_profile_names_the_bad_field(api: Page) -> None:
+    result = api.check_profile({**FORM, "site_url": "http://news.example.com"})
+    assert result == {"ok": False, "error": result["error"], "field": "site_url"} and "https" in result["error"]

@@ -164,9 +164,21 @@ def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
         # Not part of init(): the first secret-store read imports keyring, ~100 ms the start must not pay.
         return {"ok": True, "has_secret": session.has_secret(str(name))}
 
+    def check_profile(form: dict[str, Any]) -> dict[str, Any]:
+        """Say what is wrong with the settings form's profile (unsaved edits included), before any sign-in."""
+        if not isinstance(form, dict):
+            return {"ok": False, "error": "The settings form sent nothing to check."}
+        try:
+            findings = session.check(form)
+        except ConfigError as exc:
+            if exc.path is not None:
+                return {"ok": False, "error": exc.message, "field": exc.field}
+            return {"ok": False, "error": exc.detail, "field": exc.field or "name"}
+        return {"ok": True, "all_ok": all(f.ok for f in findings), "findings": [f.as_dict() for f in findings]}
+
     functions: list[PageFunction] = [
         init, state, select_profile, save_profile, remove_profile, sign_in, cancel_sign_in, open_in_browser,
-        refresh, set_auto_refresh, copy, copy_text, test_token, sign_out, secret_status,
+        refresh, set_auto_refresh, copy, copy_text, test_token, sign_out, secret_status, check_profile,
     ]  # fmt: skip
     return [_answering(fn) for fn in functions]
 

@@ -14,15 +14,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import accounts
-from ..config import Profile, Profiles, load_profiles
+from ..config import Profile, Profiles, load_profiles, unknown_scope_warning
 from ..errors import ConfigError, LoginCancelledError, ZephrError
 from ..login import LoginFlow, ensure_fresh_token
 from ..oauth import Token
 from ..store import CachedToken, TokenStore
 from .autorefresh import AUTO_FAILED, AutoRefresh
+
+if TYPE_CHECKING:
+    from ..check import Finding
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +206,25 @@ class Session:
                 self._current = profile.name
             self._error = None
             self._notice = f"Profile '{profile.name}' saved." + (
-                " Its site, client ID or token URL changed, so it is signed out." if saved.signed_out else ""
+                " Its site, client ID, token URL or authorize URL changed, so it is signed out."
+                if saved.signed_out
+                else ""
             )
+            warning = unknown_scope_warning(profile)
+            if warning:
+                self._notice += " " + warning
         return profile
+
+    def check(self, form: Mapping[str, Any]) -> list[Finding]:
+        """What is wrong with the profile the settings form describes, saved or not (``profile check``)."""
+        from ..check import check_profile
+
+        profile = accounts.profile_from_form(form, load_profiles())
+        secret = form.get("client_secret")
+        secret = secret.strip() if isinstance(secret, str) and secret.strip() else None
+        if secret is None and form.get("original_name"):
+            secret = self._store.get_client_secret(profile.name)
+        return check_profile(profile, secret)
 
     def remove(self, name: str) -> None:
         """Delete a profile with its tokens and client secret."""

@@ -3,7 +3,9 @@
 Strict where Zephr is strict: the token endpoint takes JSON only (``mode="zephr"``) with
 ``Authorization: Basic base64(id:secret)`` of the raw, not url-encoded, credentials (or
 ``client_id`` for a client without a secret); codes are single use, short-lived and bound
-to the client, redirect URI, user, scopes and PKCE challenge.
+to the client, redirect URI, user, scopes and PKCE challenge. ``mode="rfc"`` is as strict as
+a certified RFC 6749 server: JSON or form bodies, the secret in the body or Basic over the
+form-urlencoded id and secret only (RFC 6749 2.3.1: ``+`` is a space, a bare ``%`` is 400).
 
 Routes (the paths Zephr uses)::
 
@@ -17,6 +19,7 @@ Routes (the paths Zephr uses)::
     GET  /zephr/oauth2/config, /zephr/oauth2/error
     POST /zephr/oauth2/token                authorization_code and refresh_token grants
     GET  /blaize/account, GET|PUT|PATCH /blaize/profile   bearer token + scope checks
+    GET  /.well-known/oauth-authorization-server          RFC 8414 metadata (mode="rfc" only)
 
 A scripted user (no JavaScript) signs in by POSTing the login form
 (``email``, ``password``, ``next``) to ``/zephr/login``, GETs the authorize URL (302 to

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -14,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from . import pages
-from .model import TEST_USERS, Client, SandboxSettings
+from .model import SCOPES, TEST_USERS, Client, SandboxSettings
 from .state import (
     AuthParams,
     OAuthError,
@@ -32,6 +33,8 @@ SESSION_COOKIE = "blaize_session"
 AUTHORIZE_PATH = "/zephr/oauth2"
 CONSENT_PAGE_PATH = "/zephr/oauth2/authorize-consent"
 LOGIN_PATH = "/zephr/login"
+TOKEN_PATH = "/zephr/oauth2/token"
+METADATA_PATH = "/.well-known/oauth-authorization-server"
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 _GRANT_KEYS = (
@@ -181,6 +184,22 @@ def _decode_basic(credentials: str) -> tuple[str, str]:
     return client_id, secret
 
 
+def _form_decode(part: str) -> str:
+    """One application/x-www-form-urlencoded value, decoded strictly: '+' is a space, '%' starts an escape."""
+    if re.search(r"%(?![0-9A-Fa-f]{2})", part):
+        raise OAuthError("invalid_request", _NOT_ENCODED)
+    try:
+        return unquote_plus(part, errors="strict")
+    except UnicodeDecodeError:
+        raise OAuthError("invalid_request", _NOT_ENCODED) from None
+
+
+_NOT_ENCODED = (
+    "client_id and client_secret in the Authorization header are not properly encoded: form-urlencode each "
+    "before base64 (RFC 6749 2.3.1)."
+)
+
+
 def _secret_matches(client: Client | None, secret: str) -> bool:
     """Constant-time check of a client secret."""
     if client is None or client.client_secret is None:
@@ -257,6 +276,7 @@ class SandboxApp:
             "/zephr/oauth2/token": {"POST": self.token},
             "/blaize/account": {"GET": self.account},
             "/blaize/profile": {"GET": self.get_profile, "PUT": self.put_profile, "PATCH": self.patch_profile},
+            METADATA_PATH: {"GET": self.metadata},
         }
 
     def handle(self, request: Request) -> Response | None:
@@ -457,6 +477,24 @@ class SandboxApp:
             lambda nonce: pages.error_page("Sign-in failed", error, description or "Something went wrong.", nonce),
         )
 
+    def metadata(self, request: Request) -> Response:
+        """GET /.well-known/oauth-authorization-server: RFC 8414 metadata, in RFC mode only (Zephr has none)."""
+        if self.settings().mode != "rfc":
+            return json_response(404, {"error": "not_found", "error_description": f"No route for {request.path}."})
+        return json_response(
+            200,
+            {
+                "issuer": self.base_url,
+                "authorization_endpoint": f"{self.base_url}{AUTHORIZE_PATH}",
+                "token_endpoint": f"{self.base_url}{TOKEN_PATH}",
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "code_challenge_methods_supported": ["S256"],
+                "scopes_supported": list(SCOPES),
+            },
+        )
+
     # --- token endpoint ----------------------------------------------------------------------
     def token(self, request: Request) -> Response | None:
         """POST /zephr/oauth2/token (RFC 6749 4.1.3 and 6, Zephr's JSON flavour)."""
@@ -526,14 +564,14 @@ class SandboxApp:
         if body_secret is not None:
             raise OAuthError("invalid_request", "Use one client authentication method, not Basic and client_secret.")
         client_id, secret = _decode_basic(credentials.strip())
-        candidates = [(client_id, secret)]
         if mode == "rfc":
-            # RFC 6749 2.3.1 form-urlencodes both parts first; RFC mode accepts that too.
-            candidates.append((unquote_plus(client_id), unquote_plus(secret)))
-        for cid, sec in candidates:
-            client = self.state.client(cid)
-            if client is not None and _secret_matches(client, sec):
-                return client
+            # RFC 6749 2.3.1: both parts are form-urlencoded first, and only that is accepted here,
+            # as certified servers do: '+' reads as a space, a bare '%' is refused.
+            client_id, secret = _form_decode(client_id), _form_decode(secret)
+            note_secret("client_secret", secret)
+        client = self.state.client(client_id)
+        if client is not None and _secret_matches(client, secret):
+            return client
         raise OAuthError("invalid_client", "The client ID or secret is wrong.", 401)
 
     def _grant_tokens(self, client: Client, body: Mapping[str, Any], settings: SandboxSettings) -> dict[str, Any]:

@@ -411,7 +411,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--expires-in", type=int, default=3600, help="access token lifetime in seconds")
     parser.add_argument("--code-lifetime", type=float, default=60.0, help="authorization code lifetime in seconds")
     parser.add_argument("--rotate", action="store_true", help="rotate refresh tokens on every refresh")
-    parser.add_argument("--mode", choices=MODES, default="zephr", help="zephr: JSON token bodies only; rfc: forms too")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="zephr",
+        help="zephr: JSON token bodies, raw Basic; rfc: forms too, Basic over form-urlencoded id and secret",
+    )
     parser.add_argument("--fault", choices=FAULTS, help="make the token endpoint misbehave this way")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait before answering token requests")
     parser.add_argument("--deny", action="store_true", help="the consent page's Allow acts as Deny")
@@ -440,6 +445,8 @@ def _banner(sandbox: Sandbox, client: Client) -> str:
         f"  mode {settings.mode}, expires_in {settings.expires_in}s, rotation "
         f"{'on' if settings.rotate_refresh_tokens else 'off'}, fault {settings.fault or 'none'}",
     ]
+    if settings.mode == "rfc":
+        lines.append(f"  issuer:         {sandbox.url}   (its RFC 8414 metadata: `profile add --issuer`)")
     if sandbox.cert_path:
         lines.append(f"  CA certificate: {sandbox.cert_path}")
     return "\n".join(lines)
