@@ -174,7 +174,7 @@ class Shell:
     def push(self, event: dict[str, Any]) -> None:
         pass
 
-    def open_consent(self, url: str, profile: Profile, on_user_close: Callable[[], None]) -> Any:
+    def open_consent(self, url: str, profile: Profile, hooks: Any) -> Any:
         raise AssertionError("no sign-in is started here")
 
     def copy_text(self, text: str) -> float | None:
@@ -183,6 +183,9 @@ class Shell:
 
     def open_browser(self, url: str) -> None:
         self.opened.append(url)
+
+    def browser_only(self) -> str | None:
+        return None
 
 
 def test_the_desktop_app_counts_an_edited_profile_as_signed_out(sandbox: Sandbox, new_host: Recorder) -> None:
