@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from zephr_desktop.config import load_profiles
 from zephr_desktop.resources import assets_dir
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox
 
@@ -374,7 +375,7 @@ def allow_figure(gui: Any, sb: Sandbox, rounds: int) -> Figure:
     for round_no in range(rounds + 1):
         seconds, framed = _allow_once(gui, sb)
         if not refresh:
-            loaded = store_for(gui).load("bench")
+            loaded = store_for(gui).load(load_profiles(gui.config_path).get("bench"))
             refresh = loaded.refresh_token if loaded is not None and loaded.refresh_token else ""
         if round_no == 0:
             continue  # warm-up: the first sign-in of a session pays one-off costs
