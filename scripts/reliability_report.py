@@ -268,6 +268,46 @@ def _consent_title(f: Figures) -> tuple[str, str]:
     return times, held
 
 
+def _secret_env(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "child")
+    if not runs:
+        return "-", "-"
+    kinds = sorted({x["child"] for x in runs})
+    times = (f"`ZEPHR_CLIENT_SECRET` set for {len(runs)} sign-ins, the secret stored nowhere else; the environment of "
+             f"every child read back ({', '.join(kinds)}): {_sum(runs, 'processes')} processes in all, "
+             f"{_sum(runs, 'engines')} of them QtWebEngine processes (one renders the remote sign-in page)")
+    held = (f"{_sum(runs, 'inherited')} children inherited the variable or held the secret; "
+            f"{_sum(runs, 'signed_in')}/{len(runs)} sign-ins still used it and succeeded")
+    return times, held
+
+
+def _binding(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "edit")
+    if not runs:
+        return "-", "-"
+    times = (f"a signed-in profile edited in profiles.toml to point elsewhere ({', '.join(x['edit'] for x in runs)}), "
+             f"then {_sum(runs, 'commands')} commands (`token`, `api account`, `refresh`, `status`, `status --json`) "
+             "with a recording server as the new host")
+    held = (f"requests that reached the new host: {_sum(runs, 'reached_new_host')}; refreshes sent for the edited "
+            f"client: {_sum(runs, 'refreshes_sent')}; signed out with a message naming what changed: "
+            f"{_sum(runs, 'signed_out')}/{len(runs)}")
+    return times, held
+
+
+def _permissions(f: Figures) -> tuple[str, str]:
+    made = _with(f, "umask")
+    refusals = _with(f, "case")
+    if not made and not refusals:
+        return "-", "-"
+    times = (f"the CLI run under umask 000 from an empty home ({_sum(made, 'made')} files and directories made); "
+             f"{len(refusals)} files or directories of the app made writable by others or given to another uid "
+             f"({'; '.join(x['case'] for x in refusals)}), then {_sum(refusals, 'commands')} commands")
+    held = (f"made with a mode other than 0700/0600: {_sum(made, 'wrong_mode')}; commands refused naming the path "
+            f"and the fix: {_sum(refusals, 'refused')}/{_sum(refusals, 'commands')}; config or data changed by a "
+            f"refused command: {_sum(refusals, 'changed')}")
+    return times, held
+
+
 def _squatter(f: Figures) -> tuple[str, str]:
     refused = _with(f, "squatter")
     over = _with(f, "callback_over")
@@ -336,6 +376,9 @@ ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("S3", "consent-schemes", "The consent window follows only http and https (security item 3)", _consent_schemes),
     ("S4", "consent-title", "The consent window's title says where the page came from (security item 4)",
      _consent_title),
+    ("S5", "client-secret-env", "The client secret in the environment (security item 5)", _secret_env),
+    ("S6", "token-binding", "Tokens bound to the issuer that issued them (security item 6)", _binding),
+    ("S7", "file-permissions", "Files another local user could write (security item 7)", _permissions),
     ("S8", "hostile-token-endpoint", "A hostile token endpoint (security item 8)", _hostile),
     ("S9", "no-traceback", "No traceback reaches a person (security item 9)", _no_traceback),
     ("S10", "localhost-squatter", "Another program on the other loopback address (security item 10)", _squatter),

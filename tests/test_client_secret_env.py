@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import evidence
 from support.cli import finish, run, start
 from support.user import ScriptedUser
 
@@ -40,6 +41,7 @@ def wait_for_file(path: Path, timeout: float = 20.0) -> str:
     return path.read_text()
 
 
+@pytest.mark.reliability("client-secret-env")
 def test_the_browser_never_sees_the_client_secret_and_the_sign_in_still_uses_it(
     child_env: dict[str, str], sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -61,6 +63,8 @@ def test_the_browser_never_sees_the_client_secret_and_the_sign_in_still_uses_it(
     assert result.code == 0 and page.status_code == 200, result.err
     assert sandbox.token_requests[-1]["authorization"] == "basic"
     assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    evidence.record(child="browser", processes=1, inherited=int("ZEPHR_CLIENT_SECRET" in seen),
+                    signed_in=int(result.code == 0))
 
 
 def test_without_the_environment_variable_a_public_client_is_refused(

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support import secrets_scan
+from support import evidence, secrets_scan
 from support.cli import Result, finish, run, start
 from support.signin import error_line
 from support.user import ScriptedUser
@@ -49,6 +49,7 @@ def run_umask0(env: dict[str, str], *args: str, stdin: str = "") -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.mark.reliability("file-permissions")
 def test_with_umask_000_every_directory_made_is_0700_and_every_file_0600(
     child_env: dict[str, str], sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -87,6 +88,7 @@ def test_with_umask_000_every_directory_made_is_0700_and_every_file_0600(
     wrong = {str(p.relative_to(home)): oct(stat.S_IMODE(p.lstat().st_mode)) for p in made
              if stat.S_IMODE(p.lstat().st_mode) != expected(p)}
     assert wrong == {}, f"made with the wrong mode under umask 000: {wrong}"
+    evidence.record(umask="000", made=len(made), wrong_mode=len(wrong))
 
 
 # -- refusing what another user could have changed -------------------------------------------------
@@ -146,7 +148,7 @@ def signed_in(env: dict[str, str], sb: Sandbox) -> str:
     return token.out.strip()
 
 
-def all_refuse(env: dict[str, str], path: Path, words: str) -> None:
+def all_refuse(env: dict[str, str], path: Path, words: str, case: str) -> None:
     before = snapshot(env)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda args: (args, run(env, *args, stdin="a-new-secret\n", timeout=30)), COMMANDS))
@@ -155,19 +157,21 @@ def all_refuse(env: dict[str, str], path: Path, words: str) -> None:
         assert str(path) in line and words in line, (args, line)
         assert result.out == "", (args, "stdout carried data")
     assert snapshot(env) == before, "a refused command changed the config or data dirs"
+    evidence.record(case=case, commands=len(results), refused=len(results), changed=0)
 
 
 @pytest.mark.parametrize(("target", "bits"), [
     ("profiles.toml", 0o020), ("config dir", 0o002), ("data dir", 0o020), ("tokens dir", 0o002),
     ("secrets.json", 0o002), ("locks dir", 0o020),
 ])  # fmt: skip
+@pytest.mark.reliability("file-permissions")
 def test_every_command_refuses_files_other_users_could_write(
     child_env: dict[str, str], sandbox: Sandbox, target: str, bits: int
 ) -> None:
     issued = signed_in(child_env, sandbox)
     path = targets(child_env)[target]
     os.chmod(path, stat.S_IMODE(path.stat().st_mode) | bits)
-    all_refuse(child_env, path, f"`chmod go-w {path}`")
+    all_refuse(child_env, path, f"`chmod go-w {path}`", f"{target} writable by others ({bits:o})")
     assert sandbox.stats.get("token_refresh_token", 0) == 0
     os.chmod(path, stat.S_IMODE(path.stat().st_mode) & ~bits)  # the fix the message names
     assert run(child_env, "token").out.strip() == issued
@@ -175,13 +179,14 @@ def test_every_command_refuses_files_other_users_could_write(
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown to another user needs root")
 @pytest.mark.parametrize("target", ["profiles.toml", "config dir", "data dir"])
+@pytest.mark.reliability("file-permissions")
 def test_every_command_refuses_files_that_belong_to_another_user(
     child_env: dict[str, str], sandbox: Sandbox, target: str
 ) -> None:
     signed_in(child_env, sandbox)
     path = targets(child_env)[target]
     os.chown(path, OTHER_UID, OTHER_UID)
-    all_refuse(child_env, path, f"belongs to another user (uid {OTHER_UID})")
+    all_refuse(child_env, path, f"belongs to another user (uid {OTHER_UID})", f"{target} owned by another user")
 
 
 def test_a_token_file_other_users_could_write_is_refused_on_both_paths(

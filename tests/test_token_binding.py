@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import tomli_w
+from support import evidence
 from support.cli import Result, finish, run, start
 from support.recorder import Recorder
 from support.signin import cli_add_profile, error_line, quiet_store, sign_in
@@ -84,6 +85,7 @@ EDITS: dict[str, Callable[[Sandbox, Recorder], dict[str, str]]] = {
 }
 
 
+@pytest.mark.reliability("token-binding")
 @pytest.mark.parametrize("edit", list(EDITS))
 def test_an_edited_profile_is_signed_out_and_nothing_reaches_the_new_host(
     child_env: dict[str, str], sandbox: Sandbox, new_host: Recorder, edit: str
@@ -106,6 +108,8 @@ def test_an_edited_profile_is_signed_out_and_nothing_reaches_the_new_host(
     what = {"site": "site", "token URL": "token URL", "site and token URL": "site", "client ID": "client ID",
             "authorize URL": "authorize URL"}[edit]
     assert f"issued for {what} " in line, line
+    evidence.record(edit=edit, commands=5, reached_new_host=len(new_host.requests),
+                    refreshes_sent=len(sandbox.token_requests) - token_requests, signed_out=1)
 
 
 def test_the_binding_survives_an_edit_that_is_undone(
