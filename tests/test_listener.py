@@ -202,6 +202,7 @@ def test_decide(what: str, request_head: Head, finished: bool, status: int, acce
     assert outcome.tone == ("info" if status in (200, 409) else "error")  # 200: until report() says more
     for text in (outcome.title, outcome.message):
         assert CODE not in text and STATE not in text
+        assert "Zephr" not in text  # the listener serves RFC 6749 servers too: it names no server
     if accepted:
         assert outcome.callback is not None and outcome.callback.params["state"] == STATE
         assert outcome.callback.raw_query == request_head.target.partition("?")[2]
