@@ -291,7 +291,7 @@ class CallbackListener:
         if already:
             return
         self._finish_waiting(
-            "Sign-in stopped: the redirect listener was closed before the sign-in response arrived. Run the login again."
+            "Sign-in stopped: the redirect listener closed before the sign-in response arrived. Run the login again."
         )
         self._reported.set()  # no report is coming any more: render the page now
         if accepted:
