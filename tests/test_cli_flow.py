@@ -1,5 +1,6 @@
-"""End to end: the real ``zephr-desktop`` process against the sandbox on real loopback ports,
-with a scripted user who signs in and answers the consent page."""
+"""End to end: ``zephr-desktop`` against the sandbox on real loopback ports, with a scripted user who
+signs in and answers the consent page. ``login`` runs as a real process (it waits while the user
+answers); the other commands run in this process."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from support.cli import Result, finish, run, start
+from support.cli import Result, call, finish, run, start
 from support.user import ScriptedUser
 
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Client
@@ -19,9 +20,9 @@ from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Clie
 
 def add_profile(env: dict[str, str], sb: Any, *, name: str = "demo", secret: str = DEFAULT_CLIENT_SECRET,
                 redirect: str = "http://127.0.0.1:0/callback", extra: tuple[str, ...] = ()) -> None:
-    r = run(env, "profile", "add", name, "--site", sb.url, "--token-url", sb.token_url,
-            "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", redirect, "--scope", "user.account:read",
-            "--scope", "user.profile:read", "--client-secret-stdin", *extra, stdin=secret + "\n")
+    r = call(env, "profile", "add", name, "--site", sb.url, "--token-url", sb.token_url,
+             "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", redirect, "--scope", "user.account:read",
+             "--scope", "user.profile:read", "--client-secret-stdin", *extra, stdin=secret + "\n")
     assert r.code == 0, r.err
 
 
@@ -56,16 +57,16 @@ def test_sign_in_token_status_api(child_env: dict[str, str], sandbox: Any) -> No
     assert result.code == 0, result.err
     assert result.out == ""  # stdout carried the URL line alone (read by login())
     issued = sandbox.issued[-1]
-    tok = run(child_env, "token")
+    tok = call(child_env, "token")
     assert tok.code == 0 and tok.out == issued["access_token"] + "\n"
-    status = json.loads(run(child_env, "status", "--json").out)
+    status = json.loads(call(child_env, "status", "--json").out)
     assert status["signed_in"] and not status["expired"] and status["refresh_available"]
     assert status["user_id"] == issued["user_id"]
     assert status["scopes"] == ["user.account:read", "user.profile:read"]
     assert 3500 < status["expires_in"] <= 3600
     dumped = json.dumps(status)
     assert issued["access_token"] not in dumped and issued["refresh_token"] not in dumped
-    account = run(child_env, "api", "account")
+    account = call(child_env, "api", "account")
     assert account.code == 0, account.err
     assert json.loads(account.out)["identifiers"]["email_address"] == "joe@example.com"
     # Zephr's exact token request: JSON, Basic, these keys and no others.
@@ -81,11 +82,11 @@ def test_expiry_then_automatic_refresh(child_env: dict[str, str], sandbox: Any, 
     add_profile(child_env, sandbox)
     assert login(child_env)[0].code == 0
     first = sandbox.issued[-1]
-    assert run(child_env, "token").out.strip() == first["access_token"]  # still fresh: no refresh
+    assert call(child_env, "token").out.strip() == first["access_token"]  # still fresh: no refresh
     assert sandbox.stats.get("token_refresh_token", 0) == 0
     for round_ in (1, 2):
         time.sleep(2.1)
-        tok = run(child_env, "token")
+        tok = call(child_env, "token")
         assert tok.code == 0, tok.err
         assert tok.out.strip() == sandbox.issued[-1]["access_token"] != first["access_token"]
         assert sandbox.stats["token_refresh_token"] == round_
@@ -113,7 +114,7 @@ def test_forged_callback_then_the_real_one(child_env: dict[str, str], sandbox: A
     assert requests.get(redirect, timeout=5).status_code == 200
     result = finish(proc)
     assert result.code == 0, result.err
-    assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
 
 
 def test_expired_code(child_env: dict[str, str], sandbox: Any) -> None:
@@ -146,7 +147,7 @@ def test_paste_the_redirect_url(child_env: dict[str, str], sandbox: Any) -> None
     result = finish(proc)
     assert result.code == 0, result.err
     assert "not the redirect URL" in result.err  # the wrong paste was explained, then the right one taken
-    assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
 
 
 def test_wrong_redirect_uri_is_refused_by_zephr_and_times_out_with_a_hint(
@@ -167,8 +168,8 @@ def test_registered_fixed_port_redirect(child_env: dict[str, str], sandbox: Any,
     sandbox.settings.loopback_any_port = False
     uri = f"http://127.0.0.1:{free_port}/callback"
     sandbox.register_client(Client(client_id="fixed", client_secret="s3", redirect_uris=[uri], name="Fixed"))
-    r = run(child_env, "profile", "add", "fixed", "--site", sandbox.url, "--token-url", sandbox.token_url,
-            "--client-id", "fixed", "--redirect-uri", uri, "--client-secret-stdin", stdin="s3\n")
+    r = call(child_env, "profile", "add", "fixed", "--site", sandbox.url, "--token-url", sandbox.token_url,
+             "--client-id", "fixed", "--redirect-uri", uri, "--client-secret-stdin", stdin="s3\n")
     assert r.code == 0 and uri in r.err  # tells which redirect URI to register
     result, url = login(child_env)
     assert result.code == 0, result.err
@@ -198,16 +199,16 @@ def test_sandbox_down(child_env: dict[str, str], sandbox: Any) -> None:
 
 
 def test_token_without_login_and_malformed_config(child_env: dict[str, str], sandbox: Any) -> None:
-    one_line_error(run(child_env, "token"), "No profile yet")
+    one_line_error(call(child_env, "token"), "No profile yet")
     add_profile(child_env, sandbox)
-    one_line_error(run(child_env, "token"), "No token", "login")
+    one_line_error(call(child_env, "token"), "No token", "login")
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop" / "profiles.toml"
     config.write_text(config.read_text().replace("scopes = [", "scopes = ['user\"quoted', "))
-    one_line_error(run(child_env, "token"), str(config), "profile 'demo'", "field 'scopes'")
+    one_line_error(call(child_env, "token"), str(config), "profile 'demo'", "field 'scopes'")
 
 
 def test_usage_error_exit_2(child_env: dict[str, str]) -> None:
-    r = run(child_env, "login", "--browser", "--no-browser")
+    r = call(child_env, "login", "--browser", "--no-browser")
     assert r.code == 2 and "not allowed with" in r.err
 
 

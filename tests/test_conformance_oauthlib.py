@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 from support import evidence, secrets_scan
-from support.cli import Result, finish, run, start
+from support.cli import Result, call, finish, start
 from support.oauthlib_server import OAuthlibServer
 from support.signin import error_line
 
@@ -33,9 +33,9 @@ def server() -> Iterator[OAuthlibServer]:
 
 
 def add_profile(env: dict[str, str], server: OAuthlibServer, *extra: str, secret: str = SECRET) -> None:
-    result = run(env, "profile", "add", "demo", "--site", server.site, "--token-url", server.token_url,
-                 "--client-id", CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback", "--token-format", "form",
-                 "--client-secret-stdin", *extra, stdin=secret + "\n")
+    result = call(env, "profile", "add", "demo", "--site", server.site, "--token-url", server.token_url,
+                  "--client-id", CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback", "--token-format", "form",
+                  "--client-secret-stdin", *extra, stdin=secret + "\n")
     assert result.code == 0, result.err
 
 
@@ -67,7 +67,7 @@ def stored(env: dict[str, str]) -> dict[str, bytes]:
 
 
 def signed_in_token(env: dict[str, str], server: OAuthlibServer) -> str:
-    token = run(env, "token")
+    token = call(env, "token")
     assert token.code == 0, token.err
     assert token.out.strip() in issued(server)
     return token.out.strip()
@@ -83,7 +83,7 @@ def test_sign_in_and_refresh_with_rotation(server: OAuthlibServer, child_env: di
     assert server.store.codes == {}  # redeemed codes are gone
     refresh_before = set(server.store.refresh_tokens)
     for _ in range(2):  # the second refresh must use the rotated refresh token
-        assert run(child_env, "refresh").code == 0
+        assert call(child_env, "refresh").code == 0
     latest = signed_in_token(child_env, server)
     assert latest != first
     assert not refresh_before & set(server.store.refresh_tokens), "a rotated refresh token is still alive"
@@ -97,12 +97,12 @@ def test_the_old_refresh_token_is_dead_after_rotation(server: OAuthlibServer, ch
     add_profile(child_env, server)
     assert login(child_env)[0].code == 0
     (old,) = server.store.refresh_tokens
-    assert run(child_env, "refresh").code == 0
+    assert call(child_env, "refresh").code == 0
     basic = base64.b64encode(f"{quote_plus(CLIENT_ID)}:{quote_plus(SECRET)}".encode()).decode()
     replay = requests.post(server.token_url, data={"grant_type": "refresh_token", "refresh_token": old},
                            headers={"Authorization": f"Basic {basic}"}, timeout=10)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant", replay.text
-    assert run(child_env, "refresh").code == 0  # the app holds the rotated one
+    assert call(child_env, "refresh").code == 0  # the app holds the rotated one
     evidence.record(case="old refresh token replayed after rotation", refused=True)
 
 
@@ -168,5 +168,5 @@ def test_refusals_are_clear_and_store_nothing(server: OAuthlibServer, child_env:
     assert expected in line and "Zephr" not in line, line
     assert stored(child_env) == before, "a refused sign-in changed what is stored"
     if case != "wrong secret":
-        assert run(child_env, "token").out.strip() == token
+        assert call(child_env, "token").out.strip() == token
     evidence.record(case=case, message=line.removeprefix("zephr-desktop: ").replace(server.token_url, "TOKEN_URL"))

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from support.cli import run
+from support.cli import call
 from support.user import ScriptedUser
 
 from zephr_desktop.config import load_profiles
@@ -249,9 +249,9 @@ def rfc_sandbox() -> Iterator[Sandbox]:
 def test_profile_add_issuer_then_sign_in(child_env: dict[str, str], rfc_sandbox: Sandbox) -> None:
     from support.cli import finish, start
 
-    r = run(child_env, "profile", "add", "rfc", "--issuer", rfc_sandbox.url, "--client-id", DEFAULT_CLIENT_ID,
-            "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
-            stdin=DEFAULT_CLIENT_SECRET + "\n")  # fmt: skip
+    r = call(child_env, "profile", "add", "rfc", "--issuer", rfc_sandbox.url, "--client-id", DEFAULT_CLIENT_ID,
+             "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
+             stdin=DEFAULT_CLIENT_SECRET + "\n")  # fmt: skip
     assert (r.code, r.out) == (0, ""), r.err
     assert f"Read the server's metadata from {rfc_sandbox.url}/.well-known/oauth-authorization-server" in r.err
     assert f"token_url: {rfc_sandbox.token_url} (from the metadata)" in r.err
@@ -260,7 +260,7 @@ def test_profile_add_issuer_then_sign_in(child_env: dict[str, str], rfc_sandbox:
     profile = load_profiles().profiles["rfc"]
     assert (profile.site_url, profile.token_url) == (rfc_sandbox.url, rfc_sandbox.token_url)
     assert (profile.token_format, profile.client_auth) == ("form", "basic")
-    shown = json.loads(run(child_env, "profile", "show", "rfc").out)
+    shown = json.loads(call(child_env, "profile", "show", "rfc").out)
     assert shown["authorize_url"] == rfc_sandbox.authorize_url
 
     proc = start(child_env, "login", "--no-browser", "--timeout", "20")
@@ -275,12 +275,12 @@ def test_profile_add_issuer_then_sign_in(child_env: dict[str, str], rfc_sandbox:
 
 
 def test_profile_add_issuer_refuses_zephr_mode_sandbox(child_env: dict[str, str], sandbox: Sandbox) -> None:
-    r = run(child_env, "profile", "add", "z", "--issuer", sandbox.url, "--client-id", DEFAULT_CLIENT_ID)
+    r = call(child_env, "profile", "add", "z", "--issuer", sandbox.url, "--client-id", DEFAULT_CLIENT_ID)
     assert (r.code, r.out) == (1, "")
     assert "No authorization server metadata found" in r.err and "answered 404" in r.err
     assert "Traceback" not in r.err and load_profiles().profiles == {}
 
 
 def test_profile_add_needs_a_site_or_an_issuer(child_env: dict[str, str]) -> None:
-    r = run(child_env, "profile", "add", "x", "--client-id", "abc")
+    r = call(child_env, "profile", "add", "x", "--client-id", "abc")
     assert r.code == 2 and "--site URL" in r.err and "--issuer URL" in r.err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from support import evidence, secrets_scan
-from support.cli import run
+from support.cli import call, run
 from support.proxy import Proxy
 from support.signin import account_status, add_profile, cli_add_profile, cli_login, error_line, quiet_store, sign_in
 from support.user import ScriptedUser
@@ -46,7 +46,7 @@ def test_https_is_required_except_on_loopback_even_in_a_hand_edited_file(
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop" / "profiles.toml"
     config.parent.mkdir(parents=True)
     config.write_text(f'[profiles.demo]\nsite_url = "{site}"\ntoken_url = "{token_url}"\nclient_id = "abc"\n')
-    line = error_line(run(child_env, "token"))
+    line = error_line(call(child_env, "token"))
     if refused is None:
         assert "No token for profile 'demo'" in line, line  # the file loaded: it only lacks a sign-in
     else:
@@ -90,7 +90,7 @@ def test_a_redirecting_token_endpoint_gets_no_secret(
     before = sign_in(add_profile(sandbox))
     add_profile(sandbox, token_url=redirector)
     requests_before = len(sandbox.token_requests)
-    line = error_line(run(child_env, "refresh"))
+    line = error_line(call(child_env, "refresh"))
     assert "redirected (307) to" in line and sandbox.token_url in line and "final address" in line, line
     assert len(sandbox.token_requests) == requests_before, "the token request was sent on to the redirect target"
     assert quiet_store().load("demo") == before
@@ -123,7 +123,7 @@ def test_the_public_api_call_uses_the_same_trust(
     assert tls_sandbox.cert_path
     tls_signed_in(tls_sandbox, monkeypatch, ca_bundle=tls_sandbox.cert_path if trust == "profile ca_bundle" else None)
     env = {**child_env, "REQUESTS_CA_BUNDLE": tls_sandbox.cert_path} if trust == "REQUESTS_CA_BUNDLE" else child_env
-    result = run(env, "api", "account")
+    result = call(env, "api", "account")
     if trust == "nothing":
         line = error_line(result)
         assert "TLS verification failed" in line and "/blaize/account" in line and "ca_bundle" in line, line
@@ -236,9 +236,9 @@ def test_form_bodies_and_body_client_auth_against_an_rfc_server(sandbox: Sandbox
     cli_add_profile(child_env, sandbox, "--token-format", "form", "--client-auth", "body")
     login, _ = cli_login(child_env)
     assert login.code == 0, login.err
-    assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
-    assert run(child_env, "refresh").code == 0
-    assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    assert call(child_env, "refresh").code == 0
+    assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
     assert account_status(sandbox, sandbox.issued[-1]["access_token"]) == 200
     exchange, refresh = sandbox.token_requests
     for req in (exchange, refresh):

@@ -8,7 +8,7 @@ import base64
 
 import pytest
 from support import evidence
-from support.cli import run
+from support.cli import call
 from support.signin import account_status, cli_login
 
 from zephr_desktop.sandbox import Client, Sandbox
@@ -24,8 +24,9 @@ SECRETS = [
 
 
 def add_profile(env: dict[str, str], sb: Sandbox, secret: str, *extra: str) -> None:
-    result = run(env, "profile", "add", "demo", "--site", sb.url, "--token-url", sb.token_url, "--client-id", CLIENT_ID,
-                 "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin", *extra, stdin=secret + "\n")
+    result = call(env, "profile", "add", "demo", "--site", sb.url, "--token-url", sb.token_url,
+                  "--client-id", CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
+                  "--client-secret-stdin", *extra, stdin=secret + "\n")
     assert result.code == 0, result.err
 
 
@@ -43,8 +44,8 @@ def test_client_secret_basic_with_awkward_secrets(
     add_profile(child_env, sandbox, secret, *(("--token-format", "form") if mode == "rfc" else ()))
     login, _ = cli_login(child_env)
     assert login.code == 0, login.err
-    assert run(child_env, "refresh").code == 0
-    token = run(child_env, "token").out.strip()
+    assert call(child_env, "refresh").code == 0
+    token = call(child_env, "token").out.strip()
     assert token == sandbox.issued[-1]["access_token"] and account_status(sandbox, token) == 200
     exchange, refresh = sandbox.token_requests
     expected = "application/x-www-form-urlencoded" if mode == "rfc" else "application/json"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.cli import run
+from support.cli import call
 from support.fake_session import FakeTokenEndpoint
 from support.signin import cli_login, error_line
 from support.token_server import TokenServer
@@ -124,9 +124,9 @@ def test_a_wrong_secret_names_the_server_through_the_cli(
     sandbox: Sandbox, child_env: dict[str, str], mode: str
 ) -> None:
     sandbox.settings.mode = "rfc" if mode == "rfc" else "zephr"
-    result = run(child_env, "profile", "add", "demo", "--site", sandbox.url, "--token-url", sandbox.token_url,
-                 "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
-                 "--client-secret-stdin", "--token-format", MODES[mode]["token_format"], stdin="wrong-secret\n")
+    result = call(child_env, "profile", "add", "demo", "--site", sandbox.url, "--token-url", sandbox.token_url,
+                  "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
+                  "--client-secret-stdin", "--token-format", MODES[mode]["token_format"], stdin="wrong-secret\n")
     assert result.code == 0, result.err
     login, page = cli_login(child_env)
     line = error_line(login)
