@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from support.cli import call
+from support.signin import ANY_PORT, cli_add_profile
 
 from zephr_desktop.check import OK, PROBLEM, SKIPPED, Finding, check_profile
 from zephr_desktop.config import Profile
@@ -174,11 +175,9 @@ def test_finding_as_dict() -> None:
 # -- the CLI against the sandbox: each misconfiguration its own line(s) -----------------------------------
 def add(env: dict[str, str], sb: Any, **change: str) -> None:
     values = {"--site": sb.url, "--token-url": sb.token_url, "--client-id": DEFAULT_CLIENT_ID,
-              "--redirect-uri": "http://127.0.0.1:0/callback", **change}  # fmt: skip
-    secret = values.pop("secret", DEFAULT_CLIENT_SECRET)
-    args = [part for item in values.items() for part in item]
-    r = call(env, "profile", "add", "p", *args, "--client-secret-stdin", stdin=secret + "\n")
-    assert r.code == 0, r.err
+              "--redirect-uri": ANY_PORT, "secret": DEFAULT_CLIENT_SECRET, **change}  # fmt: skip
+    cli_add_profile(env, values["--site"], values["--token-url"], name="p", client_id=values["--client-id"],
+                    redirect_uri=values["--redirect-uri"], secret=values["secret"])  # fmt: skip
 
 
 CASES: dict[str, tuple[dict[str, str], list[str]]] = {

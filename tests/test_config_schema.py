@@ -210,8 +210,8 @@ def test_a_newer_file_replacing_a_validated_one_stops_the_fast_token_path(
     child_env: dict[str, str], sandbox: Any
 ) -> None:
     """A newer release rewrote the file after `token` last validated it: `token` must not trust its stamp."""
-    cli_add_profile(child_env, sandbox, name="news")
-    result, _page = cli_login(child_env)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, name="news")
+    result = cli_login(child_env).result
     assert result.code == 0, result.err
     assert run(child_env, "token").code == 0  # validates the file and leaves the fast path's stamp
     fast = run(child_env, "token")

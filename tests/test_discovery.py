@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from support.cli import call
-from support.user import ScriptedUser
+from support.signin import cli_login
 
 from zephr_desktop.config import load_profiles
 from zephr_desktop.discovery import (
@@ -23,7 +23,7 @@ from zephr_desktop.discovery import (
     well_known_urls,
 )
 from zephr_desktop.errors import DiscoveryError, NetworkError
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
+from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 
 ISSUER = "https://auth.example.com"
 RFC = "https://auth.example.com/.well-known/oauth-authorization-server"
@@ -238,17 +238,13 @@ def test_an_issuer_where_nothing_listens(free_port: int) -> None:
 
 # -- the CLI against the sandbox's RFC mode ------------------------------------------------------------
 @pytest.fixture
-def rfc_sandbox() -> Iterator[Sandbox]:
-    sb = Sandbox(settings=SandboxSettings(loopback_any_port=True, mode="rfc")).start()
-    try:
-        yield sb
-    finally:
-        sb.stop()
+def rfc_sandbox(sandbox: Sandbox) -> Sandbox:
+    """The suite's sandbox (conftest.py), as an RFC 6749 server that publishes its metadata."""
+    sandbox.settings.mode = "rfc"
+    return sandbox
 
 
 def test_profile_add_issuer_then_sign_in(child_env: dict[str, str], rfc_sandbox: Sandbox) -> None:
-    from support.cli import finish, start
-
     r = call(child_env, "profile", "add", "rfc", "--issuer", rfc_sandbox.url, "--client-id", DEFAULT_CLIENT_ID,
              "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
              stdin=DEFAULT_CLIENT_SECRET + "\n")  # fmt: skip
@@ -263,12 +259,8 @@ def test_profile_add_issuer_then_sign_in(child_env: dict[str, str], rfc_sandbox:
     shown = json.loads(call(child_env, "profile", "show", "rfc").out)
     assert shown["authorize_url"] == rfc_sandbox.authorize_url
 
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    result, _, url = cli_login(child_env)
     assert url.startswith(rfc_sandbox.authorize_url + "?"), url
-    ScriptedUser().approve(url)
-    result = finish(proc)
     assert result.code == 0, result.err
     request = rfc_sandbox.token_requests[-1]
     assert request["content_type"] == "application/x-www-form-urlencoded" and request["authorization"] == "basic"

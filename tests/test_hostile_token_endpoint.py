@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 from support import evidence, secrets_scan
-from support.cli import Result, call, finish, start
-from support.signin import error_line
+from support.cli import Result, call, finish
+from support.signin import cli_add_profile, error_line, start_login, stored_files
 from support.token_server import TokenServer
 
 SECRET = "hostile-test-client-secret"
@@ -48,29 +48,17 @@ def endpoint() -> Iterator[TokenServer]:
 
 
 def add_profile(env: dict[str, str], server: TokenServer) -> None:
-    result = call(env, "profile", "add", "demo", "--site", server.site, "--token-url", server.url, "--client-id",
-                  "hostile-client", "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
-                  stdin=SECRET + "\n")
-    assert result.code == 0, result.err
+    cli_add_profile(env, server.site, server.url, client_id="hostile-client", secret=SECRET)
 
 
 def login(env: dict[str, str]) -> Result:
     """`login --no-browser`, this test acting as the browser that brings the code back."""
-    proc = start(env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    proc, url = start_login(env)
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     callback = f"{query['redirect_uri']}?{urlencode({'code': 'code-from-the-browser', 'state': query['state']})}"
     page = requests.get(callback, timeout=20)
     secrets_scan.collect("listener result page", page.text)
     return finish(proc)
-
-
-def stored(env: dict[str, str]) -> dict[str, bytes]:
-    """Every file the app keeps in its data dir, by path (lock files aside): the stored token and secrets."""
-    root = Path(env["XDG_DATA_HOME"])
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock")}
 
 
 def no_escapes(text: str) -> None:
@@ -116,7 +104,7 @@ def signed_in(env: dict[str, str], endpoint: TokenServer) -> tuple[dict[str, byt
     endpoint.answer(200, good(1, expires_in=0))
     first = login(env)
     assert first.code == 0, first.err
-    return stored(env), call(env, "status", "--json").out
+    return stored_files(env), call(env, "status", "--json").out
 
 
 def refused(result: Result, command: str, field: str) -> str:
@@ -130,7 +118,7 @@ def refused(result: Result, command: str, field: str) -> str:
 
 def still_signed_in(env: dict[str, str], before: dict[str, bytes], status_before: str) -> None:
     """What was stored is byte for byte what it was, and `status` shows it, cleanly."""
-    assert stored(env) == before, "a refused token response changed what is stored"
+    assert stored_files(env) == before, "a refused token response changed what is stored"
     status = call(env, "status")
     assert status.code == 0 and "Traceback" not in status.err, status.err
     assert f"user id:   {USER_ID}" in status.out, status.out
@@ -144,7 +132,7 @@ def test_every_hostile_field_is_refused_by_refresh(endpoint: TokenServer, child_
     for n, (case, fields, field) in enumerate(ATTACKS, start=2):
         endpoint.answer(200, hostile_body(n, fields))
         line = refused(call(child_env, "refresh"), "refresh", field)
-        assert stored(child_env) == before, f"{case}: `refresh` changed what is stored"
+        assert stored_files(child_env) == before, f"{case}: `refresh` changed what is stored"
         evidence.record(attack=case, command="refresh", refused=True, stored_unchanged=True,
                         message=line.replace(endpoint.url, "TOKEN_URL"))
     still_signed_in(child_env, before, status_before)
@@ -164,7 +152,7 @@ def test_reported_attacks_through_login_and_token(endpoint: TokenServer, child_e
     for command in ("login", "token"):
         result = login(child_env) if command == "login" else call(child_env, command)
         line = refused(result, command, field)
-        assert stored(child_env) == before, f"`{command}` changed what is stored"
+        assert stored_files(child_env) == before, f"`{command}` changed what is stored"
         evidence.record(attack=case, command=command, refused=True, stored_unchanged=True,
                         message=line.replace(endpoint.url, "TOKEN_URL"))
     still_signed_in(child_env, before, status_before)

@@ -31,6 +31,7 @@ FORMATTED: tuple[str, ...] = (
     "tests/support/proxy.py",
     "tests/support/rawhttp.py",
     "tests/support/secrets_scan.py",
+    "tests/support/signin.py",
     "tests/support/user.py",
     "tests/test_accounts.py",
     "tests/test_check.py",

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 from support.cli import call, finish, run, start
+from support.signin import cli_add_profile, start_login
 from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile
@@ -35,11 +36,7 @@ def sb(sandbox: Any) -> Any:
 
 
 def add_profile(env: dict[str, str], sb: Any, redirect: str = THIRD_PARTY) -> str:
-    r = call(env, "profile", "add", "elsewhere", "--site", sb.url, "--token-url", sb.token_url,
-             "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", redirect, "--client-secret-stdin",
-             stdin=DEFAULT_CLIENT_SECRET + "\n")  # fmt: skip
-    assert r.code == 0, r.err
-    return r.err
+    return cli_add_profile(env, sb.url, sb.token_url, name="elsewhere", redirect_uri=redirect).err
 
 
 def test_profile_add_says_how_the_redirect_is_caught(child_env: dict[str, str], sb: Any) -> None:
@@ -52,9 +49,8 @@ def test_profile_add_says_how_the_redirect_is_caught(child_env: dict[str, str], 
 
 def test_no_browser_takes_the_pasted_final_url(child_env: dict[str, str], sb: Any) -> None:
     add_profile(child_env, sb)
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None and proc.stdin is not None
-    url = proc.stdout.readline().strip()
+    proc, url = start_login(child_env)
+    assert proc.stdin is not None
     assert f"redirect_uri={urlencode({'': THIRD_PARTY})[1:]}" in url  # the registered URI, exactly
     final = ScriptedUser().consent(url)  # where the browser ends up; nobody requests it
     assert final.startswith(THIRD_PARTY + "?code=")
@@ -93,9 +89,9 @@ def test_browser_mode_asks_for_the_address_bar(child_env: dict[str, str], sb: An
 
 def test_a_pasted_deny_ends_the_sign_in(child_env: dict[str, str], sb: Any) -> None:
     add_profile(child_env, sb)
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None and proc.stdin is not None
-    proc.stdin.write(ScriptedUser().consent(proc.stdout.readline().strip(), allow=False) + "\n")
+    proc, url = start_login(child_env)
+    assert proc.stdin is not None
+    proc.stdin.write(ScriptedUser().consent(url, allow=False) + "\n")
     proc.stdin.flush()
     result = finish(proc)
     assert result.code == 1 and "denied" in result.err and "Traceback" not in result.err

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from support import evidence, secrets_scan
-from support.cli import call, finish, start
-from support.signin import account_status, add_profile, error_line, quiet_store, sign_in
+from support.cli import call
+from support.signin import account_status, add_profile, cli_login, error_line, quiet_store, sign_in
 from support.user import ScriptedUser
 
 from zephr_desktop.oauth import Token
@@ -193,11 +193,7 @@ def test_login_fault_stores_nothing_half_way(
     keys_before = set(json.loads(secrets_file.read_text()))
     env = dict(child_env)
     fault.provoke(sb, env)
-    proc = start(env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    page = ScriptedUser().approve(url)
-    result = finish(proc)
+    result, page, _ = cli_login(env)
     line = error_line(result)
     assert_distinct(line, fault)
     assert page.status_code == 200 and "Sign-in failed" in page.text, page.text[:300]

@@ -18,7 +18,7 @@ from support.signin import account_status, add_profile, cli_add_profile, cli_log
 from support.user import ScriptedUser
 
 from zephr_desktop.config import get_profile, save_profile, with_changes
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
+from zephr_desktop.sandbox import Sandbox, SandboxSettings
 
 # -- https required (also for a hand-edited profiles.toml) -------------------------------------
 
@@ -189,13 +189,10 @@ def test_http_proxy_is_used_for_the_token_endpoint_and_the_api(sandbox: Sandbox,
     direct = {**child_env, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     with Proxy() as proxy:
         env = {**direct, "HTTP_PROXY": proxy.url, "http_proxy": proxy.url}
-        r = run(env, "profile", "add", "demo", "--site", site, "--token-url", f"{site}/zephr/oauth2/token",
-                "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
-                "--client-secret-stdin", stdin=DEFAULT_CLIENT_SECRET + "\n")
-        assert r.code == 0, r.err
+        cli_add_profile(env, site, f"{site}/zephr/oauth2/token", via=run)
         user = ScriptedUser()
         user.http.proxies = {"http": proxy.url}  # the "browser" uses the proxy too
-        login, _ = cli_login(env, user=user)
+        login = cli_login(env, user=user).result
         assert login.code == 0, login.err
         assert run(env, "refresh").code == 0
         api = run(env, "api", "account")
@@ -233,8 +230,8 @@ def test_https_proxy_tunnels_the_token_request(
 @pytest.mark.reliability("rfc6749")
 def test_form_bodies_and_body_client_auth_against_an_rfc_server(sandbox: Sandbox, child_env: dict[str, str]) -> None:
     sandbox.settings.mode = "rfc"
-    cli_add_profile(child_env, sandbox, "--token-format", "form", "--client-auth", "body")
-    login, _ = cli_login(child_env)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, "--token-format", "form", "--client-auth", "body")
+    login = cli_login(child_env).result
     assert login.code == 0, login.err
     assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
     assert call(child_env, "refresh").code == 0
@@ -251,8 +248,8 @@ def test_form_bodies_and_body_client_auth_against_an_rfc_server(sandbox: Sandbox
 
 @pytest.mark.reliability("rfc6749")
 def test_a_form_profile_against_zephr_names_the_setting_to_change(sandbox: Sandbox, child_env: dict[str, str]) -> None:
-    cli_add_profile(child_env, sandbox, "--token-format", "form", "--client-auth", "body")
-    login, page = cli_login(child_env)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, "--token-format", "form", "--client-auth", "body")
+    login, page, _ = cli_login(child_env)
     line = error_line(login)
     assert "invalid_request" in line and "token_format" in line, line
     assert "Sign-in failed" in page.text
