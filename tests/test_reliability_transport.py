@@ -4,14 +4,12 @@ proxies) and RFC 6749 servers (form bodies, client credentials in the body)."""
 from __future__ import annotations
 
 import http.server
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import evidence, secrets_scan
+from support import evidence
 from support.cli import call, run
 from support.proxy import Proxy
 from support.signin import account_status, add_profile, cli_add_profile, cli_login, error_line, quiet_store, sign_in
@@ -153,14 +151,6 @@ def test_verification_cannot_be_switched_off_from_the_environment(
     evidence.record(case=f"switch TLS off with {attempt}", switched_off=False)
 
 
-def _plain_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI without --verbose: what a person sees by default."""
-    proc = subprocess.run([sys.executable, "-m", "zephr_desktop", *args], capture_output=True, text=True, env=env,
-                          timeout=60)
-    secrets_scan.collect(f"stderr of `zephr-desktop {' '.join(args)}` (not verbose)", proc.stderr)
-    return proc
-
-
 @pytest.mark.reliability("transport")
 def test_insecure_skip_tls_verify_works_and_says_so_loudly_every_time(
     tls_sandbox: Sandbox, child_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -171,11 +161,11 @@ def test_insecure_skip_tls_verify_works_and_says_so_loudly_every_time(
     save_profile(with_changes(get_profile("demo"), ca_bundle=None, insecure_skip_tls_verify=True))
     warning = "TLS certificate verification is OFF for profile 'demo'"
     for args in (("refresh",), ("api", "account")):
-        result = _plain_run(child_env, *args)
-        assert result.returncode == 0, result.stderr
-        assert warning in result.stderr, f"`{' '.join(args)}` skipped TLS verification without saying so"
+        result = run(child_env, *args, verbose=False)
+        assert result.code == 0, result.err
+        assert warning in result.err, f"`{' '.join(args)}` skipped TLS verification without saying so"
     # A cached token needs no request, so there is nothing to warn about.
-    assert warning not in _plain_run(child_env, "token").stderr
+    assert warning not in run(child_env, "token", verbose=False).err
     evidence.record(case="insecure_skip_tls_verify", warned_on=["refresh", "api account"])
 
 

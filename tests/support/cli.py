@@ -6,8 +6,9 @@ process boundary shows: the fast path of ``token``, the exit status the shell se
 command imports, the umask and file modes, and commands that start children of their own
 (``login`` opens a browser) or wait while the test talks to them.
 
-Every command runs with ``--verbose``, and what it writes goes to the suite's secrets scan
-(stdout too, except for ``token``, whose stdout is the token itself).
+Every command runs with ``--verbose`` unless told otherwise (``verbose=False``: what a person sees
+by default, and the only way ``token`` takes its fast path), and what it writes goes to the
+suite's secrets scan (stdout too, except for ``token``, whose stdout is the token itself).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ class Result:
     err: str
 
 
-def _command(args: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "zephr_desktop", "--verbose", *args]
+def _command(args: tuple[str, ...], verbose: bool = True) -> list[str]:
+    return [sys.executable, "-m", "zephr_desktop", *(["--verbose"] if verbose else []), *args]
 
 
 def _collect(args: tuple[str, ...], out: str, err: str) -> None:
@@ -147,10 +148,10 @@ def call(env: Mapping[str, str], *args: str, stdin: str = "") -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def run(env: dict[str, str], *args: str, stdin: str = "", timeout: float = 60) -> Result:
-    """Run ``python -m zephr_desktop --verbose ARGS`` as a child process, to completion."""
+def run(env: dict[str, str], *args: str, stdin: str = "", timeout: float = 60, verbose: bool = True) -> Result:
+    """Run ``python -m zephr_desktop [--verbose] ARGS`` as a child process, to completion."""
     proc = subprocess.run(
-        _command(args),
+        _command(args, verbose),
         input=stdin,
         capture_output=True,
         text=True,
