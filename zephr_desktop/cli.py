@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from . import __version__
-from .errors import LoginCancelledError, ZephrError
+from .errors import LoginCancelledError, PortInUseError, ZephrError
 
 PROG = "zephr-desktop"
 log = logging.getLogger(__name__)
@@ -292,13 +292,35 @@ def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event, ended: threadi
         flow.cancel()
 
 
+def _app_holds_port(exc: PortInUseError) -> None:
+    """Raise a plain error when the port is taken by the desktop app's own sign-in in progress."""
+    from urllib.parse import urlsplit
+
+    from .config import config_dir
+    from .instance import app_listening_on
+
+    listening = app_listening_on(config_dir())
+    try:
+        port = urlsplit(f"//{listening}").port if listening else None
+    except ValueError:
+        port = None
+    if port == exc.port:
+        raise ZephrError(
+            f"The desktop app is waiting for a sign-in on {listening}; finish or cancel it there, then try again."
+        ) from exc
+
+
 def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     from .login import LoginFlow
 
     profile = _profile(args.profile)
     store = _store()
     flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=args.timeout)
-    url = flow.start()
+    try:
+        url = flow.start()
+    except PortInUseError as exc:
+        _app_holds_port(exc)
+        raise
     done, stdin_ended = threading.Event(), threading.Event()
     reader: threading.Thread | None = None
     # With a redirect URI that is not on this computer, nothing listens: the person pastes where the browser ended.

@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -116,7 +117,11 @@ class DevTools:
         """Send one command to a page and return its ``result``; raise HarnessError on a protocol error."""
         sock = self._sockets.get(page["id"])
         if sock is None:
-            sock = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
+            try:
+                sock = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
+            except (OSError, websocket.WebSocketException) as exc:
+                # A window that swapped its page a moment ago leaves a target that is already gone: a wait retries.
+                raise HarnessError(f"DevTools {method} on {page.get('url')!r}: {type(exc).__name__}: {exc}") from exc
             self._sockets[page["id"]] = sock
         self._next_id += 1
         message_id = self._next_id
@@ -181,6 +186,8 @@ class GuiApp:
         self.xdg = {name: tmp / name.lower() for name in names}
         for path in (self.home, *self.xdg.values()):
             path.mkdir(parents=True, exist_ok=True)
+        # The runtime dir holds the app's one-instance socket: private, and short (a socket path has ~100 bytes).
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="zephr-rt-"))
         self.screenshots = screenshots or tmp / "screenshots"
         self.app_log = tmp / "app.log"
         self.display: str | None = None
@@ -230,6 +237,7 @@ class GuiApp:
             self.devtools.close()
         _kill_group(self.app)
         _kill_group(self.xvfb)
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def _remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -269,6 +277,7 @@ class GuiApp:
         """The app's environment as a person's session would have it: private X display, XDG dirs, file keyring."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ZEPHR_", "XDG_", "QT_", "PYTHON_KEYRING"))}
         env.update({k: str(v) for k, v in self.xdg.items()})
+        env["XDG_RUNTIME_DIR"] = str(self.runtime_dir)
         env.update(
             {
                 "HOME": str(self.home),
@@ -307,6 +316,36 @@ class GuiApp:
         main = self.wait_for(lambda: self.devtools and self.devtools.pages()[:1], "the main window's page", timeout=30)
         self.main_page_id, self.app_url = main[0]["id"], main[0]["url"]
         self.wait_js("document.body.dataset.ready === 'true'", timeout=40, what="the main page to be ready")
+
+    def launch_again(
+        self, profile: str | None = None, *, demo: bool = False, timeout: float = 30.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Start the app once more, as a person would from the menu or a shell, and wait for that process to end.
+
+        The first process stays ``self.app``. This one runs in its own process group, killed
+        (with any window it opened) if it has not ended after ``timeout`` seconds.
+        """
+        assert self.display, "enter the GuiApp first"
+        args = [sys.executable, "-c", _APP_CODE, profile or "", "demo" if demo else ""]
+        proc = subprocess.Popen(
+            args,
+            env=self.env(),
+            cwd=str(self.tmp),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=min(timeout, self._remaining()))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)  # type: ignore[arg-type]
+            out, err = proc.communicate()
+            raise HarnessError(f"the second launch did not end within {timeout:.0f} s; stderr: {err}") from None
+        finally:
+            _kill_group(proc)  # type: ignore[arg-type]
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
     def _connect_devtools(self, port: int, log_start: int) -> DevTools:
         """Wait for the app's engine to announce its debugging server, and check that this port is it.

@@ -26,7 +26,7 @@ from zephr_desktop.store import TokenStore
 SURFACE = {
     "init", "state", "select_profile", "save_profile", "remove_profile", "sign_in", "cancel_sign_in",
     "open_in_browser", "refresh", "set_auto_refresh", "copy", "copy_text", "test_token", "sign_out", "secret_status",
-    "check_profile",
+    "check_profile", "about",
 }  # fmt: skip
 
 
@@ -68,11 +68,12 @@ class FakeConsent:
 class FakeShell:
     """Records what the bridge asks of the windows."""
 
-    def __init__(self) -> None:
+    def __init__(self, browser_only: str | None = None) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.consents: list[FakeConsent] = []
         self.copied: list[str] = []
         self.opened: list[str] = []
+        self.browser_only_reason = browser_only
 
     def push(self, event: dict[str, Any]) -> None:
         self.events.put(event)
@@ -88,6 +89,9 @@ class FakeShell:
 
     def open_browser(self, url: str) -> None:
         self.opened.append(url)
+
+    def browser_only(self) -> str | None:
+        return self.browser_only_reason
 
     def next_event(self, kind: str, timeout: float = 15.0) -> dict[str, Any]:
         end = time.monotonic() + timeout

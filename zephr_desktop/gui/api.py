@@ -70,7 +70,7 @@ def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
 
 
 def _profile_functions(session: Session) -> list[PageFunction]:
-    """Drawing the page, and the profiles: choosing, saving, checking and removing one."""
+    """Drawing the page, the About list, and the profiles: choosing, saving, checking and removing one."""
 
     def init() -> dict[str, Any]:
         """Everything the page needs to draw itself the first time."""
@@ -98,11 +98,18 @@ def _profile_functions(session: Session) -> list[PageFunction]:
         # Not part of init(): the first secret-store read imports keyring, ~100 ms the start must not pay.
         return {"ok": True, "has_secret": session.has_secret(str(name))}
 
+    def about() -> dict[str, Any]:
+        """The version and where files are kept: profiles.toml, the data dir, the secret store."""
+        # Asked when the settings view opens, not at start: naming the secret store imports keyring.
+        from .. import __version__
+
+        return {"ok": True, "version": __version__, **session.where()}
+
     def check_profile(form: dict[str, Any]) -> dict[str, Any]:
         """Say what is wrong with the settings form's profile (unsaved edits included), before any sign-in."""
         return _check_profile(session, form)
 
-    return [init, state, select_profile, save_profile, remove_profile, secret_status, check_profile]
+    return [init, state, select_profile, save_profile, remove_profile, secret_status, about, check_profile]
 
 
 def _sign_in_functions(session: Session) -> list[PageFunction]:
@@ -282,6 +289,7 @@ def _state_view(shown: Snapshot) -> dict[str, Any]:
         "error": shown.error,
         "notice": shown.notice,
         "demo_hint": shown.demo_hint,
+        "browser_only": shown.browser_only,
     }
 
 

@@ -72,6 +72,9 @@ class Shell(Protocol):
     def open_browser(self, url: str) -> None:
         """Open ``url`` in the system browser."""
 
+    def browser_only(self) -> str | None:
+        """Why sign-ins go to the system browser here instead of the consent window (None: they do not)."""
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -89,6 +92,7 @@ class Snapshot:
     error: str | None
     notice: str | None
     demo_hint: str | None
+    browser_only: str | None = None
 
 
 @dataclass
@@ -165,6 +169,7 @@ class Session:
                 error=self._error or error,
                 notice=self._notice,
                 demo_hint=self._demo_hint,
+                browser_only=self._shell.browser_only(),
             )
 
     def requested_profile_problem(self, shown: Snapshot) -> str | None:
@@ -195,6 +200,18 @@ class Session:
             except ZephrError:
                 self._secret_known[name] = False
         return self._secret_known[name]
+
+    def where(self) -> dict[str, str]:
+        """Where this window's files are kept: ``config_file``, ``data_dir``, ``secret_store`` (in words)."""
+        from ..config import config_path
+
+        try:
+            backend = self._store.secrets
+            path = getattr(backend, "path", None)
+            secrets = f"a private file, {path}" if path is not None else f"the system {backend.name}"
+        except Exception as exc:  # a keyring that fails to load says so here, not as a crash
+            secrets = f"unknown (the secret store could not be opened: {type(exc).__name__})"
+        return {"config_file": str(config_path()), "data_dir": str(self._store.directory), "secret_store": secrets}
 
     # -- profiles ------------------------------------------------------------------------
     def select(self, name: str) -> Profiles:
@@ -265,13 +282,21 @@ class Session:
         profile = self.current_profile()
         # Read before taking the lock: a keyring may block on an unlock prompt.
         secret = self._store.get_client_secret(profile.name)
+        in_browser = self._shell.browser_only() is not None  # no isolated consent window on this backend
         with self._lock:
             if self._signin is not None:
                 raise ZephrError("A sign-in is already waiting for you to click Allow.")
             flow = LoginFlow(profile, secret, store=self._store, timeout=self._login_timeout, clock=self._clock)
+            if in_browser and not flow.listens:
+                # The browser would deliver the code to the third party itself; only the Qt window can catch it.
+                raise ZephrError(
+                    f"This profile's redirect URI ({flow.redirect_uri}) is not on this computer, and on this "
+                    "platform the app cannot catch it in its own window. Use `zephr-desktop login` and paste "
+                    "the final address, or register a loopback redirect URI."
+                )
             self._error = self._notice = None
             url = flow.start()  # the listener is bound before the page is shown
-            signin = self._signin = _SignIn(flow)
+            signin = self._signin = _SignIn(flow, in_browser=in_browser)
         threading.Thread(target=self._wait, args=(signin, profile), name="zephr-sign-in", daemon=True).start()
         hooks = ConsentHooks(
             on_user_close=functools.partial(self._consent_closed, signin),
@@ -280,6 +305,9 @@ class Session:
             hand_over=functools.partial(self._hand_over, signin),
         )
         try:
+            if in_browser:
+                self._shell.open_browser(url)
+                return
             consent = self._shell.open_consent(url, profile, hooks)
         except BaseException:
             flow.cancel()  # free the port now rather than when the wait times out
@@ -289,6 +317,11 @@ class Session:
                 signin.consent = consent
                 return
         consent.close()  # the sign-in already ended (or moved to the browser)
+
+    def listening_on(self) -> str | None:
+        """The redirect URI the sign-in in progress listens on (None when none is in progress)."""
+        with self._lock:
+            return self._signin.flow.redirect_uri if self._signin is not None else None
 
     def cancel_sign_in(self) -> None:
         """Stop waiting for the callback (listener closed, port freed)."""
