@@ -22,9 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "screenshots"
-sys.path.insert(0, str(ROOT / "tests" / "gui"))
+sys.path[:0] = [str(ROOT / "tests" / "gui"), str(ROOT / "tests")]
 
-import harness  # noqa: E402  (the GUI tests' harness, found through the path above)
+import harness  # noqa: E402  (the GUI tests' harness and its helpers in tests/support, found through the path above)
 
 from zephr_desktop.sandbox import Sandbox, SandboxSettings  # noqa: E402
 

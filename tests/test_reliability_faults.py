@@ -18,8 +18,16 @@ from pathlib import Path
 
 import pytest
 from support import evidence, secrets_scan
-from support.cli import finish, run, start
-from support.signin import account_status, add_profile, edit_keeping_sign_in, error_line, sign_in, stored_token
+from support.cli import call
+from support.signin import (
+    account_status,
+    add_profile,
+    cli_login,
+    edit_keeping_sign_in,
+    error_line,
+    sign_in,
+    stored_token,
+)
 from support.user import ScriptedUser
 
 from zephr_desktop.oauth import Token
@@ -115,7 +123,7 @@ def still_signed_in(sb: Sandbox, env: dict[str, str], before: Token) -> None:
     """The token stored before the failure: still stored, still printed, still accepted by the API."""
     stored = stored_token()
     assert stored == before, "the stored token or its refresh token changed after a failed request"
-    printed = run(env, "token")
+    printed = call(env, "token")
     assert printed.code == 0 and printed.out == before.access_token + "\n", printed.err
     assert account_status(sb, before.access_token) == 200, "the stored access token no longer works"
 
@@ -142,7 +150,7 @@ def test_refresh_fault_leaves_the_token_alone(
     before = signed_in(sb, monkeypatch)
     env = dict(child_env)
     fault.provoke(sb, env)
-    line = error_line(run(env, "refresh"))
+    line = error_line(call(env, "refresh"))
     assert_distinct(line, fault)
     _restore(sb)
     still_signed_in(sb, child_env, before)
@@ -160,7 +168,7 @@ def test_refresh_over_tls_needs_a_trusted_certificate(
     env = dict(child_env)
     if trust == "REQUESTS_CA_BUNDLE":
         env["REQUESTS_CA_BUNDLE"] = sb.cert_path
-    result = run(env, "refresh")
+    result = call(env, "refresh")
     if trust == "none":
         fault = next(f for f in FAULTS if f.tls)
         line = error_line(result)
@@ -173,7 +181,7 @@ def test_refresh_over_tls_needs_a_trusted_certificate(
     assert result.code == 0, result.err
     refreshed = stored_token()
     assert refreshed is not None and refreshed.access_token != before.access_token
-    assert run(env, "token").out.strip() == refreshed.access_token
+    assert call(env, "token").out.strip() == refreshed.access_token
     assert account_status(sb, refreshed.access_token) == 200
     evidence.record(command="refresh", tls_trusted_by=trust)
 
@@ -193,11 +201,7 @@ def test_login_fault_stores_nothing_half_way(
     keys_before = set(json.loads(secrets_file.read_text()))
     env = dict(child_env)
     fault.provoke(sb, env)
-    proc = start(env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    page = ScriptedUser().approve(url)
-    result = finish(proc)
+    result, page, _ = cli_login(env)
     line = error_line(result)
     assert_distinct(line, fault)
     assert page.status_code == 200 and "Sign-in failed" in page.text, page.text[:300]
@@ -268,7 +272,7 @@ def test_a_token_url_answering_nonsense_is_refused_clearly(
 ) -> None:
     before = signed_in(sb, monkeypatch)
     edit_keeping_sign_in(token_url=f"{case.scheme}://{raw_server}/zephr/oauth2/token")
-    line = error_line(run({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": READ_TIMEOUT}, "refresh"))
+    line = error_line(call({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": READ_TIMEOUT}, "refresh"))
     assert_distinct(line, case)
     assert stored_token() == before
     evidence.record(command="refresh", fault=case.name, message=shown(line))
@@ -316,6 +320,6 @@ def test_a_bad_timeout_setting_is_one_clear_line(
     sb: Sandbox, child_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = signed_in(sb, monkeypatch)
-    line = error_line(run({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": "soon"}, "refresh"))
+    line = error_line(call({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": "soon"}, "refresh"))
     assert "ZEPHR_DESKTOP_HTTP_TIMEOUT='soon' is not a timeout" in line, line
     still_signed_in(sb, child_env, before)

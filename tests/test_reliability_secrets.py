@@ -86,8 +86,8 @@ def test_a_verbose_cli_session_logs_every_step_and_no_secret(sandbox: Sandbox, c
     sandbox.settings.rotate_refresh_tokens = True
     results: dict[str, Result] = {}
     with observed_secrets() as seen:
-        results["profile add"] = cli_add_profile(child_env, sandbox)
-        results["login"], page = cli_login(child_env)
+        results["profile add"] = cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
+        results["login"], page, _ = cli_login(child_env)
         for args in (("token",), ("status", "--json"), ("refresh",), ("api", "account"), ("api", "profile"),
                      ("profile", "show", "demo"), ("logout", "--all")):
             results[" ".join(args)] = run(child_env, *args)
@@ -114,8 +114,8 @@ def test_files_are_private_and_loosened_ones_are_tightened(
 ) -> None:
     old_umask = os.umask(umask)  # the children inherit it: a permissive one must not matter
     try:
-        cli_add_profile(child_env, sandbox)
-        assert cli_login(child_env)[0].code == 0
+        cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
+        assert cli_login(child_env).result.code == 0
         assert run(child_env, "refresh").code == 0
     finally:
         os.umask(old_umask)
@@ -154,7 +154,8 @@ def test_with_a_keyring_the_secrets_go_there_and_not_to_disk(
 ) -> None:
     env = keyring_env(child_env, tmp_path / "ring.json")
     with observed_secrets() as seen:
-        results = [cli_add_profile(env, sandbox), cli_login(env)[0], run(env, "refresh"), run(env, "token")]
+        added = cli_add_profile(env, sandbox.url, sandbox.token_url, via=run)
+        results = [added, cli_login(env).result, run(env, "refresh"), run(env, "token")]
     assert all(r.code == 0 for r in results), [r.err for r in results]
     assert not any(NOTICE in r.err for r in results), "the file-fallback notice appeared although a keyring works"
     ring = json.loads((tmp_path / "ring.json").read_text())
@@ -173,9 +174,9 @@ def test_with_a_keyring_the_secrets_go_there_and_not_to_disk(
 
 @pytest.mark.reliability("secret-storage")
 def test_without_a_keyring_the_0600_file_works_and_says_so_once(sandbox: Sandbox, child_env: dict[str, str]) -> None:
-    results = [cli_add_profile(child_env, sandbox), cli_login(child_env)[0]]
+    results = [cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run), cli_login(child_env).result]
     results += [run(child_env, *args) for args in (("token",), ("refresh",), ("status",), ("api", "account"))]
-    results.append(cli_login(child_env)[0])
+    results.append(cli_login(child_env).result)
     assert all(r.code == 0 for r in results), [r.err for r in results]
     notices = [r.err.count(NOTICE) for r in results]
     assert notices[0] == 1 and sum(notices) == 1, f"the notice should come once, with the first command: {notices}"
@@ -196,8 +197,8 @@ def test_switching_between_file_and_keyring_loses_nothing(
     steps: list[str] = []
 
     # 1. No keyring: the secret and the refresh token go to the 0600 file.
-    cli_add_profile(child_env, sandbox)
-    assert cli_login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
+    assert cli_login(child_env).result.code == 0
     assert DEFAULT_CLIENT_SECRET in json.loads(secrets_file.read_text()).values()
     steps.append("file: profile add, login")
 

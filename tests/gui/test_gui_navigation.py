@@ -24,7 +24,7 @@ import pytest
 from harness import GuiApp, seed_profile
 from support import evidence
 
-from zephr_desktop.sandbox import Sandbox, SandboxSettings
+from zephr_desktop.sandbox import Sandbox
 
 pytestmark = pytest.mark.gui
 
@@ -33,12 +33,9 @@ SETTLE = 1.5  # seconds for a navigation, a new window or a launched handler to 
 
 
 @pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    server = Sandbox(settings=SandboxSettings(loopback_any_port=True)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def sb(sandbox: Sandbox) -> Sandbox:
+    """The suite's sandbox (conftest.py)."""
+    return sandbox
 
 
 class Launches:
