@@ -34,7 +34,10 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     before = docs.stat().st_mtime_ns if docs.exists() else None
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--output", str(md), "--json", str(js)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"the quick benchmark broke:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     assert (docs.stat().st_mtime_ns if docs.exists() else None) == before, "--quick must not touch docs/"

@@ -191,10 +191,12 @@ def test_token_path_imports_only_stdlib_and_platformdirs(child_env: dict[str, st
     import subprocess
     import sys
 
-    code = ("import sys, zephr_desktop.cli as c; rc = c.main(['token']); "
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'authlib', 'requests', 'keyring', 'PyQt6', 'webview', 'filelock', 'urllib3', 'tomli_w'}); "
-            "print(heavy, file=sys.stderr); sys.exit(rc)")
+    code = (
+        "import sys, zephr_desktop.cli as c; rc = c.main(['token']); "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'authlib', 'requests', 'keyring', 'PyQt6', 'webview', 'filelock', 'urllib3', 'tomli_w'}); "
+        "print(heavy, file=sys.stderr); sys.exit(rc)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "[]"

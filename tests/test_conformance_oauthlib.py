@@ -88,8 +88,12 @@ def test_the_old_refresh_token_is_dead_after_rotation(server: OAuthlibServer, ch
     (old,) = server.store.refresh_tokens
     assert call(child_env, "refresh").code == 0
     basic = base64.b64encode(f"{quote_plus(CLIENT_ID)}:{quote_plus(SECRET)}".encode()).decode()
-    replay = requests.post(server.token_url, data={"grant_type": "refresh_token", "refresh_token": old},
-                           headers={"Authorization": f"Basic {basic}"}, timeout=10)
+    replay = requests.post(
+        server.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": old},
+        headers={"Authorization": f"Basic {basic}"},
+        timeout=10,
+    )
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant", replay.text
     assert call(child_env, "refresh").code == 0  # the app holds the rotated one
     evidence.record(case="old refresh token replayed after rotation", refused=True)

@@ -15,14 +15,30 @@ from support.signin import cli_add_profile, cli_login
 
 from zephr_desktop.fasttoken import cached_token
 
-HEAVY = {"authlib", "requests", "urllib3", "keyring", "filelock", "tomli_w", "tomllib", "argparse", "PyQt6",
-         "webview", "http", "ssl", "zephr_desktop.cli", "zephr_desktop.config"}
-PROBE = ("import runpy, sys\n"
-         "sys.argv = ['zephr-desktop'] + sys.argv[1:]\n"
-         "try:\n"
-         "    runpy.run_module('zephr_desktop', run_name='__main__')\n"
-         "finally:\n"
-         "    print(sorted(m for m in sys.modules if m in HEAVY), file=sys.stderr)\n")
+HEAVY = {
+    "authlib",
+    "requests",
+    "urllib3",
+    "keyring",
+    "filelock",
+    "tomli_w",
+    "tomllib",
+    "argparse",
+    "PyQt6",
+    "webview",
+    "http",
+    "ssl",
+    "zephr_desktop.cli",
+    "zephr_desktop.config",
+}
+PROBE = (
+    "import runpy, sys\n"
+    "sys.argv = ['zephr-desktop'] + sys.argv[1:]\n"
+    "try:\n"
+    "    runpy.run_module('zephr_desktop', run_name='__main__')\n"
+    "finally:\n"
+    "    print(sorted(m for m in sys.modules if m in HEAVY), file=sys.stderr)\n"
+)
 
 
 @pytest.mark.parametrize(

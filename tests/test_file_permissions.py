@@ -42,8 +42,13 @@ def home_env(child_env: dict[str, str], home: Path) -> dict[str, str]:
 def run_umask0(env: dict[str, str], *args: str, stdin: str = "") -> Result:
     """`zephr-desktop ARGS` in a process whose umask is 000."""
     proc = subprocess.run(
-        [sys.executable, "-m", "zephr_desktop", *args], input=stdin, capture_output=True, text=True, env=env,
-        timeout=60, preexec_fn=lambda: os.umask(0),
+        [sys.executable, "-m", "zephr_desktop", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        preexec_fn=lambda: os.umask(0),
     )
     secrets_scan.collect(f"stderr of `zephr-desktop {' '.join(args)}`", proc.stderr)
     return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -56,13 +61,31 @@ def test_with_umask_000_every_directory_made_is_0700_and_every_file_0600(
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
     env = home_env(child_env, home)
-    added = run_umask0(env, "profile", "add", "demo", "--site", sandbox.url, "--token-url", sandbox.token_url,
-                       "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
-                       "--client-secret-stdin", stdin=DEFAULT_CLIENT_SECRET + "\n")
+    added = run_umask0(
+        env,
+        "profile",
+        "add",
+        "demo",
+        "--site",
+        sandbox.url,
+        "--token-url",
+        sandbox.token_url,
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+        "--client-secret-stdin",
+        stdin=DEFAULT_CLIENT_SECRET + "\n",
+    )
     assert added.code == 0, added.err
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zephr_desktop", "login", "--no-browser", "--timeout", "20"], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=lambda: os.umask(0),
+        [sys.executable, "-m", "zephr_desktop", "login", "--no-browser", "--timeout", "20"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: os.umask(0),
     )
     assert proc.stdout is not None
     ScriptedUser().approve(proc.stdout.readline().strip())
@@ -85,8 +108,11 @@ def test_with_umask_000_every_directory_made_is_0700_and_every_file_0600(
         # The menu entry and icons are for the desktop to read (0644 on purpose); everything of the app's is 0600.
         return 0o644 if any(path.is_relative_to(root) for root in shared) else 0o600
 
-    wrong = {str(p.relative_to(home)): oct(stat.S_IMODE(p.lstat().st_mode)) for p in made
-             if stat.S_IMODE(p.lstat().st_mode) != expected(p)}
+    wrong = {
+        str(p.relative_to(home)): oct(stat.S_IMODE(p.lstat().st_mode))
+        for p in made
+        if stat.S_IMODE(p.lstat().st_mode) != expected(p)
+    }
     assert wrong == {}, f"made with the wrong mode under umask 000: {wrong}"
     evidence.record(umask="000", made=len(made), wrong_mode=len(wrong))
 
@@ -135,9 +161,22 @@ def snapshot(env: dict[str, str]) -> dict[str, tuple[int, int, str]]:
 
 def signed_in(env: dict[str, str], sb: Sandbox) -> str:
     """A profile signed in through the CLI, with the fast path's stamp written; returns the token."""
-    r = run(env, "profile", "add", "demo", "--site", sb.url, "--token-url", sb.token_url, "--client-id",
-            DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
-            stdin=DEFAULT_CLIENT_SECRET + "\n")
+    r = run(
+        env,
+        "profile",
+        "add",
+        "demo",
+        "--site",
+        sb.url,
+        "--token-url",
+        sb.token_url,
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+        "--client-secret-stdin",
+        stdin=DEFAULT_CLIENT_SECRET + "\n",
+    )
     assert r.code == 0, r.err
     proc = start(env, "login", "--no-browser", "--timeout", "20")
     assert proc.stdout is not None

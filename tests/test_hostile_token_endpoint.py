@@ -135,14 +135,24 @@ def test_every_hostile_field_is_refused_by_refresh(endpoint: TokenServer, child_
         endpoint.answer(200, hostile_body(n, fields))
         line = refused(call(child_env, "refresh"), "refresh", field)
         assert stored_files(child_env) == before, f"{case}: `refresh` changed what is stored"
-        evidence.record(attack=case, command="refresh", refused=True, stored_unchanged=True,
-                        message=line.replace(endpoint.url, "TOKEN_URL"))
+        evidence.record(
+            attack=case,
+            command="refresh",
+            refused=True,
+            stored_unchanged=True,
+            message=line.replace(endpoint.url, "TOKEN_URL"),
+        )
     still_signed_in(child_env, before, status_before)
 
 
 #: The attacks as reported, each also through `login` and `token`.
-REPORTED = ["access_token with ESC (OSC title)", "access_token with CR/LF (a 2nd header)", "user_id with ANSI escapes",
-            "scope a number", "expires_in 1e300"]
+REPORTED = [
+    "access_token with ESC (OSC title)",
+    "access_token with CR/LF (a 2nd header)",
+    "user_id with ANSI escapes",
+    "scope a number",
+    "expires_in 1e300",
+]
 
 
 @pytest.mark.reliability("hostile-token-endpoint")
@@ -155,8 +165,13 @@ def test_reported_attacks_through_login_and_token(endpoint: TokenServer, child_e
         result = login(child_env) if command == "login" else call(child_env, command)
         line = refused(result, command, field)
         assert stored_files(child_env) == before, f"`{command}` changed what is stored"
-        evidence.record(attack=case, command=command, refused=True, stored_unchanged=True,
-                        message=line.replace(endpoint.url, "TOKEN_URL"))
+        evidence.record(
+            attack=case,
+            command=command,
+            refused=True,
+            stored_unchanged=True,
+            message=line.replace(endpoint.url, "TOKEN_URL"),
+        )
     still_signed_in(child_env, before, status_before)
 
 
@@ -181,8 +196,18 @@ def test_a_good_response_with_unusual_but_valid_fields_is_taken(
     add_profile(child_env, endpoint)
     access = "eyJhbGciOi.JIUzI1NiJ9-_~+/abc=="
     secrets_scan.register("access_token", access)
-    endpoint.answer(200, good(1, access_token=access, token_type="Bearer", expires_in="3600",
-                              scope=["openid", "user.account:read"], user_id="Zoë Æsir", refresh_token=None))
+    endpoint.answer(
+        200,
+        good(
+            1,
+            access_token=access,
+            token_type="Bearer",
+            expires_in="3600",
+            scope=["openid", "user.account:read"],
+            user_id="Zoë Æsir",
+            refresh_token=None,
+        ),
+    )
     result = login(child_env)
     assert result.code == 0, result.err
     assert call(child_env, "token").out == access + "\n"
@@ -197,11 +222,21 @@ def test_status_escapes_what_an_older_version_stored_unchecked(child_env: dict[s
     path = Path(child_env["XDG_DATA_HOME"]) / "zephr-desktop" / "tokens" / "demo.json"
     path.parent.mkdir(parents=True, mode=0o700)
     # Bound to the profile (a file from before the binding is only "signed out", its fields never shown).
-    path.write_text(requests.compat.json.dumps({
-        "version": 2, "access_token": "oa_oldtoken", "token_type": "bearer", "expires_at": 4102444800.0,
-        "obtained_at": 1700000000.0, "scopes": ["user.account:read\x1b[2J"], "user_id": "\x1b[31mroot\r\nuser id: x",
-        "refresh_ref": None, "issuer": get_profile("demo").issuer,
-    }))
+    path.write_text(
+        requests.compat.json.dumps(
+            {
+                "version": 2,
+                "access_token": "oa_oldtoken",
+                "token_type": "bearer",
+                "expires_at": 4102444800.0,
+                "obtained_at": 1700000000.0,
+                "scopes": ["user.account:read\x1b[2J"],
+                "user_id": "\x1b[31mroot\r\nuser id: x",
+                "refresh_ref": None,
+                "issuer": get_profile("demo").issuer,
+            }
+        )
+    )
     path.chmod(0o600)
     status = call(child_env, "status")
     no_escapes(status.out + status.err)

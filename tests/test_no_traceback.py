@@ -42,9 +42,16 @@ def one_line_or_none(result: Result) -> str:
 
 def token_file(env: dict[str, str], **fields: Any) -> Path:
     """A token file as the previous version wrote it, with ``fields`` overriding (raw JSON text allowed)."""
-    doc: dict[str, Any] = {"version": 1, "access_token": "oa_oldversiontoken1", "token_type": "bearer",
-                           "expires_at": 4102444800.0, "obtained_at": 1700000000.0, "scopes": ["user.account:read"],
-                           "user_id": "u1", "refresh_ref": None}
+    doc: dict[str, Any] = {
+        "version": 1,
+        "access_token": "oa_oldversiontoken1",
+        "token_type": "bearer",
+        "expires_at": 4102444800.0,
+        "obtained_at": 1700000000.0,
+        "scopes": ["user.account:read"],
+        "user_id": "u1",
+        "refresh_ref": None,
+    }
     text = json.dumps({**doc, **{k: f"@{k}@" for k in fields}})
     for key, raw in fields.items():
         text = text.replace(f'"@{key}@"', raw)

@@ -78,10 +78,18 @@ FAULTS = [
     Fault("401_html", _fault("401_html"), "(401 with an HTML page)", "Check the client ID and secret"),
     Fault("500", _fault("500"), "failed on its side (500,", "Try again in a minute"),
     Fault("502_html", _fault("502_html"), "failed on its side (502, an HTML page)", "Try again in a minute"),
-    Fault("200_non_json", _fault("200_non_json"), "answered 200 with an HTML page instead of a JSON token",
-          "it may point at a web page"),
-    Fault("200_no_access_token", _fault("200_no_access_token"), "answered 200 without an access_token",
-          "Check the profile's token URL"),
+    Fault(
+        "200_non_json",
+        _fault("200_non_json"),
+        "answered 200 with an HTML page instead of a JSON token",
+        "it may point at a web page",
+    ),
+    Fault(
+        "200_no_access_token",
+        _fault("200_no_access_token"),
+        "answered 200 without an access_token",
+        "Check the profile's token URL",
+    ),
     Fault("token_type_mac", _fault("token_type_mac"), "issued a 'mac' token", "only bearer tokens"),
     Fault("huge_body", _fault("huge_body"), "with over 1 MB of data", "Check the profile's token URL"),
     Fault("drop", _fault("drop"), "closed the connection without answering", "Try again"),
@@ -186,8 +194,16 @@ def test_refresh_over_tls_needs_a_trusted_certificate(
     evidence.record(command="refresh", tls_trusted_by=trust)
 
 
-LOGIN_FAULTS = ["invalid_grant", "401_html", "500", "200_no_access_token", "token_type_mac", "huge_body", "drop",
-                "read timeout"]
+LOGIN_FAULTS = [
+    "invalid_grant",
+    "401_html",
+    "500",
+    "200_no_access_token",
+    "token_type_mac",
+    "huge_body",
+    "drop",
+    "read timeout",
+]
 
 
 @pytest.mark.reliability("token-faults")
@@ -228,14 +244,34 @@ class RawAnswer:
 
 
 RAW_ANSWERS = [
-    RawAnswer("declares 2 GB, then silence", "http", b"HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n{",
-              "with over 1 MB of data", "Check the profile's token URL"),
-    RawAnswer("headers, then the body stalls", "http", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{",
-              f"did not answer within {READ_TIMEOUT} s", "ZEPHR_DESKTOP_HTTP_TIMEOUT"),
-    RawAnswer("not HTTP (an SSH banner)", "http", b"SSH-2.0-OpenSSH_9.6\r\n",
-              "answered something that is not HTTP", "Check the token URL's scheme and port"),
-    RawAnswer("https:// on a plain http port", "https", b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
-              "The TLS handshake with", "scheme and port match the server"),
+    RawAnswer(
+        "declares 2 GB, then silence",
+        "http",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n{",
+        "with over 1 MB of data",
+        "Check the profile's token URL",
+    ),
+    RawAnswer(
+        "headers, then the body stalls",
+        "http",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{",
+        f"did not answer within {READ_TIMEOUT} s",
+        "ZEPHR_DESKTOP_HTTP_TIMEOUT",
+    ),
+    RawAnswer(
+        "not HTTP (an SSH banner)",
+        "http",
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        "answered something that is not HTTP",
+        "Check the token URL's scheme and port",
+    ),
+    RawAnswer(
+        "https:// on a plain http port",
+        "https",
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        "The TLS handshake with",
+        "scheme and port match the server",
+    ),
 ]
 
 

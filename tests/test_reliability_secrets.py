@@ -70,7 +70,7 @@ def test_the_scan_finds_a_planted_secret_and_allows_a_short_prefix() -> None:
     texts = [
         ("redacted", f"received access token {secret[:6]}…"),
         ("prefix of 8", f"token {secret[:PREFIX_OK]}…"),
-        ("prefix of 9", f"token {secret[:PREFIX_OK + 1]}"),
+        ("prefix of 9", f"token {secret[: PREFIX_OK + 1]}"),
         ("whole", f"Authorization: Bearer {secret}\nnext line"),
         ("middle", f"x{secret[5:20]}x"),
     ]
@@ -88,14 +88,28 @@ def test_a_verbose_cli_session_logs_every_step_and_no_secret(sandbox: Sandbox, c
     with observed_secrets() as seen:
         results["profile add"] = cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
         results["login"], page, _ = cli_login(child_env)
-        for args in (("token",), ("status", "--json"), ("refresh",), ("api", "account"), ("api", "profile"),
-                     ("profile", "show", "demo"), ("logout", "--all")):
+        for args in (
+            ("token",),
+            ("status", "--json"),
+            ("refresh",),
+            ("api", "account"),
+            ("api", "profile"),
+            ("profile", "show", "demo"),
+            ("logout", "--all"),
+        ):
             results[" ".join(args)] = run(child_env, *args)
     failed = {name: r.err for name, r in results.items() if r.code != 0}
     assert not failed, failed
     stderr = "\n".join(r.err for r in results.values())
-    for step in ("listening on", "exchanging code", "received access token", "refreshing with", "refreshed: access",
-                 "POST /zephr/oauth2/token", "GET /blaize/account"):
+    for step in (
+        "listening on",
+        "exchanging code",
+        "received access token",
+        "refreshing with",
+        "refreshed: access",
+        "POST /zephr/oauth2/token",
+        "GET /blaize/account",
+    ):
         assert step in stderr, f"--verbose no longer logs '{step}': the scan would have nothing to look at"
     kinds = set(seen.values())
     assert {"client_secret", "code", "code_verifier", "access_token", "refresh_token"} <= kinds, kinds
@@ -122,8 +136,13 @@ def test_files_are_private_and_loosened_ones_are_tightened(
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop"
     data = Path(child_env["XDG_DATA_HOME"]) / "zephr-desktop"
     expected = {
-        config: "0o700", config / "profiles.toml": "0o600", data: "0o700", data / "tokens": "0o700",
-        data / "tokens" / "demo.json": "0o600", data / "secrets.json": "0o600", data / "locks": "0o700",
+        config: "0o700",
+        config / "profiles.toml": "0o600",
+        data: "0o700",
+        data / "tokens": "0o700",
+        data / "tokens" / "demo.json": "0o600",
+        data / "secrets.json": "0o600",
+        data / "locks": "0o700",
     }
     actual = {path: mode(path) for path in expected}
     assert actual == expected, {str(p.relative_to(p.parents[2])): m for p, m in actual.items() if m != expected[p]}

@@ -49,8 +49,10 @@ def test_client_secret_basic_with_awkward_secrets(
     for request in (exchange, refresh):
         assert request["authorization"] == "basic" and request["content_type"] == expected, request
         assert "client_secret" not in request["keys"]
-    evidence.record(case=f"client_secret_basic, {mode} mode, secret with {sorted(set(secret) & set('%+:/= üé€ß'))}",
-                    token_requests=2)
+    evidence.record(
+        case=f"client_secret_basic, {mode} mode, secret with {sorted(set(secret) & set('%+:/= üé€ß'))}",
+        token_requests=2,
+    )
 
 
 def test_a_raw_secret_is_what_a_strict_rfc_server_refuses(sandbox: Sandbox, child_env: dict[str, str]) -> None:

@@ -28,8 +28,9 @@ MODES = {
 }
 
 
-def profile_for(mode: str, site: str = "https://news.example.com",
-                token_url: str = "https://auth.example.com/oauth/token") -> Profile:
+def profile_for(
+    mode: str, site: str = "https://news.example.com", token_url: str = "https://auth.example.com/oauth/token"
+) -> Profile:
     return Profile.create(name="p", site_url=site, token_url=token_url, client_id="cid", **MODES[mode])
 
 

@@ -105,11 +105,21 @@ def test_an_edited_profile_is_signed_out_and_nothing_reaches_the_new_host(
 
     assert new_host.requests == [], f"the new host received {new_host.requests}"
     assert len(sandbox.token_requests) == token_requests, "a refresh was sent for a client the token is not for"
-    what = {"site": "site", "token URL": "token URL", "site and token URL": "site", "client ID": "client ID",
-            "authorize URL": "authorize URL"}[edit]
+    what = {
+        "site": "site",
+        "token URL": "token URL",
+        "site and token URL": "site",
+        "client ID": "client ID",
+        "authorize URL": "authorize URL",
+    }[edit]
     assert f"issued for {what} " in line, line
-    evidence.record(edit=edit, commands=5, reached_new_host=len(new_host.requests),
-                    refreshes_sent=len(sandbox.token_requests) - token_requests, signed_out=1)
+    evidence.record(
+        edit=edit,
+        commands=5,
+        reached_new_host=len(new_host.requests),
+        refreshes_sent=len(sandbox.token_requests) - token_requests,
+        signed_out=1,
+    )
 
 
 def test_the_binding_survives_an_edit_that_is_undone(
@@ -197,8 +207,13 @@ def test_the_desktop_app_counts_an_edited_profile_as_signed_out(sandbox: Sandbox
     from zephr_desktop.gui.session import Session
 
     sandbox.settings.expires_in = 2  # due for refresh after 1.3 s: the auto-refresh watcher would act
-    profile = Profile.create(name="demo", site_url=sandbox.url, token_url=sandbox.token_url,
-                             client_id=DEFAULT_CLIENT_ID, redirect_uri="http://127.0.0.1:0/callback")
+    profile = Profile.create(
+        name="demo",
+        site_url=sandbox.url,
+        token_url=sandbox.token_url,
+        client_id=DEFAULT_CLIENT_ID,
+        redirect_uri="http://127.0.0.1:0/callback",
+    )
     save_profile(profile)
     quiet_store().set_client_secret("demo", DEFAULT_CLIENT_SECRET)
     sign_in(profile)

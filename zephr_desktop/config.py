@@ -526,8 +526,9 @@ def _upgrade(path: Path, raw: bytes, schema: int, profiles: Profiles) -> None:
         fileutil.atomic_write(path, new)
     except OSError as exc:
         # The profiles were read; only the upgrade could not be written. Try again next time.
-        log.warning("could not upgrade %s to schema %d (%s); it still works as it is", path, SCHEMA_VERSION,
-                    exc.strerror or exc)
+        log.warning(
+            "could not upgrade %s to schema %d (%s); it still works as it is", path, SCHEMA_VERSION, exc.strerror or exc
+        )
         return
     log.info("upgraded %s to schema %d; the old file is kept as %s", path, SCHEMA_VERSION, backup)
 

@@ -482,10 +482,24 @@ def test_no_display_is_said_in_words(monkeypatch: pytest.MonkeyPatch, capsys: py
 def test_editing_a_profile_keeps_what_the_form_does_not_show(api: Page) -> None:
     from zephr_desktop.config import save_profile
 
-    save_profile(Profile.create(name="rfc", site_url="https://news.example.com", client_id="abc",
-                                token_format="form", client_auth="body", pkce=False))
-    form = {"original_name": "rfc", "name": "rfc", "site_url": "https://news.example.com", "client_id": "abc",
-            "scopes": ["user.account:read"], "redirect_uri": "http://127.0.0.1:8765/callback"}
+    save_profile(
+        Profile.create(
+            name="rfc",
+            site_url="https://news.example.com",
+            client_id="abc",
+            token_format="form",
+            client_auth="body",
+            pkce=False,
+        )
+    )
+    form = {
+        "original_name": "rfc",
+        "name": "rfc",
+        "site_url": "https://news.example.com",
+        "client_id": "abc",
+        "scopes": ["user.account:read"],
+        "redirect_uri": "http://127.0.0.1:8765/callback",
+    }
     assert api.save_profile(form)["ok"]
     edited = load_profiles().profiles["rfc"]
     assert (edited.token_format, edited.client_auth, edited.pkce) == ("form", "body", False)
