@@ -62,7 +62,7 @@ def cli_login(env: dict[str, str], name: str = "demo") -> Result:
 
 def cli_sign_in(env: dict[str, str], sb: Sandbox, name: str = "demo") -> str:
     """`profile add` and `login` through the CLI, then one `token` (which leaves the fast path's stamp)."""
-    cli_add_profile(env, sb, name=name)
+    cli_add_profile(env, sb.url, sb.token_url, name=name, via=run)
     cli_login(env, name)
     token = run(env, "token", "--profile", name)
     assert token.code == 0, token.err
