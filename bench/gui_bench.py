@@ -59,11 +59,8 @@ APP_SCRIPT_TAG = '<script src="app.js"></script>'
 
 
 def load_harness() -> Any:
-    """The GUI tests' harness module (Xvfb, process groups, the control channel)."""
-    path = str(REPO / "tests" / "gui")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    import harness
+    """The GUI tests' harness module (Xvfb, process groups, the web engine's DevTools port)."""
+    from gui import harness
 
     return harness
 

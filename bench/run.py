@@ -1,7 +1,6 @@
 """Run every figure, print the table, write docs/BENCHMARKS.md (full run) or a given file.
 
     python -m bench [--quick] [--output FILE.md] [--json FILE.json]
-    python bench/run.py [--quick] ...
 
 Exit status: 0 when every figure was measured (whatever the numbers), 1 when the benchmark
 itself broke (a child failed, a flow did not finish, a figure could not be measured), 2 usage.
@@ -15,9 +14,6 @@ import tempfile
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import callback_bench, cli_bench, gui_bench
 from bench.env import REPO, Workspace, commit_info, machine_info, utc_now
@@ -102,7 +98,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {output.resolve().relative_to(REPO) if output.resolve().is_relative_to(REPO) else output}",
               file=sys.stderr)
     return 1 if any(f.error for f in figures) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

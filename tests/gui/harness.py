@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import websocket
+from support.signin import add_profile
 
-from zephr_desktop.config import Profile, save_profile
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox
-from zephr_desktop.store import TokenStore
+from zephr_desktop.config import Profile
+from zephr_desktop.sandbox import TEST_USERS, Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 SCREEN = "1280x800x24"
@@ -565,18 +565,14 @@ class GuiApp:
 # -- what a person does in the app, shared by the GUI tests and scripts/screenshots.py --------------------
 def seed_profile(gui: GuiApp, sb: Sandbox, name: str = "sandbox", *, keep_site_session: bool = False) -> Profile:
     """Write a profile pointing at the sandbox into the app's config, and its secret into its store."""
-    profile = Profile.create(
-        name=name,
-        site_url=sb.url,
-        token_url=sb.token_url,
-        client_id=DEFAULT_CLIENT_ID,
-        redirect_uri="http://127.0.0.1:0/callback",
+    return add_profile(
+        sb,
+        name,
+        config_path=gui.config_path,
+        data_dir=gui.data_dir,
         scopes=["user.account:read", "user.profile:read"],
         keep_site_session=keep_site_session,
     )
-    save_profile(profile, path=gui.config_path)
-    TokenStore(directory=gui.data_dir, notice=lambda _m: None).set_client_secret(name, DEFAULT_CLIENT_SECRET)
-    return profile
 
 
 def wait_token(gui: GuiApp, *, other_than: str | None = None, timeout: float = 20.0) -> str:

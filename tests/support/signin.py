@@ -1,8 +1,14 @@
-"""Profiles pointed at a sandbox and a whole sign-in in the test process, for the reliability tests."""
+"""Profiles pointed at a sandbox and a whole sign-in in the test process: one copy for the tests, the GUI
+tests' harness and the benchmark.
+
+Each takes the app's config file and data dir where a caller keeps them elsewhere (the GUI harness's
+app, a benchmark workspace); by default, the paths this process's environment points at.
+"""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -15,33 +21,44 @@ from zephr_desktop.oauth import Token
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 from zephr_desktop.store import TokenStore
 
+ANY_PORT_REDIRECT = "http://127.0.0.1:0/callback"  # the sandbox accepts any loopback port (RFC 8252 7.3)
 
-def quiet_store() -> TokenStore:
-    """The store the CLI uses (same XDG dirs), without the file-fallback notice on the test's stderr."""
-    return TokenStore(notice=lambda _: None)
+
+def quiet_store(data_dir: Path | None = None) -> TokenStore:
+    """The store the CLI uses (same XDG dirs, or ``data_dir``), without the file-fallback notice on stderr."""
+    return TokenStore(directory=data_dir, notice=lambda _: None)
 
 
 def add_profile(
-    sb: Sandbox, name: str = "demo", *, secret: str | None = DEFAULT_CLIENT_SECRET, **fields: Any
+    sb: Sandbox,
+    name: str = "demo",
+    *,
+    secret: str | None = DEFAULT_CLIENT_SECRET,
+    config_path: Path | None = None,
+    data_dir: Path | None = None,
+    make_default: bool | None = None,
+    **fields: Any,
 ) -> Profile:
     """Save a profile for the sandbox (any free redirect port) and its client secret, as `profile add` does."""
     values: dict[str, Any] = {
         "site_url": sb.url,
         "token_url": sb.token_url,
         "client_id": DEFAULT_CLIENT_ID,
-        "redirect_uri": "http://127.0.0.1:0/callback",
+        "redirect_uri": ANY_PORT_REDIRECT,
         **fields,
     }
     profile = Profile.create(name=name, **values)
-    save_profile(profile)
+    save_profile(profile, make_default=make_default, path=config_path)
     if secret:
-        quiet_store().set_client_secret(name, secret)
+        quiet_store(data_dir).set_client_secret(name, secret)
     return profile
 
 
-def sign_in(profile: Profile, *, user: ScriptedUser | None = None, timeout: float = 20) -> Token:
+def sign_in(
+    profile: Profile, *, user: ScriptedUser | None = None, timeout: float = 20, data_dir: Path | None = None
+) -> Token:
     """The whole sign-in in this process: LoginFlow, the scripted user's consent and redirect, the stored token."""
-    store = quiet_store()
+    store = quiet_store(data_dir)
     flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=timeout)
     url = flow.start()
     with ThreadPoolExecutor(1) as pool:
