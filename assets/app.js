@@ -34,6 +34,7 @@
 
   // Python pushes {type: ...} when something changes behind the page's back.
   window.zephrPush = function (event) {
+    if (event && event.type === "profile_selected") resetTokenView(); // another launch asked for a profile
     refreshState();
     return true;
   };
@@ -120,13 +121,16 @@
     if (waiting && status.parentElement !== $("waiting-text")) $("waiting-text").prepend(status);
     if (!waiting && status.parentElement === $("waiting-text")) $("signin-card").insertBefore(status, $("demo-hint"));
     status.classList.toggle("in-panel", waiting);
-    byTestId("open-in-browser").hidden = !waiting || state.in_browser;
+    // A redirect URI that is not on this computer is caught in the Zephr window: the browser cannot finish there.
+    byTestId("open-in-browser").hidden = !waiting || state.in_browser || state.redirect_caught;
     if (waiting) {
       $("waiting-sub").textContent = state.in_browser
         ? "Finish signing in in your browser, then click Allow."
         : "Sign in and click Allow in the Zephr window.";
       $("waiting-sub").innerHTML = $("waiting-sub").textContent.replace("Allow", "<b>Allow</b>");
-      $("listening").textContent = state.redirect_uri ? `Listening for the redirect on ${state.redirect_uri}` : "";
+      $("listening").textContent = !state.redirect_uri ? ""
+        : state.redirect_caught ? `The Zephr window catches the redirect to ${state.redirect_uri} before it is sent`
+        : `Listening for the redirect on ${state.redirect_uri}`;
       setStatus(state.in_browser ? "Waiting for you to click Allow in your browser..." : "Waiting for you to click Allow...");
     } else if (state.notice) {
       setStatus(state.notice);
@@ -135,6 +139,8 @@
     } else {
       setStatus(state.error ? "" : "Not signed in.");
     }
+    // On a web view where the sign-in window cannot be isolated, say where sign-ins go instead.
+    if (!waiting && state.browser_only) setStatus(`${byTestId("status-line").textContent} ${state.browser_only}`.trim());
     const hint = $("demo-hint");
     hint.hidden = !state.demo_hint;
     hint.textContent = state.demo_hint || "";
@@ -281,6 +287,7 @@
   }
 
   function renderFormChrome() {
+    showAbout();
     const profiles = (state && state.profiles) || [];
     const editing = formMode === "edit";
     $("settings-heading").textContent = editing ? `Profile \u201c${$("f-original").value}\u201d` : profiles.length ? "Add a Zephr site" : "Connect a Zephr site";
@@ -292,6 +299,34 @@
     $("remove-profile").hidden = !editing;
   }
 
+  function openSettings() {
+    if (formMode === null) {
+      openForm(current() ? "edit" : "add");
+      render(state);
+    }
+    $("f-site_url").focus();
+  }
+
+  let aboutShown = false;
+  async function showAbout() {
+    if (aboutShown) return;
+    const result = await call("about");
+    if (!result.ok) return;
+    aboutShown = true;
+    const rows = [
+      ["Version", `Zephr Desktop ${result.version}`],
+      ["Profiles", result.config_file],
+      ["Data", result.data_dir],
+      ["Secrets", result.secret_store],
+    ];
+    $("about").replaceChildren(
+      ...rows.flatMap(([label, value]) => [
+        Object.assign(document.createElement("dt"), { textContent: label }),
+        Object.assign(document.createElement("dd"), { textContent: value }),
+      ])
+    );
+  }
+
   function closeForm() {
     formMode = null;
     render(state);
@@ -301,6 +336,10 @@
   function updateRedirectHint() {
     const uri = $("f-redirect_uri").value.trim() || catalog.default_redirect_uri;
     $("redirect-hint").textContent = uri;
+    $("redirect-how").textContent = /^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):/i.test(uri)
+      ? "The app listens for the redirect on this computer."
+      : "The app's window catches the redirect to this address before it is sent (the code never reaches that " +
+        "site); with the command line, paste the final URL from the browser's address bar.";
   }
 
   // What the form says, as save_profile and check_profile take it.
@@ -399,6 +438,34 @@
     );
   }
 
+  function resetTokenView() {
+    revealed = false;
+    byTestId("test-result").hidden = true;
+  }
+
+  // The keyboard's copy: always the whole token, through the same path as the Copy token button.
+  function copyToken() {
+    copyKind(byTestId("copy-token"));
+  }
+
+  function onKey(e) {
+    const mod = (e.ctrlKey || e.metaKey) && !e.altKey;
+    const isC = e.key.toLowerCase() === "c" || e.code === "KeyC";
+    if (mod && e.shiftKey && isC) {
+      e.preventDefault(); // from anywhere in the window, whatever has the focus
+      copyToken();
+    } else if (mod && !e.shiftKey && isC && document.activeElement === byTestId("access-token")) {
+      e.preventDefault(); // not the (masked) selection: the token itself
+      copyToken();
+    } else if (mod && !e.shiftKey && (e.key === "," || e.code === "Comma")) {
+      e.preventDefault();
+      if (state) openSettings();
+    } else if (e.key === "Escape") {
+      if (state && state.signing_in) act("cancel_sign_in");
+      else if (formMode !== null && state && state.profiles.length) closeForm();
+    }
+  }
+
   async function copyKind(button) {
     const result = await call("copy", button.dataset.kind);
     if (!result.ok) {
@@ -458,15 +525,10 @@
     });
     byTestId("settings").addEventListener("click", () => {
       if (formMode !== null && state.profiles.length) closeForm();
-      else {
-        openForm(current() ? "edit" : "add");
-        render(state);
-        $("f-site_url").focus();
-      }
+      else openSettings();
     });
     byTestId("profile-select").addEventListener("change", async (e) => {
-      revealed = false;
-      byTestId("test-result").hidden = true;
+      resetTokenView();
       await act("select_profile", e.target.value);
     });
 
@@ -491,10 +553,10 @@
       formMode = null;
       await act("remove_profile", name);
     });
-    document.addEventListener("keydown", (e) => {
-      if (e.key !== "Escape") return;
-      if (state && state.signing_in) act("cancel_sign_in");
-      else if (formMode !== null && state && state.profiles.length) closeForm();
+    document.addEventListener("keydown", onKey);
+    byTestId("access-token").addEventListener("copy", (e) => {
+      e.preventDefault(); // a menu's Copy on the token: the whole token, not the selection
+      copyToken();
     });
   }
 

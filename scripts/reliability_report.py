@@ -188,16 +188,27 @@ def _conformance(f: Figures) -> tuple[str, str]:
 
 
 def _bridge(f: Figures) -> tuple[str, str]:
-    runs = _with(f, "names")
-    if not runs:
+    runs = [x for x in _with(f, "names") if not x.get("live")]
+    live = [x for x in _with(f, "names") if x.get("live")]
+    if not runs and not live:
         return "-", "-"
-    r = runs[-1]
-    return (f"{r['names']} private, dotted and dunder names (e.g. `_store.get_client_secret`, "
-            "`_store.directory._flavour.pathmod.os.system`, `sign_in.__func__.__globals__`, "
-            "`__class__.__base__.__subclasses__`) called through pywebview's own dispatch on the app's main window",
-            f"{r['resolved']} resolved, {r['answered']} answers reached the page, marker file created: "
-            f"{'yes' if r['marker'] else 'no'}; pywebview logged each as not existing; the page's "
-            f"{r['functions']} functions still answered")
+    tried, held = [], []
+    if runs:
+        r = runs[-1]
+        tried.append(f"{r['names']} private, dotted and dunder names (e.g. `_store.get_client_secret`, "
+                     "`_store.directory._flavour.pathmod.os.system`, `sign_in.__func__.__globals__`, "
+                     "`__class__.__base__.__subclasses__`) called through pywebview's own dispatch on the app's "
+                     "main window")
+        held.append(f"{r['resolved']} resolved, {r['answered']} answers reached the page, marker file created: "
+                    f"{'yes' if r['marker'] else 'no'}; pywebview logged each as not existing; the page's "
+                    f"{r['functions']} functions still answered")
+    if live:
+        r = live[-1]
+        tried.append(f"{r['names']} such names sent by a script in the running app's page "
+                     "(`pywebview._jsApiCallback`, over the engine's debugging port)")
+        held.append(f"in the running app: {r['answered']} answered, marker file created: "
+                    f"{'yes' if r['marker'] else 'no'}; `pywebview.api.state()` still answered")
+    return "; ".join(tried), "; ".join(held)
 
 
 def _copy(f: Figures) -> tuple[str, str]:

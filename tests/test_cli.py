@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from support.cli import run
 
@@ -96,3 +97,16 @@ def test_unwritable_data_dir_is_one_clear_line(child_env: dict[str, str], tmp_pa
     line = [x for x in r.err.splitlines() if x.startswith("zephr-desktop: ")][-1]
     assert "not-a-dir" in line and "permissions" in line
     assert "s3cret-value" not in r.err
+
+
+def test_login_opens_the_system_browser_by_default(child_env: dict[str, str], sandbox: Any, tmp_path: Path) -> None:
+    import shlex
+
+    opened = tmp_path / "opened.txt"
+    recorder = "import sys; open(sys.argv[2], 'w').write(sys.argv[1])"
+    env = {**child_env, "BROWSER": f"{sys.executable} -c {shlex.quote(recorder)} %s {shlex.quote(str(opened))}"}
+    site = ("--site", sandbox.url, "--token-url", sandbox.token_url, "--client-id", "sandbox-client")
+    assert run(env, "profile", "add", "sb", *site, "--redirect-uri", "http://127.0.0.1:0/callback").code == 0
+    r = run(env, "login", "--timeout", "1")
+    assert r.code == 1 and r.out == ""  # no URL on stdout: that is --no-browser's
+    assert opened.read_text().startswith(f"{sandbox.url}/zephr/oauth2?")

@@ -12,8 +12,11 @@ from zephr_desktop.config import (
     DEFAULT_TOKEN_URL,
     SCOPES,
     Profile,
+    check_redirect_uri,
     config_path,
     get_profile,
+    how_redirect_is_received,
+    listens_on_loopback,
     load_profiles,
     remove_profile,
     save_profile,
@@ -45,9 +48,13 @@ def test_defaults_and_normalisation() -> None:
         ({"token_url": "http://console.example.com/t"}, "token_url", "https"),
         ({"client_id": ""}, "client_id", "client ID"),
         ({"client_id": "has space"}, "client_id", "client ID"),
-        ({"redirect_uri": "https://127.0.0.1:8765/cb"}, "redirect_uri", "http://"),
+        ({"redirect_uri": "ftp://127.0.0.1:8765/cb"}, "redirect_uri", "https://"),
         ({"redirect_uri": "http://0.0.0.0:8765/cb"}, "redirect_uri", "127.0.0.1"),
-        ({"redirect_uri": "http://example.com:8765/cb"}, "redirect_uri", "127.0.0.1"),
+        ({"redirect_uri": "http://example.com:8765/cb"}, "redirect_uri", "must use https"),
+        ({"redirect_uri": "https://app.example.com:0/cb"}, "redirect_uri", "port 0"),
+        ({"redirect_uri": "https://user@app.example.com/cb"}, "redirect_uri", "user name"),
+        ({"redirect_uri": "https://app.example.com/cb#top"}, "redirect_uri", "fragment"),
+        ({"redirect_uri": "https:///cb"}, "redirect_uri", "host"),
         ({"redirect_uri": "http://127.0.0.1/cb"}, "redirect_uri", "port"),
         ({"redirect_uri": "http://127.0.0.1:99999/cb"}, "redirect_uri", "port"),
         ({"scopes": ['user"quoted']}, "scopes", "is not a scope"),
@@ -191,6 +198,32 @@ def test_a_profiles_file_with_a_shell_command_in_the_site_url_is_refused() -> No
     assert "characters a URL may not hold" in str(info.value)
     assert path.read_text() == text
     evidence.record(refused_by="profiles.toml")
+
+
+@pytest.mark.parametrize(
+    ("uri", "listens"),
+    [
+        ("http://127.0.0.1:8765/callback", True),
+        ("http://[::1]:0/cb", True),
+        ("https://thirdpartyurl.com/auth/callback", False),  # as in Zephr's own documents
+        ("https://ThirdPartyURL.com:8443/auth/callback?app=1", False),
+        ("https://127.0.0.1:8765/callback", False),  # no TLS on the listener: caught in the window
+    ],
+)
+def test_registered_redirect_uris_are_kept_exactly_and_say_how_they_are_received(uri: str, listens: bool) -> None:
+    profile = Profile.create(**{**GOOD, "redirect_uri": f"  {uri} "})
+    assert profile.redirect_uri == uri  # the server compares redirect URIs as strings
+    assert listens_on_loopback(uri) is listens
+    how = how_redirect_is_received(uri)
+    assert uri in how
+    assert ("listens" in how) is listens and ("catches the redirect" in how and "paste" in how) is not listens
+
+
+def test_the_listener_takes_only_loopback_http() -> None:
+    assert check_redirect_uri("http://localhost:0/cb", listener=True) == "http://localhost:0/cb"
+    with pytest.raises(ConfigError) as info:
+        check_redirect_uri("https://thirdpartyurl.com/auth/callback", listener=True)
+    assert "http://" in str(info.value) and info.value.field == "redirect_uri"
 
 
 # -- scopes: any RFC 6749 scope token; Zephr's three offered, others warned about in Zephr mode ---------

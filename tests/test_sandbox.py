@@ -331,6 +331,23 @@ def test_login_accepts_same_origin_absolute_next(sb: Sandbox, http: requests.Ses
     assert r.status_code == 302 and r.headers["Location"] == "/zephr/oauth2/config?a=1"
 
 
+def test_popup_sign_in_gives_the_session_and_tells_the_opener(sb: Sandbox, http: requests.Session) -> None:
+    login = http.get(f"{sb.url}/zephr/login?next=/zephr/oauth2/config", timeout=T)
+    assert 'id="popup-sign-in"' in login.text and "window.open('/zephr/popup-id'" in login.text
+    form = http.get(f"{sb.url}/zephr/popup-id", timeout=T)
+    assert form.status_code == 200 and 'id="continue"' in form.text and 'action="/zephr/popup-id"' in form.text
+    wrong = http.post(f"{sb.url}/zephr/popup-id", data={"email": "joe@example.com", "password": "no"}, timeout=T)
+    assert wrong.status_code == 401 and "Set-Cookie" not in wrong.headers and 'id="error"' in wrong.text
+    assert http.get(f"{sb.url}/zephr/oauth2/consent/{DEFAULT_CLIENT_ID}", timeout=T).status_code == 401
+    done = http.post(f"{sb.url}/zephr/popup-id", data={"email": "joe@example.com", "password": "zephr-sandbox"},
+                     timeout=T)  # fmt: skip
+    assert done.status_code == 200 and "HttpOnly" in done.headers["Set-Cookie"]
+    assert "window.opener.postMessage({ type: 'zephr-popup-signed-in' }, window.location.origin)" in done.text
+    assert "window.close()" in done.text
+    # The cookie the popup got is the site's session: the opener, sharing it, is signed in.
+    assert http.get(f"{sb.url}/zephr/oauth2/consent/{DEFAULT_CLIENT_ID}", timeout=T).status_code == 200
+
+
 def test_grant_needs_a_session_and_json(sb: Sandbox, http: requests.Session) -> None:
     assert grant(sb, http, auth_params()).status_code == 401
     assert grant(sb, http, auth_params()).json() == {"error": "unauthorized"}

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from . import __version__
-from .errors import ZephrError
+from .errors import LoginCancelledError, PortInUseError, ZephrError
 
 PROG = "zephr-desktop"
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ def _discovered(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
-    from .config import Profile, unknown_scope_warning
+    from .config import Profile, how_redirect_is_received, unknown_scope_warning
 
     if not args.site and not args.issuer:
         _err("profile add: give --site URL (the Zephr site), or --issuer URL (another OAuth server).")
@@ -149,8 +149,8 @@ def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
         if profile.token_format == "json"
         else "for the client on the authorization server"
     )
-    print(f"Saved profile '{profile.name}'. Register this redirect URI {where}: {profile.redirect_uri}",
-          file=sys.stderr)  # fmt: skip
+    print(f"Saved profile '{profile.name}'. Register this redirect URI {where}: {profile.redirect_uri}\n"
+          f"{how_redirect_is_received(profile.redirect_uri)}", file=sys.stderr)  # fmt: skip
     if saved.signed_out:
         print(
             "Its site, client ID, token URL or authorize URL changed, so its tokens were removed: run "
@@ -271,8 +271,11 @@ def _stdin_lines(stdin: TextIO, done: threading.Event) -> Iterator[str]:
             yield line.decode("utf-8", "replace")
 
 
-def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event) -> None:
-    """Accept the final redirect URL pasted on stdin (for when the listener cannot receive it)."""
+def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event, ended: threading.Event) -> None:
+    """Accept the final redirect URL pasted on stdin (for when the listener cannot receive it).
+
+    Without a listener nothing else can end the wait: stdin's end cancels it (``ended`` is set).
+    """
     for line in _stdin_lines(stdin, done):
         if done.is_set():
             return
@@ -284,6 +287,27 @@ def _read_pasted(flow: Any, stdin: TextIO, done: threading.Event) -> None:
             return
         except ZephrError as exc:
             _err(exc.message)
+    if not done.is_set() and not flow.listens:
+        ended.set()
+        flow.cancel()
+
+
+def _app_holds_port(exc: PortInUseError) -> None:
+    """Raise a plain error when the port is taken by the desktop app's own sign-in in progress."""
+    from urllib.parse import urlsplit
+
+    from .config import config_dir
+    from .instance import app_listening_on
+
+    listening = app_listening_on(config_dir())
+    try:
+        port = urlsplit(f"//{listening}").port if listening else None
+    except ValueError:
+        port = None
+    if port == exc.port:
+        raise ZephrError(
+            f"The desktop app is waiting for a sign-in on {listening}; finish or cancel it there, then try again."
+        ) from exc
 
 
 def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
@@ -292,18 +316,23 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     profile = _profile(args.profile)
     store = _store()
     flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=args.timeout)
-    url = flow.start()
-    done = threading.Event()
+    try:
+        url = flow.start()
+    except PortInUseError as exc:
+        _app_holds_port(exc)
+        raise
+    done, stdin_ended = threading.Event(), threading.Event()
     reader: threading.Thread | None = None
+    # With a redirect URI that is not on this computer, nothing listens: the person pastes where the browser ended.
+    paste = (
+        "If the browser cannot reach this machine, paste the address it ends on here and press Enter."
+        if flow.listens
+        else f"The site then sends your browser to {flow.redirect_uri}, which is not on this computer: copy the "
+        "whole address from the browser's address bar as soon as it shows, paste it here and press Enter."
+    )
     if args.no_browser:
         print(url, flush=True)
-        print(
-            "Open the URL above, sign in and click Allow. If the browser cannot reach this machine, "
-            "paste the address it ends on here and press Enter.",
-            file=sys.stderr,
-        )
-        reader = threading.Thread(target=_read_pasted, args=(flow, stdin, done), daemon=True)
-        reader.start()
+        print(f"Open the URL above, sign in and click Allow. {paste}", file=sys.stderr)
     else:
         import webbrowser
 
@@ -311,12 +340,24 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
         print(f"Opening the {site} in your browser:\n  {url}", file=sys.stderr)
         if not webbrowser.open(url):
             print("Could not open a browser; open the URL above yourself.", file=sys.stderr)
+        if not flow.listens:
+            print(f"Sign in and click Allow. {paste}", file=sys.stderr)
+    if args.no_browser or not flow.listens:
+        reader = threading.Thread(target=_read_pasted, args=(flow, stdin, done, stdin_ended), daemon=True)
+        reader.start()
     try:
         token = flow.wait()
     except KeyboardInterrupt:
         flow.cancel()
         _err("Sign-in cancelled.")
         return 130
+    except LoginCancelledError:
+        if stdin_ended.is_set():
+            raise LoginCancelledError(
+                "Standard input ended before the final redirect URL was pasted; run the login again and paste "
+                f"the whole address the browser ends on (it starts with {flow.redirect_uri})."
+            ) from None
+        raise
     finally:
         done.set()
         if reader is not None:
@@ -490,7 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
     padd.add_argument("--authorize-url", metavar="URL", help="authorize endpoint (default {site}/zephr/oauth2)")
     padd.add_argument("--client-id", required=True, metavar="ID")
     padd.add_argument(
-        "--redirect-uri", metavar="URI", help="loopback redirect URI (default http://127.0.0.1:8765/callback)"
+        "--redirect-uri",
+        metavar="URI",
+        help="redirect URI registered for the client (default http://127.0.0.1:8765/callback, where the app "
+        "listens; an https one is caught in the app's window, or pasted back with the CLI)",
     )
     padd.add_argument("--scope", action="append", metavar="SCOPE", help="repeat for each scope (see below)")
     padd.add_argument("--client-secret-stdin", action="store_true", help="read the client secret from stdin")
@@ -526,7 +570,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = with_profile(add("login", cmd_login, "sign in and store a token"))
     mode = login.add_mutually_exclusive_group()
-    mode.add_argument("--browser", dest="no_browser", action="store_false", help="open the system browser (default)")
+    mode.add_argument(
+        "--browser", dest="no_browser", action="store_false", default=False, help="open the system browser (default)"
+    )
     mode.add_argument(
         "--no-browser",
         dest="no_browser",

@@ -214,20 +214,25 @@ def check_endpoint_url(value: Any, field_name: str) -> str:
     return _check_http_url(value, field_name, None, None)
 
 
-def check_redirect_uri(value: Any, profile: str | None = None, path: str | None = None) -> str:
-    """The one check of a loopback redirect URI, also run by the listener; returns it as written, trimmed.
+def check_redirect_uri(
+    value: Any, profile: str | None = None, path: str | None = None, *, listener: bool = False
+) -> str:
+    """The one check of a redirect URI, also run by the listener; returns it as written, trimmed.
 
-    http, host 127.0.0.1, localhost or [::1], an explicit port (0: any free one), RFC 3986
-    characters only, no user info or fragment. A query is allowed (RFC 6749 3.1.2). Nothing is
-    normalised: the server compares redirect URIs exactly.
+    Either the app's own loopback listener (http, host 127.0.0.1, localhost or [::1], an
+    explicit port, 0 meaning any free one), or any https URI registered for the client, whose
+    redirect the app's window catches before it is sent (``listener=True`` accepts only the
+    first kind). RFC 3986 characters only, no user info or fragment; a query is allowed
+    (RFC 6749 3.1.2). Nothing is normalised: the server compares redirect URIs exactly.
     """
     uri = value.strip() if isinstance(value, str) else ""
     if uri:
         _check_uri_chars(uri, "redirect_uri", profile, path)
-    problem = _redirect_uri_problem(uri)
+    problem = _redirect_uri_problem(uri, listener=listener)
     if problem:
+        examples = DEFAULT_REDIRECT_URI if listener else f"{DEFAULT_REDIRECT_URI} or https://app.example.com/callback"
         raise ConfigError(
-            f"'{uri if isinstance(value, str) else value}' {problem}; use one such as {DEFAULT_REDIRECT_URI}",
+            f"'{uri if isinstance(value, str) else value}' {problem}; use one such as {examples}",
             path=path,
             profile=profile,
             field="redirect_uri",
@@ -235,23 +240,51 @@ def check_redirect_uri(value: Any, profile: str | None = None, path: str | None 
     return uri
 
 
-def _redirect_uri_problem(uri: str) -> str | None:
-    """What makes ``uri`` (RFC 3986 characters only) unusable as the listener's redirect URI, or None."""
+def listens_on_loopback(redirect_uri: str) -> bool:
+    """True when the app's loopback listener receives this (valid) redirect URI; False when its window catches it."""
+    return urlsplit(redirect_uri).scheme == "http"
+
+
+def how_redirect_is_received(redirect_uri: str) -> str:
+    """One sentence for the person: how the app gets the redirect to this (valid) URI."""
+    if listens_on_loopback(redirect_uri):
+        return f"The app listens for the redirect to {redirect_uri} on this computer."
+    return (
+        f"The app's window catches the redirect to {redirect_uri} before it is sent (the code never reaches "
+        "that site); with the command line, paste the final URL from the browser's address bar."
+    )
+
+
+def _redirect_uri_problem(uri: str, *, listener: bool) -> str | None:
+    """What makes ``uri`` (RFC 3986 characters only) unusable as a redirect URI, or None."""
     try:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError:
         return "is not a valid URL (is the port a number between 0 and 65535?)"
-    if parts.scheme != "http":
-        return "must start with http:// (the app listens on this machine, without TLS)"
-    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-        return "must point at 127.0.0.1, localhost or [::1] (the app's own listener, never 0.0.0.0)"
-    if port is None:
-        return "needs a port between 0 and 65535"
     if "@" in parts.netloc:
         return "must not contain a user name or password"
     if "#" in uri:
         return "must not contain a #fragment"
+    if parts.scheme == "https" and not listener:
+        if not parts.hostname:
+            return "needs a host name"
+        if port == 0:
+            return "may only use port 0 (any free port) with the app's own http listener on 127.0.0.1"
+        return None
+    if parts.scheme != "http":
+        if listener:
+            return "must start with http:// (the app listens on this machine, without TLS)"
+        return "must start with https:// (or http:// for the app's own listener on 127.0.0.1, localhost or [::1])"
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        if listener:
+            return "must point at 127.0.0.1, localhost or [::1] (the app's own listener, never 0.0.0.0)"
+        return (
+            "must point at 127.0.0.1, localhost or [::1] (the app's own listener, never 0.0.0.0); "
+            "a redirect URI on another host must use https"
+        )
+    if port is None:
+        return "needs a port between 0 and 65535"
     return None
 
 

@@ -219,7 +219,7 @@ class CallbackListener:
             raise ValueError("expected_state must not be empty")
         if not read_timeout > 0:
             raise ValueError("read_timeout must be positive")
-        self._uri = check_redirect_uri(redirect_uri)  # raises ConfigError naming the URI and what is wrong
+        self._uri = check_redirect_uri(redirect_uri, listener=True)  # a ConfigError naming the URI and the problem
         parts = urlsplit(self._uri)
         self._host = parts.netloc.rpartition(":")[0]  # as written (case, brackets): it is matched exactly
         self._addresses = BIND_ADDRESSES[str(parts.hostname)]

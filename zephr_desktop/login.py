@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
+from urllib.parse import parse_qs, urlsplit
 
-from .config import Profile
+from .config import Profile, listens_on_loopback
 from .errors import (
+    AuthorizationError,
     CallbackError,
     LoginCancelledError,
     LoginTimeoutError,
@@ -39,6 +42,38 @@ def _warm_up() -> None:
         import authlib.integrations.requests_client  # noqa: F401
 
 
+class RedirectHandover:
+    """In place of the listener when the redirect URI is not on this computer (DESIGN.md section 1, step 3).
+
+    Nothing listens: the app's consent window catches the redirect before it is sent, or the
+    person pastes the final URL, and either hands it to ``LoginFlow.submit_redirect_url``.
+    """
+
+    def __init__(self, redirect_uri: str) -> None:
+        self.redirect_uri = redirect_uri
+        self._ended = threading.Event()
+
+    def wait(self, timeout: float) -> NoReturn:
+        """Block until a URL is handed over or the wait is cancelled (both end it), or the deadline."""
+        if not self._ended.wait(max(0.0, timeout)):
+            raise LoginTimeoutError(
+                f"No sign-in response arrived within {timeout:g} seconds. "
+                "Run the login again and finish signing in before the time limit."
+            )
+        raise LoginCancelledError("Sign-in cancelled. Run the login again to start over.")
+
+    def cancel(self) -> None:
+        """End the wait (a URL was handed over, or the person cancelled)."""
+        self._ended.set()
+
+    def report(self, ok: bool, message: str) -> None:
+        """Nothing to tell: no page is waiting for the result."""
+
+    def close(self) -> None:
+        """End the wait; idempotent."""
+        self._ended.set()
+
+
 class LoginFlow:
     """One sign-in: ``start()`` binds the listener and returns the URL; ``wait()`` returns the token."""
 
@@ -59,7 +94,7 @@ class LoginFlow:
         self._clock = clock
         self._session_factory = session_factory
         self._request = AuthRequest.new(profile)
-        self._listener: CallbackListener | None = None
+        self._listener: CallbackListener | RedirectHandover | None = None
         self._pasted: str | None = None
         self._warm: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -74,24 +109,47 @@ class LoginFlow:
         """The authorize URL to open."""
         return self._request.url
 
+    @property
+    def listens(self) -> bool:
+        """True when a loopback listener receives the redirect; False when it must be handed over."""
+        return listens_on_loopback(self.profile.redirect_uri)
+
     def start(self) -> str:
         """Bind the listener (before anything is shown) and return the authorize URL."""
-        # Imported here: http.server and its email/ssl imports cost ~20 ms that the app's start
-        # and `token` never need.
-        from .listener import CallbackListener
+        if not self.listens:
+            self._listener = RedirectHandover(self.profile.redirect_uri)
+            log.debug("no listener: the redirect to %s is to be handed over; authorize URL ready", self.redirect_uri)
+        else:
+            # Imported here: http.server and its email/ssl imports cost ~20 ms that the app's start
+            # and `token` never need.
+            from .listener import CallbackListener
 
-        listener = CallbackListener(self.profile.redirect_uri, expected_state=self._request.state)
-        listener.start()
-        self._listener = listener
-        self._request = dataclasses.replace(self._request, redirect_uri=listener.redirect_uri)
+            listener = CallbackListener(self.profile.redirect_uri, expected_state=self._request.state)
+            listener.start()
+            self._listener = listener
+            self._request = dataclasses.replace(self._request, redirect_uri=listener.redirect_uri)
+            log.debug("listening on %s; authorize URL ready", listener.redirect_uri)
         self._warm = threading.Thread(target=_warm_up, name="zephr-warm-up", daemon=True)
         self._warm.start()
-        log.debug("listening on %s; authorize URL ready", listener.redirect_uri)
         return self._request.url
 
     def submit_redirect_url(self, url: str) -> None:
-        """Accept the final redirect URL pasted by the person; raises CallbackError if it is not one."""
-        self._request.code_from_url(url)  # validate first
+        """Accept the final redirect URL (pasted, or caught by the consent window); CallbackError if it is not one.
+
+        Its state must be this sign-in's: a URL from another attempt (or forced on the window by
+        a page) is refused and the wait goes on. An error from this sign-in (Deny) ends it, as a
+        code does: ``wait()`` raises it.
+        """
+        try:
+            self._request.code_from_url(url)  # validate first
+        except AuthorizationError:
+            # Checked before the state (error, state, code): only this sign-in's own error may end it.
+            states = parse_qs(urlsplit(url.strip()).query, keep_blank_values=True).get("state") or []
+            if len(states) != 1 or not hmac.compare_digest(states[0].encode(), self._request.state.encode()):
+                raise CallbackError(
+                    "The redirect does not belong to this sign-in (its state does not match). "
+                    "Start the sign-in again and use the newest link."
+                ) from None
         with self._lock:
             self._pasted = url
         if self._listener:
@@ -124,10 +182,8 @@ class LoginFlow:
                     pasted = self._pasted
                 if pasted is None:
                     raise
-                from urllib.parse import parse_qs, urlsplit
-
                 multi = parse_qs(urlsplit(pasted.strip()).query, keep_blank_values=True)
-                code_source = "pasted URL"
+                code_source = "redirect URL handed over"
             try:
                 code = self._request.code_from(multi)
             except ZephrError as exc:

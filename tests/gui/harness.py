@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -181,6 +182,8 @@ class GuiApp:
         self.xdg = {name: tmp / name.lower() for name in names}
         for path in (self.home, *self.xdg.values()):
             path.mkdir(parents=True, exist_ok=True)
+        # The runtime dir holds the app's one-instance socket: private, and short (a socket path has ~100 bytes).
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="zephr-rt-"))
         self.screenshots = screenshots or tmp / "screenshots"
         self.app_log = tmp / "app.log"
         self.display: str | None = None
@@ -188,6 +191,7 @@ class GuiApp:
         self.app: subprocess.Popen[bytes] | None = None
         self.devtools: DevTools | None = None
         self.main_page_id: str | None = None
+        self.consent_page_id: str | None = None
         self.app_url: str | None = None
         self._watchdog = threading.Timer(timeout, self._on_timeout)
         self._watchdog.daemon = True
@@ -229,6 +233,7 @@ class GuiApp:
             self.devtools.close()
         _kill_group(self.app)
         _kill_group(self.xvfb)
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def _remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -268,6 +273,7 @@ class GuiApp:
         """The app's environment as a person's session would have it: private X display, XDG dirs, file keyring."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ZEPHR_", "XDG_", "QT_", "PYTHON_KEYRING"))}
         env.update({k: str(v) for k, v in self.xdg.items()})
+        env["XDG_RUNTIME_DIR"] = str(self.runtime_dir)
         env.update(
             {
                 "HOME": str(self.home),
@@ -306,6 +312,36 @@ class GuiApp:
         main = self.wait_for(lambda: self.devtools and self.devtools.pages()[:1], "the main window's page", timeout=30)
         self.main_page_id, self.app_url = main[0]["id"], main[0]["url"]
         self.wait_js("document.body.dataset.ready === 'true'", timeout=40, what="the main page to be ready")
+
+    def launch_again(
+        self, profile: str | None = None, *, demo: bool = False, timeout: float = 30.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Start the app once more, as a person would from the menu or a shell, and wait for that process to end.
+
+        The first process stays ``self.app``. This one runs in its own process group, killed
+        (with any window it opened) if it has not ended after ``timeout`` seconds.
+        """
+        assert self.display, "enter the GuiApp first"
+        args = [sys.executable, "-c", _APP_CODE, profile or "", "demo" if demo else ""]
+        proc = subprocess.Popen(
+            args,
+            env=self.env(),
+            cwd=str(self.tmp),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=min(timeout, self._remaining()))
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)  # type: ignore[arg-type]
+            out, err = proc.communicate()
+            raise HarnessError(f"the second launch did not end within {timeout:.0f} s; stderr: {err}") from None
+        finally:
+            _kill_group(proc)  # type: ignore[arg-type]
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
     def _connect_devtools(self, port: int, log_start: int) -> DevTools:
         """Wait for the app's engine to announce its debugging server, and check that this port is it.
@@ -364,7 +400,11 @@ class GuiApp:
         return pages
 
     def page(self, target: str = "main") -> dict[str, Any]:
-        """The main window's page, or the consent window's (the one page that is not the main one)."""
+        """The main window's page, the consent window's, or the one popup of a sign-in page (``popup``).
+
+        The consent page is the page that was alone beside the main one when first asked for
+        (popups come later); once it is gone (its window closed), the next lone page is.
+        """
         pages = self.pages()
         if target == "main":
             found = [p for p in pages if p["id"] == self.main_page_id]
@@ -372,10 +412,17 @@ class GuiApp:
                 raise HarnessError("the main window's page is gone")
             return found[0]
         others = [p for p in pages if p["id"] != self.main_page_id]
-        if len(others) != 1:
+        if self.consent_page_id not in {p["id"] for p in others}:
             # None: no consent window. Two: for a moment while the consent window replaces its first page.
-            raise HarnessError(f"expected one consent page, found {len(others)}: {[p['url'] for p in others]}")
-        return others[0]
+            if len(others) != 1:
+                raise HarnessError(f"expected one consent page, found {len(others)}: {[p['url'] for p in others]}")
+            self.consent_page_id = others[0]["id"]
+        if target == "consent":
+            return next(p for p in others if p["id"] == self.consent_page_id)
+        popups = [p for p in others if p["id"] != self.consent_page_id]
+        if len(popups) != 1:
+            raise HarnessError(f"expected one popup page, found {len(popups)}: {[p['url'] for p in popups]}")
+        return popups[0]
 
     def js(self, script: str, target: str = "main") -> Any:
         """Evaluate JavaScript in the main page or the consent page; returns its JSON value."""
@@ -464,6 +511,14 @@ class GuiApp:
         """The consent window's X id."""
         return int(self.wait_for(lambda: self.find_windows("Sign in to Zephr$")[:1], "the consent window")[0])
 
+    def popup_window(self) -> int:
+        """The X id of the one popup window a sign-in page opened."""
+        return int(self.wait_for(lambda: self.find_windows("Sign-in popup$")[:1], "the sign-in popup window")[0])
+
+    def window_of(self, target: str) -> int:
+        """The X window showing the main, consent or popup page."""
+        return {"main": self.main_window, "consent": self.consent_window, "popup": self.popup_window}[target]()
+
     def window_geometry(self, window: int) -> tuple[int, int, int, int]:
         """x, y, width, height of a window on the screen."""
         result = subprocess.run(
@@ -481,18 +536,34 @@ class GuiApp:
         expr = self.sel(testid) if testid else f"document.querySelector({json.dumps(selector)})"
         point = self.js(
             "(function(e){ if (!e) return null; e.scrollIntoView({block: 'center'});"
-            " var r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })"
+            " var r = e.getBoundingClientRect();"
+            " return [r.left + r.width / 2, r.top + r.height / 2, window.innerHeight]; })"
             f"({expr})",
             target,
         )
         if not point:
             raise HarnessError(f"nothing to click: {testid or selector} in the {target} window")
-        window = self.main_window() if target == "main" else self.consent_window()
-        x, y, _, _ = self.window_geometry(window)
-        target_x, target_y = x + int(point[0]), y + int(point[1])
+        x, y, _, height = self.window_geometry(self.window_of(target))
+        # The page fills the window below whatever the app put above it (the consent window's bar).
+        above = max(0, height - int(point[2]))
+        target_x, target_y = x + int(point[0]), y + above + int(point[1])
+        self.click_at(target_x, target_y)
+
+    def click_at(self, x: int, y: int) -> None:
+        """Move the real mouse to a point of the screen and click there."""
         # --sync waits for the pointer to move, and waits long when it is already there.
-        sync = ["--sync"] if self.pointer() != (target_x, target_y) else []
-        self.xdotool("mousemove", *sync, str(target_x), str(target_y), "click", "1")
+        sync = ["--sync"] if self.pointer() != (x, y) else []
+        self.xdotool("mousemove", *sync, str(x), str(y), "click", "1")
+
+    def press_consent_bar(self) -> None:
+        """Click the consent window's own bar above its page (the app's widget, not the page's)."""
+        window = self.consent_window()
+        x, y, width, height = self.window_geometry(window)
+        page_height = int(self.js("window.innerHeight", "consent"))
+        bar = height - page_height
+        if bar < 10:
+            raise HarnessError(f"the consent window has no bar above its page (window {height} px, page {page_height})")
+        self.click_at(x + width // 2, y + bar // 2)
 
     def pointer(self) -> tuple[int, int]:
         """Where the mouse pointer is on the screen."""
@@ -509,7 +580,7 @@ class GuiApp:
         before anything else moves the focus, and type again if keys were lost on the way.
         """
         field = f"document.querySelector({json.dumps(selector)})"
-        window = self.main_window() if target == "main" else self.consent_window()
+        window = self.window_of(target)
         for _attempt in range(3):
             self.xdotool("windowfocus", "--sync", str(window))
             self.js(f"{field}.value = ''; {field}.focus(); true", target)

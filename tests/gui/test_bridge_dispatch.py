@@ -32,7 +32,7 @@ from zephr_desktop.store import TokenStore
 SURFACE = {
     "init", "state", "select_profile", "save_profile", "remove_profile", "sign_in", "cancel_sign_in",
     "open_in_browser", "refresh", "set_auto_refresh", "copy", "copy_text", "test_token", "sign_out", "secret_status",
-    "check_profile",
+    "check_profile", "about",
 }  # fmt: skip
 SECRET = "client-s3cret-value"
 ACCESS = "oa_dispatch_access_token"

@@ -17,7 +17,7 @@ from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile, load_profiles, save_profile
 from zephr_desktop.gui.api import copy_text_for, page_functions
-from zephr_desktop.gui.session import Session
+from zephr_desktop.gui.session import ConsentHooks, Session
 from zephr_desktop.oauth import Token
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
 from zephr_desktop.store import TokenStore
@@ -25,7 +25,7 @@ from zephr_desktop.store import TokenStore
 SURFACE = {
     "init", "state", "select_profile", "save_profile", "remove_profile", "sign_in", "cancel_sign_in",
     "open_in_browser", "refresh", "set_auto_refresh", "copy", "copy_text", "test_token", "sign_out", "secret_status",
-    "check_profile",
+    "check_profile", "about",
 }  # fmt: skip
 
 
@@ -54,9 +54,10 @@ class Page:
 
 
 class FakeConsent:
-    def __init__(self, url: str, on_user_close: Callable[[], None]) -> None:
+    def __init__(self, url: str, hooks: ConsentHooks) -> None:
         self.url = url
-        self.on_user_close = on_user_close
+        self.hooks = hooks
+        self.on_user_close = hooks.on_user_close
         self.closed = False
 
     def close(self) -> None:
@@ -66,17 +67,18 @@ class FakeConsent:
 class FakeShell:
     """Records what the bridge asks of the windows."""
 
-    def __init__(self) -> None:
+    def __init__(self, browser_only: str | None = None) -> None:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.consents: list[FakeConsent] = []
         self.copied: list[str] = []
         self.opened: list[str] = []
+        self.browser_only_reason = browser_only
 
     def push(self, event: dict[str, Any]) -> None:
         self.events.put(event)
 
-    def open_consent(self, url: str, profile: Profile, on_user_close: Callable[[], None]) -> FakeConsent:
-        consent = FakeConsent(url, on_user_close)
+    def open_consent(self, url: str, profile: Profile, hooks: ConsentHooks) -> FakeConsent:
+        consent = FakeConsent(url, hooks)
         self.consents.append(consent)
         return consent
 
@@ -86,6 +88,9 @@ class FakeShell:
 
     def open_browser(self, url: str) -> None:
         self.opened.append(url)
+
+    def browser_only(self) -> str | None:
+        return self.browser_only_reason
 
     def next_event(self, kind: str, timeout: float = 15.0) -> dict[str, Any]:
         end = time.monotonic() + timeout
@@ -304,6 +309,64 @@ def test_deny_and_open_in_browser(api: Page, shell: FakeShell, profile: Profile)
     ScriptedUser().approve(shell.opened[-1], allow=False)
     shell.next_event("sign_in_failed")
     assert "denied" in api.state()["error"]
+
+
+def test_continue_in_your_browser_from_the_consent_window(api: Page, shell: FakeShell, profile: Profile) -> None:
+    assert api.sign_in()["ok"]
+    consent = shell.consents[-1]
+    assert consent.hooks.catch_redirect is None  # a loopback listener receives the redirect
+    assert consent.hooks.continue_in_browser is not None
+    consent.hooks.continue_in_browser()  # the window's own button
+    assert shell.opened == [consent.url] and consent.closed  # the same authorize URL: same state and PKCE
+    shell.next_event("sign_in_in_browser")
+    assert api.state()["in_browser"]
+    ScriptedUser().approve(shell.opened[-1])  # and the same listener still receives the redirect
+    shell.next_event("signed_in")
+    assert api.state()["token"] is not None
+
+
+THIRD_PARTY = "https://thirdparty.invalid/auth/callback"
+
+
+@pytest.fixture
+def elsewhere(sb: Sandbox) -> Profile:
+    """A profile whose registered redirect URI is the third party's."""
+    from dataclasses import replace
+
+    from zephr_desktop.sandbox.model import DEFAULT_CLIENT
+
+    sb.register_client(replace(DEFAULT_CLIENT, redirect_uris=(*DEFAULT_CLIENT.redirect_uris, THIRD_PARTY)))
+    created = Profile.create(name="elsewhere", site_url=sb.url, token_url=sb.token_url, client_id=DEFAULT_CLIENT_ID,
+                             redirect_uri=THIRD_PARTY)  # fmt: skip
+    save_profile(created)
+    TokenStore(notice=lambda _m: None).set_client_secret("elsewhere", DEFAULT_CLIENT_SECRET)
+    return created
+
+
+def test_a_redirect_caught_in_the_window_signs_in_when_its_state_is_ours(
+    api: Page, shell: FakeShell, sb: Sandbox, elsewhere: Profile
+) -> None:
+    started = api.sign_in()
+    assert started["ok"] and started["redirect_caught"] and started["redirect_uri"] == THIRD_PARTY
+    hooks = shell.consents[-1].hooks
+    assert hooks.catch_redirect == THIRD_PARTY
+    assert hooks.continue_in_browser is None  # the browser would take the code to the third party
+    assert "not on this computer" in api.open_in_browser()["error"] and shell.opened == []
+    final = ScriptedUser().consent(shell.consents[-1].url)
+    refused = hooks.hand_over(final.replace("state=", "state=x"))
+    assert refused is not None and "does not belong to this sign-in" in refused
+    assert api.state()["signing_in"]  # a forged redirect does not end the sign-in
+    assert hooks.hand_over(final) is None
+    shell.next_event("signed_in")
+    assert api.state()["token"]["access_token"] == sb.issued[-1]["access_token"]
+    assert shell.consents[-1].closed
+    assert hooks.hand_over(final) is not None  # over: nothing more is taken
+
+
+def test_saving_a_profile_with_such_a_uri_says_how_it_is_caught(api: Page) -> None:
+    saved = api.save_profile({**FORM, "name": "third", "redirect_uri": THIRD_PARTY})
+    assert saved["ok"], saved
+    assert "catches the redirect to " + THIRD_PARTY in saved["notice"] and "paste the final URL" in saved["notice"]
 
 
 def test_auto_refresh_renews_before_expiry_and_can_be_turned_off(

@@ -164,6 +164,13 @@ def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
         # Not part of init(): the first secret-store read imports keyring, ~100 ms the start must not pay.
         return {"ok": True, "has_secret": session.has_secret(str(name))}
 
+    def about() -> dict[str, Any]:
+        """The version and where files are kept: profiles.toml, the data dir, the secret store."""
+        # Asked when the settings view opens, not at start: naming the secret store imports keyring.
+        from .. import __version__
+
+        return {"ok": True, "version": __version__, **session.where()}
+
     def check_profile(form: dict[str, Any]) -> dict[str, Any]:
         """Say what is wrong with the settings form's profile (unsaved edits included), before any sign-in."""
         if not isinstance(form, dict):
@@ -178,7 +185,7 @@ def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
 
     functions: list[PageFunction] = [
         init, state, select_profile, save_profile, remove_profile, sign_in, cancel_sign_in, open_in_browser,
-        refresh, set_auto_refresh, copy, copy_text, test_token, sign_out, secret_status, check_profile,
+        refresh, set_auto_refresh, copy, copy_text, test_token, sign_out, secret_status, check_profile, about,
     ]  # fmt: skip
     return [_answering(fn) for fn in functions]
 
@@ -244,11 +251,13 @@ def _state_view(shown: Snapshot) -> dict[str, Any]:
         "signing_in": shown.signing_in,
         "in_browser": shown.in_browser,
         "redirect_uri": shown.redirect_uri,
+        "redirect_caught": shown.redirect_caught,
         "token": token,
         "auto_refresh": shown.auto_refresh,
         "error": shown.error,
         "notice": shown.notice,
         "demo_hint": shown.demo_hint,
+        "browser_only": shown.browser_only,
     }
 
 

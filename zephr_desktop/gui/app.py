@@ -23,19 +23,23 @@ import os
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..config import SCOPES, Profile, save_profile
 from ..desktop_entry import APP_ID, ICON_THEME
 from ..errors import ZephrError
+from ..instance import InstanceError, Rendezvous, Server
 from ..resources import assets_dir
 from ..store import TokenStore
 from .api import NO_ATTRIBUTES, page_functions
+from .backend import Backend, running_backend
 from .consent import ConsentWindow
 from .qt import GuiThread, confine_to_app_page, deny_page_permissions
-from .session import Session
+from .session import ConsentHooks, Session
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ DEMO_DIR_PREFIX = "zephr-desktop-demo-"
 DEMO_LOCK = "session.lock"
 DEMO_LIVE = "session.live"
 DEMO_UNMARKED_GRACE = 86400.0  # seconds before a demo dir that never got its live mark counts as stale
+ACTIVATE_WAIT = 15.0  # seconds another launch's request waits for this app's window to exist
 
 
 def prepare_environment() -> None:
@@ -86,6 +91,8 @@ class DesktopShell:
         self.window: Any = None
         self.gui: GuiThread | None = None
         self.consent: ConsentWindow | None = None
+        self.backend: Backend | None = None
+        self.ready = threading.Event()  # set once the main window is about to show
         self.clear_after = clear_after
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._pusher = threading.Thread(target=self._push_loop, name="zephr-push", daemon=True)
@@ -93,7 +100,16 @@ class DesktopShell:
 
     def attach(self, window: Any) -> None:
         """Called on the GUI thread in the main window's ``before_show``."""
+        import webview
+
         self.window = window
+        self.backend = running_backend(webview, window)
+        if not self.backend.is_qt:
+            # Another backend than the one asked for (pywebview fell back): none of the Qt parts apply,
+            # and sign-ins go to the system browser (see ``browser_only``).
+            log.warning("pywebview runs on %s: sign-ins open in the system browser", self.backend.label)
+            self.ready.set()
+            return
         self.gui = GuiThread()
         page = window.native.webview.page()
         deny_page_permissions(page)
@@ -107,6 +123,7 @@ class DesktopShell:
             app.setApplicationName(APP_ID)
             app.setDesktopFileName(APP_ID)
             app.setWindowIcon(app_icon())  # every window without its own icon shows this one
+        self.ready.set()
 
     def close(self) -> None:
         """Stop the event pusher."""
@@ -130,18 +147,19 @@ class DesktopShell:
             except Exception as exc:  # the window may be closing
                 log.debug("could not push %s: %s", event.get("type"), type(exc).__name__)
 
-    def open_consent(self, url: str, profile: Profile, on_user_close: Any) -> ConsentWindow:
+    def open_consent(self, url: str, profile: Profile, hooks: ConsentHooks) -> ConsentWindow:
         """Open the sign-in window on ``url``."""
         assert self.gui is not None
         storage = site_session_dir(profile) if profile.keep_site_session else None
-        consent = ConsentWindow(url, gui=self.gui, on_user_close=on_user_close, storage_dir=storage)
+        consent = ConsentWindow(url, gui=self.gui, hooks=hooks, storage_dir=storage)
         self.consent = consent
         consent.open()
         return consent
 
     def copy_text(self, text: str) -> float | None:
         """Set the system clipboard on the GUI thread; clear it later if it still holds ``text``."""
-        assert self.gui is not None
+        if self.gui is None:
+            raise ZephrError("Copying needs the Qt web view; select the token and copy it by hand.")
         clear_after = self.clear_after
 
         def copy() -> None:
@@ -168,6 +186,32 @@ class DesktopShell:
         import webbrowser  # only for 'Open in browser instead' and links
 
         webbrowser.open(url)
+
+    def browser_only(self) -> str | None:
+        """Why sign-ins go to the system browser: the backend that runs cannot isolate the consent window."""
+        if self.backend is None:
+            return "Sign-in opens in your browser: the window is still starting."
+        return self.backend.browser_only_reason()
+
+    def bring_to_front(self) -> None:
+        """Show the main window if minimized, raise it and give it the focus (another launch asked for it)."""
+        window = self.window
+        if window is None:
+            return
+        if self.gui is None:  # not Qt: pywebview's own calls
+            window.restore()
+            window.show()
+            return
+
+        def front() -> None:
+            native = window.native
+            if native.isMinimized():
+                native.showNormal()
+            native.show()
+            native.raise_()
+            native.activateWindow()
+
+        self.gui.call(front)
 
     def _open_link(self, url: str) -> None:
         # Called on the GUI thread; a browser command may take its time to return.
@@ -317,13 +361,103 @@ def create_main_window(session: Session, shell: DesktopShell) -> Any:
     return window
 
 
+def instance_handler(session: Session, shell: DesktopShell) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What the running app does when another launch (``activate``) or the CLI (``status``) asks."""
+
+    def handle(request: dict[str, Any]) -> dict[str, Any]:
+        if request["op"] == "status":
+            uri = session.listening_on()
+            return {"ok": True, "listening": urlsplit(uri).netloc if uri else None}
+        if not shell.ready.wait(ACTIVATE_WAIT):
+            return {"ok": False, "error": "the window is still starting; try again in a moment"}
+        error: str | None = None
+        if request["profile"]:
+            try:
+                session.select(request["profile"])
+                shell.push({"type": "profile_selected"})
+            except ZephrError as exc:
+                error = exc.message
+        shell.bring_to_front()
+        return {"ok": error is None, "error": error}
+
+    return handle
+
+
+def claim_instance(profile_name: str | None) -> tuple[Server | None, int | None]:
+    """Become the running app, or hand over to the one that runs.
+
+    Returns (the server to answer other launches with, None) to go on opening the window,
+    (None, None) to go on without one (no usable rendezvous: said on stderr), or
+    (None, exit code) when the running app took over (or could not be reached).
+    """
+    from ..config import config_dir
+
+    rendezvous: Rendezvous | None = None
+    try:
+        rendezvous = Rendezvous.for_config(config_dir())
+        reply = _hand_over(rendezvous, profile_name)
+    except InstanceError as exc:
+        if rendezvous is None or not rendezvous.running():
+            print(f"zephr-desktop: cannot tell whether the app already runs ({exc}); opening a new window.",
+                  file=sys.stderr)  # fmt: skip
+            return None, None
+        print(
+            f"zephr-desktop: the app is already running but did not answer ({exc}). "
+            "Close its window (or end its process) and start it again.",
+            file=sys.stderr,
+        )
+        return None, 1
+    if isinstance(reply, Server):
+        return reply, None
+    if not reply["ok"]:
+        print(f"zephr-desktop: the app is already running; brought its window to the front, but: {reply['error']}",
+              file=sys.stderr)  # fmt: skip
+        return None, 1
+    shown = f", showing profile '{profile_name}'" if profile_name else ""
+    print(f"zephr-desktop: the app is already running; brought its window to the front{shown}.", file=sys.stderr)
+    return None, 0
+
+
+def _hand_over(rendezvous: Rendezvous, profile_name: str | None) -> Server | dict[str, Any]:
+    """Claim the rendezvous (a Server), or ask the app that holds it to come to the front (its reply)."""
+    for _attempt in range(3):
+        server = rendezvous.claim()
+        if server is not None:
+            return server
+        try:
+            return rendezvous.ask({"op": "activate", "profile": profile_name})
+        except InstanceError:
+            if rendezvous.running():
+                raise
+            # It quit between our look and our call: try to be the running app again.
+    raise InstanceError("the running app keeps starting and stopping")
+
+
 def run(profile_name: str | None = None, *, demo: bool = False) -> int:
-    """Open the main window and run until it is closed; returns the exit code."""
+    """Open the main window and run until it is closed; returns the exit code.
+
+    One app per user and config dir: launched again, it brings the running window to the front
+    (showing ``profile_name`` if given) and exits 0. A demo is always its own app: it has its own
+    config dir, never asks the running app, and is never asked.
+    """
     problem = missing_display()
     if problem:
         # Without this, Qt aborts the process with a platform-plugin message that misleads.
         print(f"zephr-desktop: {problem}", file=sys.stderr)
         return 1
+    server: Server | None = None
+    if not demo:
+        server, code = claim_instance(profile_name)
+        if code is not None:
+            return code
+    try:
+        return _run_window(profile_name, demo=demo, server=server)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run_window(profile_name: str | None, *, demo: bool, server: Server | None) -> int:
     prepare_environment()
     import webview
 
@@ -341,6 +475,8 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
             sandbox, profile_name, demo_hint = _start_demo(store)
         session = Session(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
         create_main_window(session, shell)
+        if server is not None:
+            server.serve(instance_handler(session, shell))
         session.start_watching()
         # No icon= here: pywebview would give each window that one file, hiding the app icon's sizes.
         webview.start(gui="qt" if sys.platform.startswith("linux") else None, private_mode=True)

@@ -11,26 +11,46 @@
 - Cookies: a fresh off-the-record ``QWebEngineProfile`` per window (pywebview's
   ``private_mode`` is one global switch), or a persistent per-profile storage folder when
   the profile keeps its site session.
-- Closing it by hand calls ``on_user_close`` (the flow is cancelled); ``close()`` from the
-  app does not.
+- Popups the sign-in page opens (``window.open``, ``target=_blank``: social sign-in) get a
+  child window under the same rules, in the same profile (so the opener sees the session they
+  sign in), titled with their own origin; they close with the sign-in.
+- When the redirect URI is not on this computer (no listener), every request for it is
+  stopped before it is sent (navigations, server redirects and any other request) and the
+  URL goes to the sign-in, which takes it only if its state is this sign-in's.
+- A bar above the page (the app's, not the page's) offers "Continue in your browser": the
+  same sign-in (state, PKCE, listener) goes on in the system browser and the window closes.
+- Closing it by hand calls ``hooks.on_user_close`` (the flow is cancelled); ``close()`` from
+  the app does not.
 """
 
 from __future__ import annotations
 
 import encodings.idna
+import functools
+import html
 import logging
+import string
 import threading
 import unicodedata
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from ..fileutil import ensure_private_dir
-from .qt import GuiThread, deny_page_permissions, follow_only_web
+from ..resources import asset_text
+from .qt import GuiThread, catch_navigations, deny_page_permissions, follow_only_web, redirect_interceptor
+
+if TYPE_CHECKING:
+    from .session import ConsentHooks
 
 log = logging.getLogger(__name__)
 
 TITLE_SUFFIX = "Sign in to Zephr"
+POPUP_SUFFIX = "Sign-in popup"
+BROWSER_BUTTON = "Trouble signing in here? Continue in your browser \u2197"
+MAX_POPUPS = 4  # open at once: a page that opens windows in a loop gets no more
+POPUP_SIZE = (480, 640)
 _BLANK = "<!doctype html><title>Sign in to Zephr</title><body style='background:#f6f7f9'></body>"
 
 
@@ -66,19 +86,20 @@ def _ace_host(host: str) -> str:
         return host.encode("ascii", "backslashreplace").decode("ascii")
 
 
-def format_title(scheme: str, host: str, port: int | None) -> str:
+def format_title(scheme: str, host: str, port: int | None, suffix: str = TITLE_SUFFIX) -> str:
     """Where the consent page came from, as its window title.
 
     ``news.example.com - https - Sign in to Zephr``; the port only when it is not the
     default; an international host in punycode first, its Unicode form after it in
     brackets (``xn--pple-43d.com (аpple.com) - https - ...``) so a look-alike cannot pass
     for the real name; pages without a web origin (``about:``, ``blob:``, ``data:``) say
-    so. Before anything has loaded (no scheme): just ``Sign in to Zephr``.
+    so. Before anything has loaded (no scheme): just ``Sign in to Zephr``. Popups end in
+    ``Sign-in popup`` instead.
     """
     if not scheme:
-        return TITLE_SUFFIX
+        return suffix
     if scheme not in _WEB_PORTS or not host:
-        return f"{UNTRUSTED} - {TITLE_SUFFIX}"
+        return f"{UNTRUSTED} - {suffix}"
     if ":" in host:  # IPv6
         origin = host if host.startswith("[") else f"[{host}]"
         shown = None
@@ -89,30 +110,89 @@ def format_title(scheme: str, host: str, port: int | None) -> str:
         origin = f"{origin}:{port}"
     if shown is not None:
         origin = f"{origin} ({shown})"
-    return f"{origin} - {scheme} - {TITLE_SUFFIX}"
+    return f"{origin} - {scheme} - {suffix}"
+
+
+@dataclass(frozen=True)
+class RedirectTarget:
+    """Where the redirect URI points: a URL with this scheme, host, port and path is the redirect, any query."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @classmethod
+    def of(cls, uri: str) -> RedirectTarget:
+        """The target of a (valid) redirect URI."""
+        found = cls._parts(uri)
+        if found is None:
+            raise ValueError(f"not a URL with a host: {uri!r}")
+        return found
+
+    @staticmethod
+    def _parts(url: str) -> RedirectTarget | None:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return None
+        scheme = parts.scheme.lower()
+        if not parts.hostname:
+            return None
+        host = _ace_host(parts.hostname).lower().rstrip(".")
+        return RedirectTarget(scheme, host, port or _WEB_PORTS.get(scheme, -1), unquote(parts.path) or "/")
+
+    def matches(self, url: str) -> bool:
+        """True when ``url`` is a request for the redirect URI (a URL that does not parse counts as one)."""
+        found = self._parts(url)
+        if found is None:
+            return url.partition(":")[0].lower() in _WEB_PORTS  # an http(s) URL we cannot read: stop it
+        return found == self
+
+
+@functools.lru_cache(maxsize=1)
+def _result_template() -> string.Template:
+    try:
+        return string.Template(asset_text("result.html"))
+    except (OSError, UnicodeDecodeError):  # a broken install: the page must still say something
+        return string.Template("<!doctype html><title>$title</title><main class='$tone'><h1>$title</h1><p>$message")
+
+
+def result_page(title: str, message: str, tone: str) -> str:
+    """The app's own small page for the consent window (every value HTML-escaped)."""
+    values = {"title": title, "message": message, "tone": tone}
+    return _result_template().safe_substitute({k: html.escape(v) for k, v in values.items()})
 
 
 class ConsentWindow:
-    """One consent window for one sign-in."""
+    """One consent window for one sign-in, with the popups its pages open."""
 
     def __init__(
         self,
         url: str,
         *,
         gui: GuiThread,
-        on_user_close: Callable[[], None],
+        hooks: ConsentHooks,
         storage_dir: Path | None = None,
         width: int = 560,
         height: int = 760,
     ) -> None:
         self._url = url
         self._gui = gui
-        self._on_user_close = on_user_close
+        self._hooks = hooks
+        self._target = RedirectTarget.of(hooks.catch_redirect) if hooks.catch_redirect else None
         self._storage_dir = storage_dir
         self._size = (width, height)
         self._window: Any = None
         self._page: Any = None
+        self._profile: Any = None
+        self._interceptor: Any = None
+        self._live_pages = 0
+        self._popups: list[Any] = []
+        self._handed_over = False
         self._closing_by_app = False
+        self._closing = False
         self._closed = threading.Event()
 
     # -- lifecycle -----------------------------------------------------------------
@@ -142,7 +222,7 @@ class ConsentWindow:
             self._swap_page(window)
 
     def close(self) -> None:
-        """Close the window from the app (the flow ended); does not call ``on_user_close``."""
+        """Close the window and its popups from the app (the flow ended); does not call ``on_user_close``."""
         self._closing_by_app = True
         window = self._window
         if window is None or self._closed.is_set():
@@ -159,24 +239,50 @@ class ConsentWindow:
 
     def _swap_page(self, window: Any) -> None:
         from qtpy.QtCore import QUrl
-        from qtpy.QtWebEngineCore import QWebEnginePage, QWebEngineProfile
+        from qtpy.QtWebEngineCore import QWebEngineProfile
 
         native = window.native
-        profile = self._make_profile(native, QWebEngineProfile)
-        page = QWebEnginePage(profile, native.webview)
-        deny_page_permissions(page)
-        follow_only_web(page)
-        page.urlChanged.connect(lambda _url: self._retitle(native))
-        page.loadFinished.connect(lambda _ok: self._retitle(native))
-        # The profile must outlive its page ("Release of profile requested but WebEnginePage still not deleted").
-        page.destroyed.connect(profile.deleteLater)
+        profile = self._profile = self._make_profile(native, QWebEngineProfile)
+        if self._target is not None:
+            # For the whole profile: popups' requests, and requests that are not navigations, too.
+            self._interceptor = redirect_interceptor(self._target.matches, self._caught_soon, profile)
+            profile.setUrlRequestInterceptor(self._interceptor)
+        page = self._new_page(native.webview)
+        page.urlChanged.connect(lambda _url: self._retitle(native, page, TITLE_SUFFIX))
+        page.loadFinished.connect(lambda _ok: self._retitle(native, page, TITLE_SUFFIX))
         old = native.webview.page()
         native.webview.setPage(page)
         native.setWindowTitle(TITLE_SUFFIX)
         if old is not None and old is not page:
             old.deleteLater()
         self._page = page
+        if self._hooks.continue_in_browser is not None:
+            self._add_browser_bar(native)
         page.load(QUrl(self._url))
+
+    def _new_page(self, parent: Any) -> Any:
+        """A page in the sign-in's profile, under the consent window's rules."""
+        from qtpy.QtWebEngineCore import QWebEnginePage
+
+        page: Any = QWebEnginePage(self._profile, parent)
+        # The engine asks createWindow() first, without the URL; refused there, it asks again through
+        # newWindowRequested, with it: popups are opened (or refused) there.
+        page.createWindow = lambda _kind: None
+        page.newWindowRequested.connect(self._on_new_window)
+        deny_page_permissions(page)
+        follow_only_web(page)
+        if self._target is not None:
+            catch_navigations(page, self._target.matches, self._caught_soon)
+        self._live_pages += 1
+        page.destroyed.connect(self._page_gone)
+        return page
+
+    def _page_gone(self, *_args: Any) -> None:
+        # The profile must outlive its pages ("Release of profile requested but WebEnginePage still not deleted").
+        self._live_pages -= 1
+        if self._live_pages == 0 and self._profile is not None:
+            self._profile.deleteLater()
+            self._profile = None
 
     def _make_profile(self, native: Any, profile_cls: Any) -> Any:
         if self._storage_dir is None:
@@ -190,21 +296,136 @@ class ConsentWindow:
         profile.setPersistentCookiesPolicy(profile_cls.PersistentCookiesPolicy.ForcePersistentCookies)
         return profile
 
-    def _retitle(self, native: Any) -> None:
+    def _retitle(self, widget: Any, page: Any, suffix: str) -> None:
         try:
             from qtpy.QtCore import QUrl
 
-            url = self._page.url()
+            url = page.url()
             host = url.host(QUrl.ComponentFormattingOption.EncodeUnicode)  # punycode, never Unicode
-            title = format_title(url.scheme(), host, url.port())
-            native.setWindowTitle(title)
+            widget.setWindowTitle(format_title(url.scheme(), host, url.port(), suffix))
         except Exception:  # an exception escaping a slot would abort the process
-            log.exception("could not update the consent window title")
+            log.exception("could not update the sign-in window title")
 
+    # -- popups ------------------------------------------------------------------------
+    def _on_new_window(self, request: Any) -> None:
+        try:
+            url = request.requestedUrl()
+            # about:blank: a popup opened empty and sent on by its opener (its next URL is checked then).
+            if str(url.scheme()) not in ("http", "https") and url.toString() != "about:blank":
+                log.warning("refused a popup for a %s URL", url.scheme() or "relative")
+                return
+            page = self._open_popup()
+            if page is not None:
+                request.openIn(page)
+        except Exception:  # an exception escaping a slot would abort the process
+            log.exception("could not open a popup of the sign-in page")
+
+    def _open_popup(self) -> Any:
+        """A child window for a popup of a sign-in page (GUI thread); its page, or None to refuse it."""
+        if self._closing or self._profile is None or len(self._popups) >= MAX_POPUPS:
+            log.warning("refused a popup of the sign-in page (%d open)", len(self._popups))
+            return None
+        from qtpy.QtCore import Qt
+        from qtpy.QtWebEngineWidgets import QWebEngineView
+
+        view = QWebEngineView(self._window.native)
+        # A window of its own, owned by the consent window; deleted once closed.
+        view.setWindowFlags(Qt.WindowType.Window)
+        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        view.setWindowTitle(POPUP_SUFFIX)
+        view.resize(*POPUP_SIZE)
+        page = self._new_page(view)
+        view.setPage(page)
+        page.urlChanged.connect(lambda _url: self._retitle(view, page, POPUP_SUFFIX))
+        page.loadFinished.connect(lambda _ok: self._retitle(view, page, POPUP_SUFFIX))
+        page.windowCloseRequested.connect(view.close)  # the popup's own window.close()
+        view.destroyed.connect(lambda *_: self._forget_popup(view))
+        self._popups.append(view)
+        view.show()
+        return page
+
+    def _forget_popup(self, view: Any) -> None:
+        self._popups = [popup for popup in self._popups if popup is not view]
+
+    def _close_popups(self) -> None:
+        for view in list(self._popups):
+            try:
+                view.close()
+            except RuntimeError:  # already deleted
+                self._forget_popup(view)
+
+    # -- the redirect, caught ---------------------------------------------------------------
+    def _caught_soon(self, url: str) -> None:
+        # Called inside the engine's own check: hand the URL over once that has returned.
+        self._gui.post(lambda: self._caught(url))
+
+    def _caught(self, url: str) -> None:
+        if self._closing or self._page is None:
+            return
+        if self._handed_over:
+            log.warning("stopped another redirect after the sign-in's own")
+            return
+        why = self._hooks.hand_over(url)
+        if why is None:
+            self._handed_over = True
+            self._show(
+                "Authorization received",
+                "Authorization received - the app is finishing the sign-in. This window closes by itself.",
+                "info",
+            )
+        else:
+            self._show("Not the sign-in in progress", why, "error")
+
+    def _show(self, title: str, message: str, tone: str) -> None:
+        try:
+            self._page.setHtml(result_page(title, message, tone))
+        except Exception:  # an exception escaping a slot would abort the process
+            log.exception("could not show the sign-in window's message")
+
+    # -- continue in the browser ---------------------------------------------------------
+    def _add_browser_bar(self, native: Any) -> None:
+        """The app's own bar above the page (no page can draw there): one wide button."""
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QPushButton, QSizePolicy, QToolBar
+
+        bar = QToolBar("Sign-in", native)
+        bar.setMovable(False)
+        bar.setFloatable(False)
+        bar.setContextMenuPolicy(Qt.ContextMenuPolicy.PreventContextMenu)  # no way to hide it by accident
+        button = QPushButton(BROWSER_BUTTON, bar)
+        button.setObjectName("continue-in-browser")
+        button.setToolTip("Carry on with this same sign-in in your system browser; this window closes.")
+        button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        button.setStyleSheet("QPushButton { padding: 6px 12px; font-weight: 600; }")
+        button.clicked.connect(self._continue_in_browser)
+        bar.addWidget(button)
+        native.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+    def _continue_in_browser(self, *_args: Any) -> None:
+        hook = self._hooks.continue_in_browser
+        if hook is None or self._closing:
+            return
+
+        def run() -> None:
+            from ..errors import ZephrError
+
+            try:
+                hook()
+            except ZephrError as exc:
+                log.warning("could not continue in the browser: %s", exc.message)
+            except Exception as exc:
+                log.error("could not continue in the browser: %s", type(exc).__name__)
+
+        # It closes this window and starts a browser: off the GUI thread.
+        threading.Thread(target=run, name="zephr-continue-in-browser", daemon=True).start()
+
+    # -- closing ------------------------------------------------------------------------------
     def _on_closing(self) -> None:
+        self._closing = True
+        self._close_popups()  # on the GUI thread, before the window's own page goes
         if not self._closing_by_app:
             # Cancelling closes the listener; keep that off the GUI thread.
-            threading.Thread(target=self._on_user_close, name="zephr-consent-closed", daemon=True).start()
+            threading.Thread(target=self._hooks.on_user_close, name="zephr-consent-closed", daemon=True).start()
 
     def _on_closed(self) -> None:
         self._closed.set()

@@ -1,4 +1,4 @@
-"""Small Qt helpers shared by the windows: the GUI-thread trampoline and the permission fix.
+"""Small Qt helpers shared by the windows: the GUI-thread trampoline, the permission fix, navigation rules.
 
 Qt is imported inside the functions: this module is imported only once the app has set
 up the environment QtWebEngine needs (see ``app.prepare_environment``).
@@ -24,14 +24,17 @@ class GuiThread:
     """
 
     def __init__(self) -> None:
-        from qtpy.QtCore import QObject, Signal
+        from qtpy.QtCore import QObject, Qt, Signal
 
         class _Invoker(QObject):
             request = Signal(object)
+            later = Signal(object)
 
         self._invoker = _Invoker()
-        # A queued connection: emitted from a worker, the slot runs in the invoker's (GUI) thread.
+        # Emitted from a worker, the slot runs in the invoker's (GUI) thread (an automatic queued connection).
         self._invoker.request.connect(self._run)
+        # Always queued, even from the GUI thread: the job runs after the current slot has returned.
+        self._invoker.later.connect(self._run, Qt.ConnectionType.QueuedConnection)
         self._thread = threading.current_thread()
 
     @staticmethod
@@ -61,8 +64,8 @@ class GuiThread:
         return box["value"]
 
     def post(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the GUI thread later, without waiting."""
-        self._invoker.request.emit(fn)
+        """Run ``fn`` on the GUI thread later (from any thread, the GUI thread too), without waiting."""
+        self._invoker.later.emit(fn)
 
 
 def deny_page_permissions(page: Any) -> None:
@@ -184,3 +187,62 @@ def follow_only_web(page: Any) -> None:
 
     page.navigationRequested.connect(on_navigation)
     disable_drop_navigation(page)
+
+
+def _encoded(url: Any) -> str:
+    """A QUrl as ASCII text, with its host in punycode (what the redirect URI is compared with)."""
+    return bytes(url.toEncoded()).decode("ascii", "replace")
+
+
+def catch_navigations(page: Any, matches: Callable[[str], bool], on_caught: Callable[[str], None]) -> None:
+    """Refuse every navigation of ``page`` to a URL that ``matches``: links, scripts and server redirects alike.
+
+    The engine asks before it sends the request (for a 302, before it follows the redirect),
+    so a refused URL never leaves the machine. A main-frame one goes to ``on_caught``, which
+    must not block (it is called inside the engine's check).
+    """
+
+    def on_navigation(request: Any) -> None:
+        try:
+            url = _encoded(request.url())
+            if not matches(url):
+                return
+            request.reject()
+            if request.isMainFrame():
+                on_caught(url)
+            else:
+                log.warning("refused a frame's navigation to the redirect URI")
+        except Exception:  # an exception escaping a slot would abort the process; refuse what was not checked
+            log.exception("could not check a navigation for the redirect URI")
+            request.reject()
+
+    page.navigationRequested.connect(on_navigation)
+
+
+def redirect_interceptor(matches: Callable[[str], bool], on_caught: Callable[[str], None], parent: Any) -> Any:
+    """A request interceptor for a whole profile that blocks every request for a URL that ``matches``.
+
+    The second net under ``catch_navigations``: it also sees requests that are not
+    navigations (a script's ``fetch``, an image, a prefetch) and pages that have no navigation
+    check. A blocked main-frame request goes to ``on_caught``.
+    """
+    from qtpy.QtWebEngineCore import QWebEngineUrlRequestInfo, QWebEngineUrlRequestInterceptor
+
+    main_frame = QWebEngineUrlRequestInfo.ResourceType.ResourceTypeMainFrame
+
+    class _Interceptor(QWebEngineUrlRequestInterceptor):
+        def interceptRequest(self, info: Any) -> None:
+            try:
+                url = _encoded(info.requestUrl())
+                if not matches(url):
+                    return
+                info.block(True)
+                if info.resourceType() == main_frame:
+                    on_caught(url)
+                else:
+                    log.warning("blocked a request for the redirect URI (resource type %s)", info.resourceType())
+            except Exception:  # an exception escaping a virtual would abort the process; block what was not checked
+                log.exception("could not check a request for the redirect URI")
+                info.block(True)
+
+    return _Interceptor(parent)

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import accounts
-from ..config import Profile, Profiles, load_profiles, unknown_scope_warning
+from ..config import (
+    Profile,
+    Profiles,
+    how_redirect_is_received,
+    listens_on_loopback,
+    load_profiles,
+    unknown_scope_warning,
+)
 from ..errors import ConfigError, LoginCancelledError, ZephrError
 from ..login import LoginFlow, ensure_fresh_token
 from ..oauth import Token
@@ -40,20 +47,33 @@ class ConsentHandle(Protocol):
         """Close it from the app (not a cancel)."""
 
 
+@dataclass(frozen=True)
+class ConsentHooks:
+    """What the consent window tells the session, and what it must catch."""
+
+    on_user_close: Callable[[], None]  # the person closed the window: cancel
+    continue_in_browser: Callable[[], None] | None  # None: the system browser cannot finish this sign-in
+    catch_redirect: str | None  # the redirect URI to catch in the window (no listener), or None
+    hand_over: Callable[[str], str | None]  # a caught redirect URL for the sign-in; returns why it was refused
+
+
 class Shell(Protocol):
     """The window side of the app, as the session and the bridge use it."""
 
     def push(self, event: dict[str, Any]) -> None:
         """Tell the page something changed (it then asks for the state)."""
 
-    def open_consent(self, url: str, profile: Profile, on_user_close: Callable[[], None]) -> ConsentHandle:
-        """Open the consent window on ``url``; ``on_user_close`` runs if the person closes it."""
+    def open_consent(self, url: str, profile: Profile, hooks: ConsentHooks) -> ConsentHandle:
+        """Open the consent window on ``url``; it calls ``hooks`` (e.g. if the person closes it)."""
 
     def copy_text(self, text: str) -> float | None:
         """Put ``text`` on the system clipboard; returns after how many seconds it is cleared, if it is."""
 
     def open_browser(self, url: str) -> None:
         """Open ``url`` in the system browser."""
+
+    def browser_only(self) -> str | None:
+        """Why sign-ins go to the system browser here instead of the consent window (None: they do not)."""
 
 
 @dataclass(frozen=True)
@@ -67,10 +87,12 @@ class Snapshot:
     signing_in: bool
     in_browser: bool
     redirect_uri: str | None
+    redirect_caught: bool  # no listener: the consent window catches the redirect
     auto_refresh: bool
     error: str | None
     notice: str | None
     demo_hint: str | None
+    browser_only: str | None = None
 
 
 @dataclass
@@ -142,10 +164,12 @@ class Session:
                 signing_in=signin is not None,
                 in_browser=signin is not None and signin.in_browser,
                 redirect_uri=signin.flow.redirect_uri if signin is not None else None,
+                redirect_caught=signin is not None and not signin.flow.listens,
                 auto_refresh=self.auto.enabled,
                 error=self._error or error,
                 notice=self._notice,
                 demo_hint=self._demo_hint,
+                browser_only=self._shell.browser_only(),
             )
 
     def requested_profile_problem(self, shown: Snapshot) -> str | None:
@@ -176,6 +200,18 @@ class Session:
             except ZephrError:
                 self._secret_known[name] = False
         return self._secret_known[name]
+
+    def where(self) -> dict[str, str]:
+        """Where this window's files are kept: ``config_file``, ``data_dir``, ``secret_store`` (in words)."""
+        from ..config import config_path
+
+        try:
+            backend = self._store.secrets
+            path = getattr(backend, "path", None)
+            secrets = f"a private file, {path}" if path is not None else f"the system {backend.name}"
+        except Exception as exc:  # a keyring that fails to load says so here, not as a crash
+            secrets = f"unknown (the secret store could not be opened: {type(exc).__name__})"
+        return {"config_file": str(config_path()), "data_dir": str(self._store.directory), "secret_store": secrets}
 
     # -- profiles ------------------------------------------------------------------------
     def select(self, name: str) -> Profiles:
@@ -208,6 +244,8 @@ class Session:
                 if saved.signed_out
                 else ""
             )
+            if not listens_on_loopback(profile.redirect_uri):
+                self._notice += " " + how_redirect_is_received(profile.redirect_uri)
             warning = unknown_scope_warning(profile)
             if warning:
                 self._notice += " " + warning
@@ -244,16 +282,33 @@ class Session:
         profile = self.current_profile()
         # Read before taking the lock: a keyring may block on an unlock prompt.
         secret = self._store.get_client_secret(profile.name)
+        in_browser = self._shell.browser_only() is not None  # no isolated consent window on this backend
         with self._lock:
             if self._signin is not None:
                 raise ZephrError("A sign-in is already waiting for you to click Allow.")
             flow = LoginFlow(profile, secret, store=self._store, timeout=self._login_timeout, clock=self._clock)
+            if in_browser and not flow.listens:
+                # The browser would deliver the code to the third party itself; only the Qt window can catch it.
+                raise ZephrError(
+                    f"This profile's redirect URI ({flow.redirect_uri}) is not on this computer, and on this "
+                    "platform the app cannot catch it in its own window. Use `zephr-desktop login` and paste "
+                    "the final address, or register a loopback redirect URI."
+                )
             self._error = self._notice = None
             url = flow.start()  # the listener is bound before the page is shown
-            signin = self._signin = _SignIn(flow)
+            signin = self._signin = _SignIn(flow, in_browser=in_browser)
         threading.Thread(target=self._wait, args=(signin, profile), name="zephr-sign-in", daemon=True).start()
+        hooks = ConsentHooks(
+            on_user_close=functools.partial(self._consent_closed, signin),
+            continue_in_browser=functools.partial(self._continue_in_browser, signin) if flow.listens else None,
+            catch_redirect=None if flow.listens else flow.redirect_uri,
+            hand_over=functools.partial(self._hand_over, signin),
+        )
         try:
-            consent = self._shell.open_consent(url, profile, functools.partial(self._consent_closed, signin))
+            if in_browser:
+                self._shell.open_browser(url)
+                return
+            consent = self._shell.open_consent(url, profile, hooks)
         except BaseException:
             flow.cancel()  # free the port now rather than when the wait times out
             raise
@@ -262,6 +317,11 @@ class Session:
                 signin.consent = consent
                 return
         consent.close()  # the sign-in already ended (or moved to the browser)
+
+    def listening_on(self) -> str | None:
+        """The redirect URI the sign-in in progress listens on (None when none is in progress)."""
+        with self._lock:
+            return self._signin.flow.redirect_uri if self._signin is not None else None
 
     def cancel_sign_in(self) -> None:
         """Stop waiting for the callback (listener closed, port freed)."""
@@ -274,13 +334,39 @@ class Session:
         """Carry on the sign-in in progress in the system browser (same state, PKCE and listener)."""
         with self._lock:
             signin = self._signin
-            if signin is None:
-                raise ZephrError("No sign-in is in progress. Press Sign in first.")
+        if signin is None:
+            raise ZephrError("No sign-in is in progress. Press Sign in first.")
+        self._continue_in_browser(signin)
+
+    def _continue_in_browser(self, signin: _SignIn) -> None:
+        if not signin.flow.listens:
+            # The browser would send the code to that site, and nothing here would receive it.
+            raise ZephrError(
+                f"This profile's redirect URI ({signin.flow.redirect_uri}) is not on this computer, so the system "
+                "browser cannot hand the sign-in back to the app: finish it in the sign-in window, or run "
+                "`zephr-desktop login --browser` and paste the final address."
+            )
+        with self._lock:
+            if self._signin is not signin:
+                raise ZephrError("That sign-in has already ended. Press Sign in to start again.")
             signin.in_browser = True
             consent, signin.consent = signin.consent, None
         if consent is not None:
             consent.close()
         self._shell.open_browser(signin.flow.url)
+        self._shell.push({"type": "sign_in_in_browser"})
+
+    def _hand_over(self, signin: _SignIn, url: str) -> str | None:
+        """A redirect the consent window caught: the sign-in's if its state matches (else why not)."""
+        with self._lock:
+            if self._signin is not signin:
+                return "This sign-in is no longer in progress. Return to the app and sign in again."
+        try:
+            signin.flow.submit_redirect_url(url)
+        except ZephrError as exc:
+            log.warning("refused a redirect caught in the sign-in window: %s", type(exc).__name__)
+            return exc.message
+        return None
 
     def _consent_closed(self, signin: _SignIn) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from typing import Any
 from .model import SCOPES
 
 TITLE = "Zephr Sandbox"
+POPUP_PATH = "/zephr/popup-id"
 BACKGROUND = "#eef1f6"
 IDENTIFIER_PLACEHOLDER = "you@example.com"
 
@@ -104,6 +105,36 @@ document.querySelectorAll('[data-email]').forEach(function (b) {
 });
 """
 
+# Social sign-in as many sites do it: a popup signs the person in, tells its opener and closes;
+# the opener then carries on. The session cookie the popup gets is the opener's too.
+_POPUP_OPENER_SCRIPT = """
+(function () {
+  var button = document.getElementById('popup-sign-in');
+  var status = document.getElementById('popup-status');
+  button.addEventListener('click', function () {
+    var popup = window.open('%(popup_path)s', 'zephr-popup-id', 'popup,width=460,height=600');
+    status.textContent = popup ? 'Continue in the Popup ID window\u2026'
+      : 'The sign-in popup was blocked. Allow popups for this site, or sign in with your password.';
+  });
+  window.addEventListener('message', function (event) {
+    if (event.origin !== window.location.origin || !event.data || event.data.type !== 'zephr-popup-signed-in') {
+      return;
+    }
+    var next = document.querySelector('input[name=next]').value;
+    if (next) { window.location.assign(next); } else { window.location.reload(); }
+  });
+})();
+"""
+
+_POPUP_DONE_SCRIPT = """
+if (window.opener) {
+  window.opener.postMessage({ type: 'zephr-popup-signed-in' }, window.location.origin);
+  window.close();
+} else {
+  document.getElementById('status').textContent = 'Signed in. Return to the window you came from.';
+}
+"""
+
 
 def login_page(
     next_url: str, users: Mapping[str, Mapping[str, str]], nonce: str, error: str = "", email: str = ""
@@ -128,9 +159,43 @@ def login_page(
         '<input id="password" name="password" type="password" autocomplete="current-password" required>'
         '<div class="actions"><button id="sign-in" class="primary" type="submit">Sign in</button></div>'
         "</form>"
+        '<div class="actions"><button id="popup-sign-in" type="button">Sign in with Popup ID</button></div>'
+        '<p id="popup-status" role="status" aria-live="polite"></p>'
         f'<div class="users"><strong>Test users</strong><ul>{rows}</ul></div>'
     )
-    return layout("Sign in", body, nonce, script=_LOGIN_SCRIPT)
+    script = _LOGIN_SCRIPT + _POPUP_OPENER_SCRIPT % {"popup_path": POPUP_PATH}
+    return layout("Sign in", body, nonce, script=script)
+
+
+def popup_login_page(users: Mapping[str, Mapping[str, str]], nonce: str, error: str = "", email: str = "") -> str:
+    """The Popup ID sign-in, shown in the popup the login page opens."""
+    alert = f'<div class="error" role="alert" id="error">{escape(error)}</div>' if error else ""
+    rows = "".join(
+        f"<li><code>{escape(address)}</code>"
+        f'<button type="button" data-email="{escape(address)}" data-password="{escape(u["password"])}">'
+        "Use</button></li>"
+        for address, u in users.items()
+    )
+    body = (
+        "<h1>Popup ID</h1><p>Sign in with your Popup ID to continue on the Zephr sandbox.</p>"
+        f'{alert}<form method="post" action="{POPUP_PATH}">'
+        '<label for="email">Email address</label>'
+        f'<input id="email" name="email" type="email" autocomplete="username" required value="{escape(email)}">'
+        '<label for="password">Password</label>'
+        '<input id="password" name="password" type="password" autocomplete="current-password" required>'
+        '<div class="actions"><button id="continue" class="primary" type="submit">Continue</button></div>'
+        f'</form><div class="users"><strong>Test users</strong><ul>{rows}</ul></div>'
+    )
+    return layout("Popup ID", body, nonce, script=_LOGIN_SCRIPT)
+
+
+def popup_done_page(user_label: str, nonce: str) -> str:
+    """After a Popup ID sign-in: tells the opener and closes itself."""
+    body = (
+        f"<h1>Signed in</h1><p>Signed in as <strong>{escape(user_label)}</strong>.</p>"
+        '<p id="status" role="status"></p>'
+    )
+    return layout("Signed in", body, nonce, script=_POPUP_DONE_SCRIPT)
 
 
 _CONSENT_SCRIPT = """

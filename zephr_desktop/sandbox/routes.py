@@ -47,6 +47,7 @@ _GRANT_KEYS = (
     "code_challenge_method",
 )
 _NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+_WRONG_PASSWORD = "That email address and password don't match a test user. Try again."
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,7 @@ class SandboxApp:
             AUTHORIZE_PATH: {"GET": self.authorize},
             CONSENT_PAGE_PATH: {"GET": self.consent_page},
             LOGIN_PATH: {"GET": self.login_form, "POST": self.login},
+            pages.POPUP_PATH: {"GET": self.popup_form, "POST": self.popup_login},
             "/zephr/logout": {"POST": self.logout},
             "/zephr/oauth2/grant": {"POST": self.grant},
             "/zephr/oauth2/config": {"GET": self.config},
@@ -389,14 +391,32 @@ class SandboxApp:
         next_url = self._next(form, request) or self._next(single_values(request.query)[0], request)
         session = self.state.sign_in(email, form.get("password", ""))
         if session is None:
-            message = "That email address and password don't match a test user. Try again."
-            return html_response(401, lambda nonce: pages.login_page(next_url or "", TEST_USERS, nonce, message, email))
-        secure = "; Secure" if self.scheme == "https" else ""
-        cookie = (("Set-Cookie", f"{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax{secure}"),)
+            return html_response(
+                401, lambda nonce: pages.login_page(next_url or "", TEST_USERS, nonce, _WRONG_PASSWORD, email)
+            )
+        cookie = self._session_cookie(session)
         if next_url:
             return redirect(next_url, cookie)
         label = _user_label(email.lower())
         return html_response(200, lambda nonce: pages.signed_in_page(label, nonce), cookie)
+
+    def _session_cookie(self, session: str) -> tuple[tuple[str, str]]:
+        secure = "; Secure" if self.scheme == "https" else ""
+        return (("Set-Cookie", f"{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax{secure}"),)
+
+    def popup_form(self, request: Request) -> Response:
+        """GET /zephr/popup-id: the Popup ID sign-in the login page opens in a popup."""
+        return html_response(200, lambda nonce: pages.popup_login_page(TEST_USERS, nonce))
+
+    def popup_login(self, request: Request) -> Response:
+        """POST /zephr/popup-id: sign in (the session cookie is the opener's too); the page tells the opener."""
+        form = self._form(request)
+        email = form.get("email", "").strip()
+        session = self.state.sign_in(email, form.get("password", ""))
+        if session is None:
+            return html_response(401, lambda nonce: pages.popup_login_page(TEST_USERS, nonce, _WRONG_PASSWORD, email))
+        label = _user_label(email.lower())
+        return html_response(200, lambda nonce: pages.popup_done_page(label, nonce), self._session_cookie(session))
 
     def logout(self, request: Request) -> Response:
         """POST /zephr/logout: end the session, back to the login page."""
