@@ -117,7 +117,11 @@ class DevTools:
         """Send one command to a page and return its ``result``; raise HarnessError on a protocol error."""
         sock = self._sockets.get(page["id"])
         if sock is None:
-            sock = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
+            try:
+                sock = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
+            except (OSError, websocket.WebSocketException) as exc:
+                # A page listed a moment ago may be gone (the consent window replaces its first page).
+                raise HarnessError(f"DevTools {method} on {page.get('url')!r}: {type(exc).__name__}: {exc}") from exc
             self._sockets[page["id"]] = sock
         self._next_id += 1
         message_id = self._next_id
