@@ -35,7 +35,9 @@
   // Python pushes {type: ...} when something changes behind the page's back.
   window.zephrPush = function (event) {
     if (event && event.type === "profile_selected") resetTokenView(); // another launch asked for a profile
-    refreshState();
+    // The event carries the state (saving a call back over the bridge); once the page has drawn itself.
+    if (event && event.state && event.state.ok && catalog) render(event.state);
+    else refreshState();
     return true;
   };
 

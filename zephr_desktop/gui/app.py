@@ -94,6 +94,8 @@ class DesktopShell:
         self.backend: Backend | None = None
         self.ready = threading.Event()  # set once the main window is about to show
         self.clear_after = clear_after
+        # The page's state() function: each pushed event carries the state, saving the page a call back.
+        self.describe: Callable[[], dict[str, Any]] | None = None
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._pusher = threading.Thread(target=self._push_loop, name="zephr-push", daemon=True)
         self._pusher.start()
@@ -143,6 +145,8 @@ class DesktopShell:
             if window is None:
                 continue
             try:
+                if self.describe is not None:
+                    event = {**event, "state": self.describe()}
                 window.evaluate_js(f"window.zephrPush && window.zephrPush({json.dumps(event)})")
             except Exception as exc:  # the window may be closing
                 log.debug("could not push %s: %s", event.get("type"), type(exc).__name__)
@@ -355,7 +359,9 @@ def create_main_window(session: Session, shell: DesktopShell) -> Any:
     )
     if window is None:
         raise RuntimeError("pywebview could not create the main window")
-    window.expose(*page_functions(session, shell))  # found by exact name only
+    functions = page_functions(session, shell)
+    window.expose(*functions)  # found by exact name only
+    shell.describe = next(fn for fn in functions if fn.__name__ == "state")
     window.events.before_show += shell.attach
     window.events.closed += session.shutdown
     return window

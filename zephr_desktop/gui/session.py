@@ -400,9 +400,10 @@ class Session:
                 consent, self._signin = signin.consent, None
             self._error, self._notice = error, notice
         self.auto.clear_failure()
+        # The page first: closing a window keeps the GUI thread busy while the page waits for its new state.
+        self._shell.push({"type": event})
         if consent is not None:
             consent.close()
-        self._shell.push({"type": event})
 
     # -- the token ---------------------------------------------------------------------------
     def refresh(self) -> Token:
