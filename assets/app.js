@@ -556,6 +556,9 @@
       await act("remove_profile", name);
     });
     document.addEventListener("keydown", onKey);
+    // The spinner rests while the person is in another window (see style.css).
+    window.addEventListener("blur", () => document.body.classList.add("blurred"));
+    window.addEventListener("focus", () => document.body.classList.remove("blurred"));
     byTestId("access-token").addEventListener("copy", (e) => {
       e.preventDefault(); // a menu's Copy on the token: the whole token, not the selection
       copyToken();
