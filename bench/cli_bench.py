@@ -28,6 +28,7 @@ GOOGLE_FLOOR = "python -c 'import google_auth_oauthlib.flow'"
 # What DESIGN.md section 6 says the cached token path must never import.
 FORBIDDEN = ("authlib", "requests", "keyring", "PyQt6", "qtpy", "webview", "urllib3", "filelock", "tomli_w")
 TOKEN_TARGET = 1.25
+TOKEN_BARE_TARGET = 1.6  # with a fresh cached token: at most 1.6 times a bare interpreter's start
 
 # Runs the real ``-m zephr_desktop`` path and records sys.modules at exit (after main() returned).
 _PROBE = """
@@ -88,7 +89,7 @@ def _token_figures(results: dict[str, list[float]]) -> list[Figure]:
     module = samples("python -m zephr_desktop token", results["python -m zephr_desktop token"], ms)
     rows = [
         Figure("1a", "token, cached (python -m) vs bare interpreter", "ms", module,
-               samples(BARE, results[BARE], ms), BARE),
+               samples(BARE, results[BARE], ms), BARE, target=TOKEN_BARE_TARGET),
         Figure("1b", "token, cached (python -m) vs the design's floor", "ms", module, floor, FLOOR,
                target=TOKEN_TARGET),
     ]

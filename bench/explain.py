@@ -27,20 +27,50 @@ METHODS = {
     "comma-separated). Ours saves the token (fsynced files); the peer returns it from memory. Ours' parts are "
     "timed by thin wrappers around `login.exchange_code` and the store's `save`; the rest is the listener's.",
     "4": "Under a private Xvfb (the GUI tests' harness). The app is `zephr-desktop gui --profile NAME` run "
-    "through the real CLI with a signed-in profile (the page draws the token panel), without the test "
-    "control channel; the peer is one pywebview window (Qt backend, private mode like the app, same size "
-    "and environment) showing a static page. They alternate, each a new process group, after a dropped "
-    "warm-up round; a third contender, the same minimal window showing a copy of the app's own page, splits "
-    "the difference into page and Python. Time: from spawn to the page setting `data-ready` on its body - "
-    "the app's page once its first bridge call (`init`) has drawn it, the peer's on `pywebviewready` - on "
-    "the page's own clock (a MutationObserver for the app; the peer's script stamps itself), checked against "
-    "Python's clock. Memory: PSS summed over every process in the child's session "
+    "through the real CLI with a signed-in profile (the page draws the token panel), as a person runs it; the "
+    "peer is one pywebview window (Qt backend, private mode like the app, same size and environment) showing a "
+    "static page. They alternate, each a new process group, after a dropped warm-up round; a third contender, "
+    "the same minimal window showing a copy of the app's own page, splits the difference into page and Python. "
+    "Time: from spawn to the page setting `data-ready` on its body - the app's page once its first bridge call "
+    "(`init`) has drawn it, the peer's on `pywebviewready` - on the page's own clock (a MutationObserver for the "
+    "app; the peer's script stamps itself), checked against Python's clock. Beside it, the CPU time the whole "
+    "process tree used up to ready (`/proc/PID/task/*/schedstat`): work done, which other programs on the "
+    "machine do not shift. Memory: PSS summed over every process in the child's session "
     "(`/proc/PID/smaps_rollup`), a fixed settling time after ready, the same for both.",
-    "5": "The harness launches the app with its test control channel; each round presses Sign in, signs in "
-    "on the sandbox's page in the consent window, installs a MutationObserver on the main page, then clicks "
-    "Allow. Interval: from the click (consent page clock) to the first animation frame after the new token "
-    "appears in the token panel (main page clock). The first round is a dropped warm-up. Beside it, the "
-    "sandbox token endpoint's own round trip (a refresh grant on a fresh connection, 3 per round).",
+    "5": "The app runs under the harness, which drives it through the web engine's DevTools port, with the "
+    "benchmark's probe (`bench/probe`: a `sitecustomize` that wraps a few of the app's functions to write "
+    "timestamps; only this app process has it). Each round presses Sign in, signs in on the sandbox's page in "
+    "the consent window, installs a MutationObserver on the main page, then clicks Allow. Interval: from the "
+    "click (consent page clock) to the first animation frame after the new token appears in the token panel "
+    "(main page clock); the probe's marks split it into parts. The first round is a dropped warm-up. Beside "
+    "it, the sandbox token endpoint's own round trip (a refresh grant on a fresh connection, 3 per round).",
+    "6": "The same app process as 5, before it. Each round clicks Sign in on the main page (its clock) and ends "
+    "at the first contentful paint of the sandbox's sign-in page in the consent window (Paint Timing: "
+    "`performance.timeOrigin` plus the `first-contentful-paint` entry, that page's clock); the sign-in is then "
+    "cancelled and the window gone before the next round. The peer runs at the same time under the same X "
+    "server: a minimal pywebview window whose page asks Python over pywebview's bridge to open a second bare "
+    "window (the consent window's size) on the sandbox's authorize URL for the same profile (a fresh state and "
+    "PKCE challenge each round, as a sign-in makes it); it ends at the same paint. Alternately, after a dropped "
+    "warm-up round.",
+    "7": "Two workspaces against the same sandbox: the measured profile alone, and the same profile among 99 "
+    "more, each with a cached token (copies of a real one, saved through the store as a sign-in saves them). "
+    "7a times the app's cold start as in 4 (the same signed-in profile, so the same token panel, beside a "
+    "profile menu of 1 or 100); 7b times `token -p NAME` as in 1. Interleaved, a dropped warm-up round each.",
+    "8": "Its own sandbox issuing 5-second access tokens (refresh token kept), a signed-in profile, the app "
+    "launched by the harness with auto refresh on (its default), running until the sandbox counted the planned "
+    "refreshes. A sampler reads the token panel through the DevTools port about ten times a second and looks "
+    "the token up in the sandbox's issue log (polled every 20 ms): shown after its expiry is one moment; a "
+    "MutationObserver in the page adds every moment its countdown says \"Expired\". A cycle is one token's "
+    "life, from its issue until a refresh replaced it: exactly one refresh belongs in it (one sooner than the "
+    "token was due counts as a second). Memory: the PSS of the app's whole process tree right after each "
+    "refresh; the medians of 5 cycles from the cycle named on, and of the last 5, are compared (1 each in "
+    "quick runs). Figures 8 and 9 run at the same time.",
+    "9": "Its own sandbox and workspace (5-second tokens, refresh token kept); four threads each run "
+    "`python -m zephr_desktop token -p soak` in a loop with a 0.2 s pause, until the sandbox counted the planned "
+    "refreshes. Each printed token is looked up in the sandbox's issue log at the moment its call returned. "
+    "Cycles as in 8. 9c: in each cycle, the longest call that started within a third of a lifetime of the "
+    "refresh, against the call that made the refresh (the earliest to print the new token): a call that waits "
+    "on the lock waits for that one refresh, so the longest is at most about twice it.",
 }
 
 
@@ -58,6 +88,17 @@ def _token_cause(fig: Figure, imports: dict[str, Any], floor_ms: float, bare_ms:
         f"it takes {_ms(fig.ours.median - floor_ms)}. Almost all of it is imports: the cached path loads "
         f"{imports.get('beyond_floor')} modules the floor does not ({imports.get('modules')} in all, floor "
         f"{imports.get('floor_modules')}). Largest, cumulative from `-X importtime` (they nest): {largest}."
+    )
+
+
+def _bare_cause(fig: Figure, imports: dict[str, Any], floor_ms: float, bare_ms: float) -> str:
+    assert fig.ours is not None and fig.target is not None
+    largest = ", ".join(f"{name} {us / 1000:.1f} ms" for name, us in imports.get("largest_beyond_floor_us", []))
+    return (
+        f"A bare interpreter starts in {_ms(bare_ms)}; the target leaves {_ms((fig.target - 1.0) * bare_ms)} for "
+        f"everything `token` does beyond it, and it takes {_ms(fig.ours.median - bare_ms)}. Importing platformdirs "
+        f"and json alone (the design's floor, 1b's peer) takes {_ms(floor_ms - bare_ms)} of that. Beyond the floor, "
+        f"cumulative from `-X importtime` (they nest): {largest or 'nothing measurable'}."
     )
 
 
@@ -114,12 +155,68 @@ def _memory_cause(fig: Figure) -> str:
     )
 
 
+def _parts(fig: Figure) -> str:
+    parts = fig.extra.get("parts_ms")
+    if not isinstance(parts, dict) or not parts:
+        return ""
+    return "; ".join(f"{label} {value} ms" for label, value in parts.items())
+
+
 def _allow_cause(fig: Figure) -> str:
+    parts = _parts(fig)
+    where = (f" Medians of its parts (from the probe's marks, {fig.extra.get('split_rounds')} rounds): {parts}."
+             if parts else "")
     return (
-        "The interval holds the consent page's grant POST, the redirect to the listener, the code exchange "
-        "(Authlib over a new connection), saving the token, closing the consent window, and the main page's "
-        "`state()` round trip and render."
+        "The interval holds the consent page's grant POST and the redirect to the listener (a navigation of "
+        "the consent window to another origin), the code exchange (Authlib over a new connection), saving the "
+        "token, and the main page's round trip through pywebview's bridge (told by an evaluated script, it "
+        f"calls `state()`, whose answer comes back as another evaluated script) and render.{where}"
     )
+
+
+def _signin_cause(fig: Figure) -> str:
+    return (
+        "Both wait for the same page from the same server in a new window. The app's click goes through its "
+        "bridge to `sign_in`, which reads the client secret, binds the loopback listener and makes the PKCE "
+        "pair before asking for the window; the window is built by pywebview on a blank page first, and its "
+        "page is then replaced by one on a fresh off-the-record profile of its own (no cookies, no bridge) "
+        "before the URL loads. The peer's second window loads the URL in pywebview's own page on the shared "
+        "profile."
+    )
+
+
+def _growth_cause(fig: Figure) -> str:
+    if fig.key == "7b":
+        return ("The fast path reads the validation stamp, which lists every profile name, and the token file of "
+                "the profile asked for: the other 99 are never opened.")
+    return ("With 100 profiles the page's first state holds 100 profile entries (the profile menu is drawn with "
+            "100 options), and `profiles.toml` is 100 times larger to parse and validate before `init` answers.")
+
+
+def _soak_memory_cause(fig: Figure) -> str:
+    x = fig.extra
+    uss = x.get("uss_mib")
+    return (f"PSS shares library pages among every process on the machine that maps them, so it moves when other "
+            f"programs start or stop; the app's private pages (USS) went {_pair_names(uss, 'early', 'late', 'MiB')}.")
+
+
+def _pair_names(value: object, first: str, second: str, unit: str) -> str:
+    if not isinstance(value, dict):
+        return "-"
+    return f"from {value.get(first)} {unit} to {value.get(second)} {unit}"
+
+
+def _count_cause(fig: Figure) -> str:
+    x = fig.extra
+    if fig.key == "8a":
+        return (f"{x.get('expired_samples')} samples of the token panel showed a token after its expiry, and the "
+                f"page's countdown said \"Expired\" {x.get('page_expired')} times.")
+    if fig.key == "9a":
+        return f"{x.get('failed')} calls failed; the rest printed tokens past their expiry."
+    ours = fig.ours
+    bad = [int(v) for v in ours.values if v != fig.target] if ours is not None else []
+    return (f"{len(bad)} cycles did not have exactly one refresh ({', '.join(map(str, bad[:10]))}): a refresh "
+            "sooner than the token was due, a second refresh of the same token.")
 
 
 def _pair(value: object, unit: str) -> str:
@@ -155,8 +252,26 @@ def _detail(fig: Figure) -> str:
                 f"{_pair(x.get('uss_mib'), 'MiB')}; processes: {_pair(x.get('processes'), '')}; weighed "
                 f"{x.get('settle_s')} s after ready.")
     if fig.key == "5":
+        parts = _parts(fig)
         return (f"{x.get('timed_by_frame')} of {x.get('rounds')} rounds were timed at the first frame after the "
-                "change (the others at the change itself).")
+                f"change (the others at the change itself)." + (f" Medians of the parts: {parts}." if parts else ""))
+    if fig.key == "7a":
+        return f"CPU time of the process tree to ready: {_pair_names(x.get('cpu_ms'), 'one', 'many', 'ms')}."
+    if fig.key in ("8a", "8b", "8c"):
+        ages = x.get("refresh_age_s") or {}
+        age = (f"; a token's age when refreshed: median {ages.get('median')} s (min {ages.get('min')}, max "
+               f"{ages.get('max')})" if isinstance(ages, dict) and ages else "")
+        if fig.key == "8a":
+            return (f"{x.get('samples')} samples of the token panel ({x.get('blank_samples')} without a token shown, "
+                    f"{x.get('unknown_samples')} with one the sandbox never issued){age}.")
+        if fig.key == "8c":
+            return (f"USS (private pages) {_pair_names(x.get('uss_mib'), 'early', 'late', 'MiB')}; "
+                    f"{x.get('processes')} processes.")
+        return f"{len(fig.ours.values) if fig.ours else 0} cycles counted{age}."
+    if fig.key in ("9a", "9b", "9c"):
+        return (f"{x.get('calls')} calls by {x.get('loops')} loops ({x.get('pause_s')} s pause), median "
+                f"{x.get('call_median_ms')} ms; {x.get('failed')} failed; {x.get('unknown_tokens')} printed a "
+                "token the sandbox never issued.")
     return ""
 
 
@@ -173,6 +288,8 @@ def explain(figures: list[Figure], imports: dict[str, Any]) -> None:
             continue
         if fig.key in ("1b", "1c") and floor and floor.peer and bare and bare.peer:
             fig.cause = _token_cause(fig, imports, floor.peer.median, bare.peer.median)
+        elif fig.key == "1a" and floor and floor.peer and bare and bare.peer:
+            fig.cause = _bare_cause(fig, imports, floor.peer.median, bare.peer.median)
         elif fig.key == "3":
             fig.cause = _callback_cause(fig)
         elif fig.key == "4a":
@@ -181,3 +298,14 @@ def explain(figures: list[Figure], imports: dict[str, Any]) -> None:
             fig.cause = _memory_cause(fig)
         elif fig.key == "5":
             fig.cause = _allow_cause(fig)
+        elif fig.key == "6":
+            fig.cause = _signin_cause(fig)
+        elif fig.key in ("7a", "7b"):
+            fig.cause = _growth_cause(fig)
+        elif fig.key == "8c":
+            fig.cause = _soak_memory_cause(fig)
+        elif fig.key in ("8a", "8b", "9a", "9b"):
+            fig.cause = _count_cause(fig)
+        elif fig.key == "9c":
+            fig.cause = ("Calls that found the token due queued on the profile's lock for longer than one refresh: "
+                         "each waits for the refreshing call, then reads the token it saved.")

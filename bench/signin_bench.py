@@ -66,7 +66,8 @@ def _painted(devtools: Any, main_id: str) -> float | None:
             continue
         try:
             value = devtools.evaluate(page, _PAINTED, timeout=5)
-        except AssertionError:  # the harness's error: a page replaced or gone while asked
+        except Exception:  # a page replaced or gone while asked (the consent window swaps its first page)
+            devtools.forget({main_id})
             continue
         if isinstance(value, int | float) and value > 0:
             return float(value)

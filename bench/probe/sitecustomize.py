@@ -51,6 +51,9 @@ def _install() -> None:
     _around(consent.ConsentWindow, "close", "close")
     _around(app.DesktopShell, "push", "push", end=False)
     _around(session.Session, "snapshot", "snapshot")
+    _around(session.Session, "sign_in", "sign-in")
+    _around(consent.ConsentWindow, "open", "consent-open")
+    _around(consent.ConsentWindow, "_swap_page", "swap")
 
 
 if _PATH:
