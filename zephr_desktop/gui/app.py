@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..config import SCOPES, Profile, save_profile
@@ -37,9 +37,11 @@ from ..resources import assets_dir
 from ..store import TokenStore
 from .api import NO_ATTRIBUTES, page_functions
 from .backend import Backend, running_backend
-from .consent import ConsentWindow
 from .qt import GuiThread, confine_to_app_page, deny_page_permissions
 from .session import ConsentHooks, Session
+
+if TYPE_CHECKING:
+    from .consent import ConsentWindow
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,8 @@ class DesktopShell:
         """Open the sign-in window on ``url``."""
         assert self.gui is not None
         storage = site_session_dir(profile) if profile.keep_site_session else None
+        from .consent import ConsentWindow  # imported at the first sign-in, not at the app's start
+
         consent = ConsentWindow(url, gui=self.gui, hooks=hooks, storage_dir=storage)
         self.consent = consent
         consent.open()
