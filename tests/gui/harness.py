@@ -120,7 +120,7 @@ class DevTools:
             try:
                 sock = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=timeout, suppress_origin=True)
             except (OSError, websocket.WebSocketException) as exc:
-                # A page listed a moment ago may be gone (the consent window replaces its first page).
+                # A window that swapped its page a moment ago leaves a target that is already gone: a wait retries.
                 raise HarnessError(f"DevTools {method} on {page.get('url')!r}: {type(exc).__name__}: {exc}") from exc
             self._sockets[page["id"]] = sock
         self._next_id += 1
