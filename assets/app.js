@@ -569,18 +569,35 @@
   async function start() {
     if (bridgeReady) return;
     bridgeReady = true;
-    const result = await call("init");
-    if (!result.ok) {
+    if (catalog) markReady(); // already drawn from the state Python handed in (window.zephrFirst)
+    else first(await call("init"));
+  }
+
+  // The page's first state: handed in by Python as the page loads (window.zephrFirst), or asked for with
+  // init() once the bridge is ready.
+  function first(result) {
+    if (catalog) return;
+    if (!result || !result.ok) {
       document.getElementById("main").classList.remove("loading");
-      showError(result.error);
+      showError(result && result.error);
       return;
     }
     catalog = result.catalog;
     render(result);
-    document.body.dataset.ready = "true";
+    markReady();
+  }
+
+  // Ready: drawn, and its buttons reach Python.
+  function markReady() {
+    if (catalog && bridgeReady) document.body.dataset.ready = "true";
   }
 
   wire();
+  if (window.zephrFirst) {
+    const seed = window.zephrFirst;
+    delete window.zephrFirst;
+    first(seed);
+  }
   window.addEventListener("pywebviewready", start);
   // The event may already have fired if the bridge was injected before this script ran.
   if (window.pywebview && window.pywebview.api && window.pywebview.api.init) start();
