@@ -31,9 +31,10 @@ METHODS = {
     "peer is one pywebview window (Qt backend, private mode like the app, same size and environment) showing a "
     "static page. They alternate, each a new process group, after a dropped warm-up round; a third contender, "
     "the same minimal window showing a copy of the app's own page, splits the difference into page and Python. "
-    "Time: from spawn to the page setting `data-ready` on its body - the app's page once its first bridge call "
-    "(`init`) has drawn it, the peer's on `pywebviewready` - on the page's own clock (a MutationObserver for the "
-    "app; the peer's script stamps itself), checked against Python's clock. Beside it, the CPU time the whole "
+    "Time: from spawn to the page setting `data-ready` on its body - the app's page once it has drawn its first "
+    "state (profiles and token) and pywebview's bridge is ready, the peer's on `pywebviewready` - on the page's "
+    "own clock (a MutationObserver installed as the document is created), checked against Python's clock. "
+    "Beside it, the CPU time the whole "
     "process tree used up to ready (`/proc/PID/task/*/schedstat`): work done, which other programs on the "
     "machine do not shift. Memory: PSS summed over every process in the child's session "
     "(`/proc/PID/smaps_rollup`), a fixed settling time after ready, the same for both.",
@@ -119,7 +120,7 @@ def _callback_cause(fig: Figure) -> str:
 def _start_cause(fig: Figure) -> str:
     x = fig.extra
     start, loaded, ready = x.get("to_start_ms"), x.get("start_to_loaded_ms"), x.get("loaded_to_ready_ms")
-    whole = x.get("ready_ms")
+    whole, cpu = x.get("ready_ms"), x.get("cpu_ms")
     assert isinstance(start, dict) and isinstance(loaded, dict) and isinstance(ready, dict)
     assert isinstance(whole, dict)
 
@@ -129,19 +130,23 @@ def _start_cause(fig: Figure) -> str:
     split = ""
     if "app_page" in whole:
         split = (
-            f" The same minimal window showing the app's own page (its HTML, script and styles; no bridge, "
-            f"no app Python) is ready in {_ms(whole['app_page'])}: the page itself accounts for "
+            f" The same minimal window showing the app's own page (its HTML, script and styles; no bridge "
+            f"functions, no app Python) is ready in {_ms(whole['app_page'])}: the page itself accounts for "
             f"{_ms(whole['app_page'] - whole['peer'])}, the app's Python side and bridge for "
             f"{_ms(whole['app'] - whole['app_page'])}."
         )
+    work = ""
+    if isinstance(cpu, dict) and "app" in cpu and "peer" in cpu:
+        work = (f" In CPU time (all processes, spawn to ready) the app uses {_ms(cpu['app'])} against the peer's "
+                f"{_ms(cpu['peer'])}" + (f" and the app's page alone {_ms(cpu['app_page'])}" if "app_page" in cpu
+                                         else "") + ".")
     return (
         f"Of the app's extra {extra_ms(whole)}: {extra_ms(start)} before `webview.start()` (the app's Python "
-        f"start-up: argparse and the CLI, the GUI modules and what they import - config with tomllib, store, "
-        f"login, oauth, logging, dataclasses - and reading profiles and the token); {extra_ms(loaded)} from there to "
-        f"pywebview's loaded event (Qt and the web engine loading a larger page, and the bridge object exposed "
-        f"to it); {extra_ms(ready)} from loaded to ready (the page's first bridge call, `init`, which reads the "
-        f"profiles and the cached token - not the secret store - then the first render)."
-        f"{split}"
+        f"start-up: argparse and the CLI, config with tomllib, the store, the session and the page's functions, "
+        f"the single-instance rendezvous, reading profiles and the token); {extra_ms(loaded)} from there to "
+        f"pywebview's loaded event (Qt and the web engine loading a larger page - styles with two font stacks, a "
+        f"20 kB script, icons - the first state computed and handed to the page, 16 bridge functions exposed); "
+        f"{extra_ms(ready)} from loaded to ready.{split}{work}"
     )
 
 
@@ -246,7 +251,8 @@ def _detail(fig: Figure) -> str:
                 f"{_pair(x.get('to_start_ms'), 'ms')}; then to pywebview's loaded event (Qt, the web engine, the "
                 f"page): {_pair(x.get('start_to_loaded_ms'), 'ms')}; then to ready: "
                 f"{_pair(x.get('loaded_to_ready_ms'), 'ms')}; page clock to Python (a clock check, not counted): "
-                f"{_pair(x.get('page_to_python_hop_ms'), 'ms')}.{page}{hangs}")
+                f"{_pair(x.get('page_to_python_hop_ms'), 'ms')}; CPU time of the process tree to ready: "
+                f"{_pair(x.get('cpu_ms'), 'ms')}.{page}{hangs}")
     if fig.key == "4b":
         return (f"USS (private pages only, which other programs on the machine cannot shift): "
                 f"{_pair(x.get('uss_mib'), 'MiB')}; processes: {_pair(x.get('processes'), '')}; weighed "

@@ -26,8 +26,8 @@ REPORT_FD = "ZEPHR_BENCH_REPORT_FD"
 WINDOW_SIZE = (920, 760)  # the app's main window size, so both render the same area
 CONSENT_SIZE = (560, 760)  # the app's consent window size
 
-# Resolves with the page-clock time at which body[data-ready] became "true"; if it already is,
-# with the time the page stored itself (the peer's page does), else -1 (then Python's clock is used).
+# Resolves with the page-clock time at which body[data-ready] became "true"; if it already is, with the
+# time EARLY_WATCH_JS (or the peer's own script) stored, else -1 (then Python's clock is used).
 READY_JS = """
 new Promise(function (resolve) {
   var stamp = function () { return performance.timeOrigin + performance.now(); };
@@ -50,6 +50,33 @@ PEER_PAGE = f"""<!doctype html>
 <body><h1>A static page</h1><p>The floor: a pywebview window on the Qt backend, and nothing else.</p>
 <script>{PEER_READY_JS}</script></body></html>
 """
+
+
+# Installed in the first window's page before any of its own scripts run (QWebEngineScript at document
+# creation, main world): stamps the moment body[data-ready] turns "true", however early that is.
+EARLY_WATCH_JS = """(function () {
+  var seen = new MutationObserver(function () {
+    var body = document.body;
+    if (body && body.dataset.ready === 'true' && !window.__benchReadyAt) {
+      window.__benchReadyAt = performance.timeOrigin + performance.now();
+      seen.disconnect();
+    }
+  });
+  seen.observe(document, {subtree: true, attributes: true, attributeFilter: ['data-ready']});
+})();"""
+
+
+def _install_early_watch(window: Any) -> None:
+    """Before the first window shows: add EARLY_WATCH_JS to its page (runs on the GUI thread)."""
+    from qtpy.QtWebEngineCore import QWebEngineScript
+
+    script = QWebEngineScript()
+    script.setName("bench-ready-watch")
+    script.setSourceCode(EARLY_WATCH_JS)
+    script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
+    script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
+    script.setRunsOnSubFrames(False)
+    window.native.webview.page().scripts().insert(script)
 
 
 def _report(line: str) -> None:
@@ -86,6 +113,7 @@ def _hook_first_window() -> None:
         window = create(*args, **kwargs)
         if window is not None and not hooked:
             hooked.append(window)
+            window.events.before_show += _install_early_watch
             window.events.loaded += lambda: _watch(window)
         return window
 
