@@ -30,6 +30,8 @@ def fmt(value: float | None, unit: str) -> str:
     """A value with its unit, to a precision that means something at that size."""
     if value is None:
         return "-"
+    if not unit:  # a count
+        return f"{value:g}"
     digits = 2 if abs(value) < 10 else 1
     return f"{value:.{digits}f} {unit}"
 
@@ -127,6 +129,21 @@ def _md_imports(imports: dict[str, Any]) -> list[str]:
     ]
 
 
+def _md_guards(report: Report) -> list[str]:
+    unguarded = [f for f in report.figures if f.unguarded]
+    out = [
+        "", "## The quick mode's guard", "",
+        "`python -m bench --quick` (run by the test suite, tests/test_bench.py) measures every row with a few "
+        "rounds and fails when a figure is past its guard: 1.5 times its target (for a ratio, the lower of the "
+        "ratio of the medians and the ratio of the mins, since noise on a shared machine inflates runs and a "
+        "regression inflates the best runs too), or the target itself for a count (expired tokens shown, "
+        "refreshes per cycle). Its soak runs 12 cycles and compares memory from cycle 3.",
+    ]
+    for fig in unguarded:
+        out += ["", f"Row {fig.key} is only checked for being measured: {fig.unguarded}."]
+    return [*out, ""]
+
+
 def _md_methods(report: Report) -> list[str]:
     out = ["", "## How each figure is measured", ""]
     seen: set[str] = set()
@@ -160,6 +177,7 @@ def markdown(report: Report) -> str:
         *_md_table(report),
         *_md_gaps(report),
         *_md_imports(report.imports),
+        *_md_guards(report),
         *_md_methods(report),
     ]
     return "\n".join(lines).rstrip() + "\n"
