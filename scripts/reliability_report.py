@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Turn the last test run's reliability figures into docs/RELIABILITY.md.
 
-The reliability tests (tests/test_reliability_*.py) and the suite-wide secrets scan write what
+The reliability tests (every test marked ``@pytest.mark.reliability(row)``, in tests/ and tests/gui/,
+the attacks of the security rows S1-S14 among them) and the suite-wide secrets scan write what
 they tried, how often and what held to tests/artifacts/reliability.json (see
 tests/support/evidence.py); this script renders it as a table. Run the suite first:
 
-    python3 -m pytest -q -p no:cacheprovider --ignore=tests/gui && python3 scripts/reliability_report.py
+    python3 -m pytest -q -p no:cacheprovider && python3 scripts/reliability_report.py
+
+(the GUI tests run the real app under Xvfb; rows S1-S4 and S13 come from them).
 """
 
 from __future__ import annotations
@@ -221,6 +224,103 @@ def _copy(f: Figures) -> tuple[str, str]:
             "refused everywhere, naming the field")
 
 
+def _navigation(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "way")
+    if not runs:
+        return "-", "-"
+    ways = ", ".join(f"{_sum([x for x in runs if x['way'] == w], 'tried')} by {w}" for w in dict.fromkeys(
+        x["way"] for x in runs))
+    clicks = _with(runs, "web_links")
+    times = (f"{_sum(runs, 'tried')} attempts to take the app's main window elsewhere ({ways}; scripts set "
+             "`location.href`, `location.replace` and an iframe; clicks are real X clicks on injected links to "
+             "http, `zoommtg:` and `file:` in this window and a new one; drops of web, `zoommtg:` and `file:` URLs)")
+    held = (f"the main window left its page {_sum(runs, 'moved')} time(s), framed a foreign page "
+            f"{_sum(runs, 'framed')} time(s); desktop handlers started: {_sum(runs, 'handlers')}; the "
+            f"{_sum(clicks, 'web_links')} clicked web links went to the system browser "
+            f"({_sum(clicks, 'browser')} opened there), the {_sum(clicks, 'other_links')} other-scheme clicks "
+            "went nowhere")
+    return times, held
+
+
+def _consent_schemes(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "clicks")
+    if not runs:
+        return "-", "-"
+    schemes = sorted({s for x in runs for s in x["schemes"]})
+    times = (f"{_sum(runs, 'clicks')} real X clicks on links to {', '.join(f'`{s}:`' for s in schemes)} (one "
+             f"target=_blank) in a page the consent window was sent to, {_sum(runs, 'scripted')} scripted "
+             f"`location.href` to `zoommtg:`, {_sum(runs, 'drops')} dropped URLs")
+    held = (f"desktop handlers started (`xdg-open`, `xdg-email`): {_sum(runs, 'handlers')}; system browser "
+            f"opened: {_sum(runs, 'browser')}; popups: {_sum(runs, 'popups')}; the window left the page "
+            f"{_sum(runs, 'moved')} time(s)")
+    return times, held
+
+
+def _consent_title(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "titles")
+    if not runs:
+        return "-", "-"
+    times = (f"the sign-in page, then {_sum(runs, 'pages')} pages the consent window was sent to by script: a "
+             "look-alike IDN host (Cyrillic a), a `blob:` page, back to the site, `about:blank`")
+    held = (f"blank titles: {_sum(runs, 'blank')}; the IDN host shown in punycode {_sum(runs, 'punycode')} "
+            f"time(s) (with its Unicode form beside it); pages without a trustworthy origin marked "
+            f"{_sum(runs, 'untrusted')} time(s): " + "; ".join(f"`{t}`" for t in runs[-1]["titles"]))
+    return times, held
+
+
+def _squatter(f: Figures) -> tuple[str, str]:
+    refused = _with(f, "squatter")
+    over = _with(f, "callback_over")
+    if not refused and not over:
+        return "-", "-"
+    times = (f"{len(refused)} sign-in(s) with a `localhost` redirect URI while another program listened on "
+             f"{', '.join(sorted({x['squatter'] for x in refused})) or '-'} at that port; {len(over)} genuine "
+             f"callback(s) to `localhost` arriving over {', '.join(sorted({x['callback_over'] for x in over})) or '-'}")
+    errors = ", ".join(sorted({x["refused"] for x in refused}))
+    held = (f"each squatted sign-in refused before the browser opened ({errors} naming the port and address), "
+            f"no authorize request, nothing stored; {_sum(over, 'signed_in')} "
+            "callback(s) over IPv6 signed in")
+    return times, held
+
+
+def _flood(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "flood")
+    if not runs:
+        return "-", "-"
+    times = "; ".join(f"{x['flood']} {x['flood_kind']} connections opened in {x['flood_seconds']} s, then more "
+                      f"kept coming during the callback ({x['flood_total']} in all)" for x in runs)
+    held = "; ".join(f"{x['flood_kind']}: the oldest {x['flood_dropped']} dropped first, the genuine callback "
+                     f"answered in {x['flood_page_seconds'] * 1000:.0f} ms and signed in" for x in runs)
+    return times, held
+
+
+def _nothing_for_tests(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "variable")
+    if not runs:
+        return "-", "-"
+    times = (f"{len(runs)} launch(es) of the app with `{runs[-1]['variable']}` naming a file of the user's "
+             "(the old test-control channel deleted it and put a socket there)")
+    held = (f"file intact: {len([x for x in runs if x['victim_intact']])}/{len(runs)}, replaced by a socket: "
+            f"{len([x for x in runs if x['control_socket']])}, app running normally: "
+            f"{len([x for x in runs if x['alive']])}/{len(runs)}")
+    return times, held
+
+
+def _sandbox_host(f: Figures) -> tuple[str, str]:
+    foreign = [x for x in f if x.get("foreign")]
+    ours = [x for x in f if x.get("foreign") is False]
+    if not foreign:
+        return "-", "-"
+    times = (f"{len(foreign)} foreign Host headers (DNS-rebinding names, a trailing dot, another port, userinfo, "
+             f"empty) on {foreign[-1]['routes']} routes each (config, authorize, grant, token, /blaize/account) "
+             f"with a valid session and token; {len(ours)} loopback Host forms as the control")
+    held = (f"{_sum(foreign, 'refused')}/{_sum(foreign, 'routes')} refused with 400 invalid_request naming Host; "
+            f"requests that reached a route: {len([x for x in foreign if x['reached']])}; token echoed: "
+            f"{len([x for x in foreign if x['leaked']])}; the loopback forms answered {_sum(ours, 'answered')}/"
+            f"{_sum(ours, 'routes')}")
+    return times, held
+
+
 ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("1", "forged-callbacks", "Forged and malformed callbacks", _forged),
     ("2", "listener-load", "Load on the listener", _load),
@@ -231,10 +331,18 @@ ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("7", "transport", "Transport", _transport),
     ("8", "secret-storage", "Secret storage", _storage),
     ("9", "rfc6749", "RFC 6749 servers", _rfc),
-    ("10", "page-bridge", "The main window's bridge, called from the page", _bridge),
-    ("11", "copy-formats", "Copy formats and hostile site URLs", _copy),
+    ("S1", "page-bridge", "The main window's bridge, called from the page (security item 1)", _bridge),
+    ("S2", "main-window-navigation", "The main window shows only its own page (security item 2)", _navigation),
+    ("S3", "consent-schemes", "The consent window follows only http and https (security item 3)", _consent_schemes),
+    ("S4", "consent-title", "The consent window's title says where the page came from (security item 4)",
+     _consent_title),
     ("S8", "hostile-token-endpoint", "A hostile token endpoint (security item 8)", _hostile),
     ("S9", "no-traceback", "No traceback reaches a person (security item 9)", _no_traceback),
+    ("S10", "localhost-squatter", "Another program on the other loopback address (security item 10)", _squatter),
+    ("S11", "listener-flood", "A flood of idle and slow connections on the listener (security item 11)", _flood),
+    ("S12", "copy-formats", "Copy formats and hostile site URLs (security item 12)", _copy),
+    ("S13", "nothing-for-tests", "Nothing for tests ships in the app (security item 13)", _nothing_for_tests),
+    ("S14", "sandbox-host", "The sandbox refuses a foreign Host header (security, the sandbox)", _sandbox_host),
     ("R8", "conformance", "An authorization server nobody here wrote (real servers item 8)", _conformance),
 ]
 
@@ -274,8 +382,9 @@ def render(doc: dict[str, Any]) -> str:
         f"Generated by `scripts/reliability_report.py` from the test run that finished {doc['finished']} on commit "
         f"{commit} (Python {doc['python']}, {doc['platform']}, {doc['cpus']} CPUs). That run: "
         f"{session['tests']} tests, {session['passed']} passed, {session['failed']} failed, {session['skipped']} "
-        f"skipped, in {doc['seconds']} s. Each row's tests are in `tests/test_reliability_*.py`, marked "
-        "`@pytest.mark.reliability(row)`; row 6's scan covers the whole suite (`tests/support/secrets_scan.py`).",
+        f"skipped, in {doc['seconds']} s. Each row's tests are marked `@pytest.mark.reliability(row)` (in "
+        "`tests/` and `tests/gui/`); row 6's scan covers the whole suite (`tests/support/secrets_scan.py`). "
+        "Rows S1-S14 are the attacks of the security issue, numbered as its items (S14: the sandbox's Host check).",
         "",
         "| # | What was tried | How many times | What held | Result |",
         "|---|---|---|---|---|",

@@ -435,7 +435,7 @@ class Flood:
             sock.close()
 
 
-@pytest.mark.reliability("listener-load")
+@pytest.mark.reliability("listener-flood")
 @pytest.mark.parametrize("kind", ["idle", "partial heads"])
 def test_the_genuine_callback_gets_through_a_flood_of_idle_connections(
     pending: PendingSignIn, sandbox: Sandbox, open_files: None, kind: str

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
 
 import pytest
 import requests
+from support import evidence
 
 from zephr_desktop.sandbox import (
     DEFAULT_CLIENT_ID,
@@ -851,6 +852,7 @@ def test_chunked_bodies_are_refused(sb: Sandbox) -> None:
         ("[::1]:{port}", True),
     ],
 )
+@pytest.mark.reliability("sandbox-host")
 def test_a_foreign_host_header_is_refused_on_every_route(sb: Sandbox, host: str, answered: bool) -> None:
     other = sb.port + 1 if sb.port < 65535 else sb.port - 1
     headers = {"Host": host.format(port=sb.port, other=other)}
@@ -875,11 +877,15 @@ def test_a_foreign_host_header_is_refused_on_every_route(sb: Sandbox, host: str,
     statuses = [r.status_code for r in calls]
     if answered:
         assert statuses == [200, 302, 200, 200, 200]
+        answered_count = len([s for s in statuses if s < 400])
+        evidence.record(host=headers["Host"], foreign=False, routes=len(calls), answered=answered_count)
         return
     assert statuses == [400] * len(calls)
     assert all(r.json()["error"] == "invalid_request" and "Host" in r.json()["error_description"] for r in calls)
     assert sb.stats == before, "a request with a foreign Host reached a route"
     assert access not in "".join(r.text for r in calls)
+    evidence.record(host=headers["Host"], foreign=True, routes=len(calls), refused=statuses.count(400),
+                    reached=sb.stats != before, leaked=access in "".join(r.text for r in calls))
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from harness import (
     sign_in,
     wait_token,
 )
+from support import evidence
 
 from zephr_desktop.config import load_profiles
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox, SandboxSettings
@@ -356,6 +357,7 @@ def test_closing_the_main_window_mid_sign_in_quits_and_frees_the_port(gui: GuiAp
     assert port_is_free(port)
 
 
+@pytest.mark.reliability("nothing-for-tests")
 def test_nothing_for_tests_ships_in_the_app(tmp_path: Path) -> None:
     # The app once had a test-only control channel behind this variable: it deleted the file the
     # variable named, put a socket there that ran scripts in the pages, and evaluated code.
@@ -366,3 +368,5 @@ def test_nothing_for_tests_ships_in_the_app(tmp_path: Path) -> None:
         time.sleep(1.0)
         assert victim.is_file() and victim.read_text() == "keep me"
         assert gui.alive()
+        evidence.record(variable="ZEPHR_DESKTOP_TEST_CONTROL", victim_intact=victim.read_text() == "keep me",
+                        control_socket=victim.is_socket(), alive=gui.alive())

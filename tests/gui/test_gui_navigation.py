@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from harness import GuiApp, seed_profile
+from support import evidence
 
 from zephr_desktop.sandbox import Sandbox, SandboxSettings
 
@@ -87,6 +88,11 @@ def assert_home(gui: GuiApp) -> None:
     assert gui.js("document.body.dataset.ready === 'true' && !!document.querySelector('[data-testid=\"settings\"]')")
 
 
+def away_from_home(gui: GuiApp) -> int:
+    """For the evidence: pages besides the app's own, plus one if the main window shows another URL."""
+    return len(gui.pages()) - 1 + (gui.js("location.href") != gui.app_url)
+
+
 def inject_link(gui: GuiApp, href: str, *, target: str = "main", new_window: bool = False) -> str:
     """Put a big link at the top left of a page (as a hostile page would have it); returns its selector."""
     style = (
@@ -103,6 +109,7 @@ def inject_link(gui: GuiApp, href: str, *, target: str = "main", new_window: boo
     return "#bait"
 
 
+@pytest.mark.reliability("main-window-navigation")
 def test_a_script_cannot_move_the_main_window(gui: GuiApp, launches: Launches, sb: Sandbox) -> None:
     gui.js(f"location.href = {json.dumps(sb.url + '/by-script')}; true")
     time.sleep(SETTLE)
@@ -118,16 +125,23 @@ def test_a_script_cannot_move_the_main_window(gui: GuiApp, launches: Launches, s
     tree = gui.cdp("Page.getFrameTree")["frameTree"]
     assert [child["frame"]["url"].startswith(sb.url) for child in tree.get("childFrames", [])] == [False], tree
     assert launches.handlers == []
+    loaded = [c["frame"]["url"] for c in tree.get("childFrames", []) if c["frame"]["url"].startswith(sb.url)]
+    evidence.record(way="script", tried=3, moved=away_from_home(gui),
+                    framed=len(loaded), handlers=len(launches.handlers), browser=len(launches.browser))
 
 
+@pytest.mark.reliability("main-window-navigation")
 def test_a_popup_opens_nothing(gui: GuiApp, launches: Launches, sb: Sandbox) -> None:
     gui.js(f"window.open({json.dumps(sb.url + '/popup')}); true")
     gui.js("window.open('zoommtg://zoom.us/join?confno=1'); true")
     time.sleep(SETTLE)
     assert_home(gui)
     assert launches.browser == [] and launches.handlers == []
+    evidence.record(way="window.open", tried=2, moved=away_from_home(gui),
+                    handlers=len(launches.handlers), browser=len(launches.browser))
 
 
+@pytest.mark.reliability("main-window-navigation")
 def test_a_clicked_link_goes_to_the_system_browser(gui: GuiApp, launches: Launches, sb: Sandbox) -> None:
     gui.press(selector=inject_link(gui, sb.url + "/clicked"))
     gui.wait_for(lambda: launches.browser, "the link to reach the system browser")
@@ -140,13 +154,18 @@ def test_a_clicked_link_goes_to_the_system_browser(gui: GuiApp, launches: Launch
     assert launches.browser == [sb.url + "/clicked", sb.url + "/new-window"]
     assert_home(gui)
 
+    other_clicks = 0
     for href in ("zoommtg://zoom.us/join?confno=1", "file:///etc/passwd"):
         for new_window in (False, True):
             gui.press(selector=inject_link(gui, href, new_window=new_window))
+            other_clicks += 1
     time.sleep(SETTLE)
     assert_home(gui)
     assert launches.browser == [sb.url + "/clicked", sb.url + "/new-window"]
     assert launches.handlers == []
+    evidence.record(way="click", tried=2 + other_clicks, web_links=2, other_links=other_clicks,
+                    moved=away_from_home(gui),
+                    handlers=len(launches.handlers), browser=len(launches.browser))
 
 
 def drop(gui: GuiApp, url: str, x: int = 300, y: int = 300, target: str = "main") -> None:
@@ -157,14 +176,18 @@ def drop(gui: GuiApp, url: str, x: int = 300, y: int = 300, target: str = "main"
         gui.cdp("Input.dispatchDragEvent", params, target)
 
 
+@pytest.mark.reliability("main-window-navigation")
 def test_a_dropped_url_does_not_load_in_the_main_window(gui: GuiApp, launches: Launches, sb: Sandbox) -> None:
-    for url in (f"{sb.url}/dropped", "zoommtg://zoom.us/join?confno=1", "file:///etc/passwd"):
+    dropped = (f"{sb.url}/dropped", "zoommtg://zoom.us/join?confno=1", "file:///etc/passwd")
+    for url in dropped:
         drop(gui, url)
     time.sleep(SETTLE)
     assert_home(gui)
     assert launches.handlers == []
     # The person's own drop of a web link may open it in their browser; nothing else goes anywhere.
     assert set(launches.browser) <= {f"{sb.url}/dropped"}, launches.browser
+    evidence.record(way="drop", tried=len(dropped), moved=away_from_home(gui),
+                    handlers=len(launches.handlers), browser=len(launches.browser))
 
 
 # -- the consent window: http and https only ----------------------------------------------------------------
@@ -207,6 +230,7 @@ def hostile_site() -> Iterator[str]:
         server.server_close()
 
 
+@pytest.mark.reliability("consent-schemes")
 def test_the_consent_window_follows_only_http_and_https(
     tmp_path: Path, launches: Launches, sb: Sandbox, hostile_site: str
 ) -> None:
@@ -222,7 +246,8 @@ def test_the_consent_window_follows_only_http_and_https(
             gui.press(selector=f"#{name}", target="consent")
             time.sleep(0.3)
         gui.js("location.href = 'zoommtg://zoom.us/join?confno=1'; true", target="consent")
-        for url in (f"{sb.url}/dropped", "zoommtg://zoom.us/join?confno=2", "file:///etc/passwd"):
+        dropped = (f"{sb.url}/dropped", "zoommtg://zoom.us/join?confno=2", "file:///etc/passwd")
+        for url in dropped:
             drop(gui, url, target="consent")
         time.sleep(SETTLE)
         assert launches.handlers == []
@@ -231,9 +256,13 @@ def test_the_consent_window_follows_only_http_and_https(
         assert gui.page("consent")["url"] == hostile_site
         assert gui.js("location.href", target="consent") == hostile_site
         assert len(gui.pages()) == 2  # the main window's and this one: no popup
+        evidence.record(clicks=len(HANDLER_LINKS), schemes=sorted({h.split(":")[0] for h in HANDLER_LINKS.values()}),
+                        scripted=1, drops=len(dropped), handlers=len(launches.handlers), browser=len(launches.browser),
+                        popups=len(gui.pages()) - 2, moved=gui.js("location.href", target="consent") != hostile_site)
 
 
 # -- the consent window's title: always where the page came from -------------------------------------------
+@pytest.mark.reliability("consent-title")
 def test_the_consent_window_title_always_says_where_the_page_came_from(tmp_path: Path, sb: Sandbox) -> None:
     with GuiApp(tmp_path / "gui", timeout=HARD_TIMEOUT) as gui:
         seed_profile(gui, sb)
@@ -243,8 +272,11 @@ def test_the_consent_window_title_always_says_where_the_page_came_from(tmp_path:
         gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent")
         assert gui.window_name(window) == f"127.0.0.1:{sb.port} - http - Sign in to Zephr"
 
+        shown: list[str] = []
+
         def title_becomes(expected: str) -> None:
             gui.wait_for(lambda: gui.window_name(window) == expected, f"the window title {expected!r}", timeout=10)
+            shown.append(gui.window_name(window))
 
         # A look-alike host (Cyrillic "а"); *.localhost is loopback to the engine, so it loads without DNS.
         gui.js(f"location.href = 'http://аpple.localhost:{sb.port}/'; true", target="consent")
@@ -260,3 +292,6 @@ def test_the_consent_window_title_always_says_where_the_page_came_from(tmp_path:
         gui.js("location.href = 'about:blank'; true", target="consent")
         gui.wait_js("location.href === 'about:blank'", target="consent")
         title_becomes("(no trustworthy origin) - Sign in to Zephr")
+        evidence.record(pages=len(shown), punycode=len([t for t in shown if "xn--" in t]),
+                        untrusted=len([t for t in shown if t.startswith("(no trustworthy origin)")]),
+                        blank=len([t for t in shown if not t.strip()]), titles=shown)
