@@ -32,9 +32,8 @@ def workspace(root: Path, sb: Sandbox, profiles: int) -> tuple[Workspace, str]:
     token = sign_in(ws, profile)
     store = store_for(ws)
     for n in range(1, profiles):
-        name = f"site-{n:03d}"
-        add_profile(ws, sb, name)
-        store.save(name, dataclasses.replace(token))
+        # Each saved as a sign-in saves it: bound to its own profile (the same site, token URL and client).
+        store.save(add_profile(ws, sb, f"site-{n:03d}"), dataclasses.replace(token))
     return ws, token.access_token
 
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from zephr_desktop.config import load_profiles
 from zephr_desktop.resources import assets_dir
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox
 
@@ -452,7 +453,7 @@ def allow_figure(gui: Any, sb: Sandbox, profile: str, rounds: int, probe: Path |
     for round_no in range(rounds + 1):
         seconds, framed, parts = _allow_once(gui, sb, probe)
         if not refresh:
-            loaded = store_for(gui).load(profile)
+            loaded = store_for(gui).load(load_profiles(gui.config_path).get(profile))
             refresh = loaded.refresh_token if loaded is not None and loaded.refresh_token else ""
         if round_no == 0:
             continue  # warm-up: the first sign-in of a session pays one-off costs

@@ -20,6 +20,7 @@ from zephr_desktop.oauth import Token
 from zephr_desktop.store import TokenStore
 
 BASE = {"name": "news", "site_url": "https://news.example.com", "client_id": "news-client"}
+NEWS = Profile.create(**BASE)
 NOW = 1_000_000.0
 
 
@@ -57,12 +58,13 @@ def secrets_on_disk(store: TokenStore) -> dict[str, str]:
 def test_tokens_are_dropped_only_when_the_issuer_changes(
     store: TokenStore, change: dict[str, Any], signed_out: bool
 ) -> None:
-    accounts.save(Profile.create(**BASE), store=store, client_secret="s3cret")
-    store.save("news", token())
+    accounts.save(NEWS, store=store, client_secret="s3cret")
+    store.save(NEWS, token())
     saved = accounts.save(Profile.create(**{**BASE, **change}), store=store)
     assert (saved.added, saved.signed_out) == (False, signed_out)
-    assert (store.load_cached("news") is None) is signed_out
-    assert (store.load("news") is None) is signed_out
+    # Asked for the profile as it was: dropped, not merely bound to the old issuer.
+    assert (store.load_cached(NEWS) is None) is signed_out
+    assert (store.load(NEWS) is None) is signed_out
     assert store.get_client_secret("news") == "s3cret"  # the secret is the client's, not the token's
     assert load_profiles().get("news") == Profile.create(**{**BASE, **change})
 
@@ -78,16 +80,17 @@ def test_a_new_profile_is_added_with_its_secret_and_becomes_the_default_if_first
 
 
 def test_a_changed_secret_alone_keeps_the_tokens(store: TokenStore) -> None:
-    accounts.save(Profile.create(**BASE), store=store, client_secret="old")
-    store.save("news", token())
-    assert accounts.save(Profile.create(**BASE), store=store, client_secret="new").signed_out is False
-    assert store.get_client_secret("news") == "new" and store.load("news") == token()
+    accounts.save(NEWS, store=store, client_secret="old")
+    store.save(NEWS, token())
+    assert accounts.save(NEWS, store=store, client_secret="new").signed_out is False
+    assert store.get_client_secret("news") == "new" and store.load(NEWS) == token()
 
 
 def test_remove_takes_the_profile_its_tokens_session_and_secret(store: TokenStore) -> None:
     for name in ("news", "stage"):
-        accounts.save(Profile.create(**{**BASE, "name": name}), store=store, client_secret=f"secret-{name}")
-        store.save(name, token(refresh=f"refresh-{name}"))
+        profile = Profile.create(**{**BASE, "name": name})
+        accounts.save(profile, store=store, client_secret=f"secret-{name}")
+        store.save(profile, token(refresh=f"refresh-{name}"))
     cookies = store.site_session_dir("news")
     cookies.mkdir(parents=True)
     (cookies / "Cookies").write_text("a live site session")
@@ -95,18 +98,19 @@ def test_remove_takes_the_profile_its_tokens_session_and_secret(store: TokenStor
     accounts.remove("news", store=store)
 
     assert set(load_profiles().profiles) == {"stage"} and load_profiles().default is None
-    assert store.load_cached("news") is None and not cookies.exists()
+    assert store.load_cached(NEWS) is None and not cookies.exists()
     assert sorted(secrets_on_disk(store).values()) == ["refresh-stage", "secret-stage"]
-    assert store.load("stage") == token(refresh="refresh-stage")
+    assert store.load(Profile.create(**{**BASE, "name": "stage"})) == token(refresh="refresh-stage")
 
 
 def test_removing_an_unknown_profile_deletes_nothing(store: TokenStore) -> None:
-    accounts.save(Profile.create(**BASE), store=store, client_secret="s3cret")
-    store.save("ghost", token())  # a token file whose profile is not in profiles.toml
+    accounts.save(NEWS, store=store, client_secret="s3cret")
+    ghost = Profile.create(**{**BASE, "name": "ghost"})
+    store.save(ghost, token())  # a token file whose profile is not in profiles.toml
     store.set_client_secret("ghost", "kept")
     with pytest.raises(ProfileNotFoundError, match="No profile named 'ghost'"):
         accounts.remove("ghost", store=store)
-    assert store.load("ghost") == token() and store.get_client_secret("ghost") == "kept"
+    assert store.load(ghost) == token() and store.get_client_secret("ghost") == "kept"
 
 
 @pytest.mark.parametrize(
@@ -121,9 +125,9 @@ def test_removing_an_unknown_profile_deletes_nothing(store: TokenStore) -> None:
 def test_sign_out(store: TokenStore, had_token: bool, forget_secret: bool, had: bool, secret_left: str | None) -> None:
     accounts.save(Profile.create(**BASE), store=store, client_secret="s3cret")
     if had_token:
-        store.save("news", token())
+        store.save(NEWS, token())
     assert accounts.sign_out("news", store=store, forget_client_secret=forget_secret) is had
-    assert store.load("news") is None
+    assert store.load(NEWS) is None
     assert store.get_client_secret("news") == secret_left
     assert "news" in load_profiles().profiles  # signing out keeps the profile
 
@@ -155,7 +159,7 @@ def test_status_says_what_is_known_and_never_a_secret(
     profile = Profile.create(**BASE)
     accounts.save(profile, store=store, client_secret="s3cret")
     if saved is not None:
-        store.save("news", saved)
+        store.save(profile, saved)
     info = accounts.status(profile, store, now=NOW)
     assert info == {"profile": "news", "site_url": "https://news.example.com", **expected}
     assert not {"oa_access", "r-1", "s3cret"} & set(json.dumps(info).split('"'))
@@ -214,15 +218,15 @@ SITE = ("--site", "https://news.example.com", "--client-id", "news-client")
 def test_profile_add_again_keeps_the_tokens_unless_the_issuer_changed() -> None:
     assert cli("profile", "add", "news", *SITE, "--client-secret-stdin", stdin="s3cret\n")[0] == 0
     store = TokenStore(notice=lambda _m: None)
-    store.save("news", token())
+    store.save(NEWS, token())
 
     code, _, err = cli("profile", "add", "news", *SITE, "--scope", "user.profile:read")
     assert code == 0 and "tokens were removed" not in err
-    assert store.load("news") == token()  # a new scope keeps the token (before, every re-add dropped it)
+    assert store.load(NEWS) == token()  # a new scope keeps the token (before, every re-add dropped it)
 
     code, _, err = cli("profile", "add", "news", "--site", "https://news.example.com", "--client-id", "other")
     assert code == 0 and "tokens were removed" in err
-    assert store.load("news") is None
+    assert store.load(NEWS) is None
     assert store.get_client_secret("news") == "s3cret"
 
 
@@ -241,9 +245,9 @@ def test_profile_add_refuses_a_shell_command_in_the_site_url() -> None:
 def test_profile_remove_and_logout_go_through_accounts() -> None:
     assert cli("profile", "add", "news", *SITE, "--client-secret-stdin", stdin="s3cret\n")[0] == 0
     store = TokenStore(notice=lambda _m: None)
-    store.save("news", token())
+    store.save(NEWS, token())
     assert json.loads(cli("status", "--json")[1])["refresh_available"] is True
-    assert cli("logout")[0] == 0 and store.load("news") is None and store.get_client_secret("news") == "s3cret"
+    assert cli("logout")[0] == 0 and store.load(NEWS) is None and store.get_client_secret("news") == "s3cret"
     assert cli("profile", "remove", "news")[0] == 0
     assert store.get_client_secret("news") is None and load_profiles().profiles == {}
     assert secrets_on_disk(store) == {}

@@ -13,7 +13,6 @@ from zephr_desktop.config import (
     SCOPES,
     Profile,
     check_redirect_uri,
-    config_path,
     get_profile,
     how_redirect_is_received,
     listens_on_loopback,
@@ -25,6 +24,7 @@ from zephr_desktop.config import (
     with_changes,
 )
 from zephr_desktop.errors import ConfigError, ProfileNotFoundError
+from zephr_desktop.paths import config_file
 
 GOOD = {"name": "news", "site_url": "https://news.example.com/", "client_id": "abc123"}
 
@@ -103,8 +103,8 @@ def test_round_trip_and_default(tmp_path: Path) -> None:
     remove_profile("staging")
     assert load_profiles().default is None
     assert get_profile().name == "news"  # the only one left
-    assert oct(config_path().stat().st_mode & 0o777) == "0o600"
-    assert oct(config_path().parent.stat().st_mode & 0o777) == "0o700"
+    assert oct(config_file().stat().st_mode & 0o777) == "0o600"
+    assert oct(config_file().parent.stat().st_mode & 0o777) == "0o700"
 
 
 def test_missing_profile_errors() -> None:
@@ -130,7 +130,7 @@ def test_missing_profile_errors() -> None:
     ],
 )
 def test_malformed_file_names_file_profile_field(text: str, words: str) -> None:
-    path = config_path()
+    path = config_file()
     path.parent.mkdir(parents=True)
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
@@ -188,7 +188,7 @@ def test_odd_but_valid_urls_are_kept(url: str) -> None:
 
 @pytest.mark.reliability("copy-formats")
 def test_a_profiles_file_with_a_shell_command_in_the_site_url_is_refused() -> None:
-    path = config_path()
+    path = config_file()
     path.parent.mkdir(parents=True)
     text = "[profiles.news]\nsite_url = 'https://news.example.com/$(touch marker)'\nclient_id = 'a'\n"
     path.write_text(text)
@@ -310,7 +310,7 @@ def test_authorize_url_defaults_to_zephrs_endpoint(given: str | None, stored: st
     save_profile(profile)
     again = load_profiles().profiles["news"]
     assert again == profile
-    assert ("authorize_url" in config_path().read_text()) == (stored is not None)  # an old file stays as it was
+    assert ("authorize_url" in config_file().read_text()) == (stored is not None)  # an old file stays as it was
 
 
 def test_the_default_authorize_url_follows_the_site() -> None:

@@ -15,11 +15,11 @@ from zephr_desktop import fileutil
 from zephr_desktop.config import (
     SCHEMA_VERSION,
     Profile,
-    config_path,
     load_profiles,
     save_profile,
 )
 from zephr_desktop.errors import ConfigError
+from zephr_desktop.paths import config_file
 
 # Today's format before the version key: comments and layout a person may have written by hand.
 OLD_FILE = b"""# my Zephr sites
@@ -47,7 +47,7 @@ sign_in_with = "passkey"   # something this release does not know
 
 
 def write_config(data: bytes) -> Path:
-    path = config_path()
+    path = config_file()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.write_bytes(data)
     os.chmod(path, 0o600)
@@ -141,7 +141,7 @@ def test_an_invalid_older_file_is_not_upgraded() -> None:
 # -- the current file -------------------------------------------------------------------------------------
 def test_a_current_file_carries_the_schema_and_is_only_read(child_env: dict[str, str]) -> None:
     save_profile(Profile.create(name="news", site_url="https://news.example.com", client_id="abc123"))
-    path = config_path()
+    path = config_file()
     assert path.read_text().startswith(f"schema = {SCHEMA_VERSION}\n")
     before = listing(path.parent)
     for args in (("profile", "list"), ("profile", "show", "news"), ("status",), ("status", "--json")):
@@ -217,7 +217,7 @@ def test_a_newer_file_replacing_a_validated_one_stops_the_fast_token_path(
     fast = run(child_env, "token")
     assert fast.code == 0 and fast.out.strip()
 
-    path = config_path()
+    path = config_file()
     newer = path.with_name("newer.tmp")
     newer.write_bytes(NEWER_FILE.replace(b"https://news.example.com", sandbox.url.encode()))
     os.replace(newer, path)

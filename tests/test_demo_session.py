@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from zephr_desktop.config import config_path, load_profiles
+from zephr_desktop.config import load_profiles
 from zephr_desktop.gui.app import DEMO_DIR_PREFIX, DEMO_LIVE, DemoSession, remove_stale_demo_dirs
-from zephr_desktop.store import TokenStore, data_dir
+from zephr_desktop.paths import config_file, data_dir
+from zephr_desktop.store import TokenStore
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,12 +22,12 @@ def test_a_session_points_every_path_at_its_own_dir_and_takes_it_away(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ZEPHR_DESKTOP_CONFIG_DIR", str(tmp_path / "mine"))
-    user_config = config_path()
+    user_config = config_file()
     session = DemoSession.open(tmp_path)
     try:
         assert session.root.parent == tmp_path and session.root.name.startswith(DEMO_DIR_PREFIX)
         assert oct(session.root.stat().st_mode & 0o777) == "0o700"
-        assert config_path() == session.root / "config" / "profiles.toml"
+        assert config_file() == session.root / "config" / "profiles.toml"
         assert data_dir() == session.root / "data"
         store = TokenStore(notice=lambda _m: None)
         assert store.secrets.name == "file"  # never the keyring
@@ -35,7 +36,7 @@ def test_a_session_points_every_path_at_its_own_dir_and_takes_it_away(
     finally:
         session.close()
     assert not session.root.exists()
-    assert config_path() == user_config  # the environment is as it was
+    assert config_file() == user_config  # the environment is as it was
     assert "ZEPHR_DESKTOP_DATA_DIR" not in os.environ and "ZEPHR_DESKTOP_SECRET_STORE" not in os.environ
     assert load_profiles().profiles == {}
 

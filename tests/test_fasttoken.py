@@ -13,8 +13,7 @@ import pytest
 from support.cli import run
 from test_cli_flow import add_profile, login
 
-from zephr_desktop.fasttoken import cached_token, refresh_due
-from zephr_desktop.oauth import Token
+from zephr_desktop.fasttoken import cached_token
 
 HEAVY = {"authlib", "requests", "urllib3", "keyring", "filelock", "tomli_w", "tomllib", "argparse", "PyQt6",
          "webview", "http", "ssl", "zephr_desktop.cli", "zephr_desktop.config"}
@@ -24,14 +23,6 @@ PROBE = ("import runpy, sys\n"
          "    runpy.run_module('zephr_desktop', run_name='__main__')\n"
          "finally:\n"
          "    print(sorted(m for m in sys.modules if m in HEAVY), file=sys.stderr)\n")
-
-
-@pytest.mark.parametrize("lifetime", [3, 30, 180, 3600])
-@pytest.mark.parametrize("fraction_left", [1.0, 0.5, 0.34, 0.33, 0.1, 0.0, -0.1])
-def test_refresh_rule_matches_token(lifetime: float, fraction_left: float) -> None:
-    token = Token("oa_x", "bearer", expires_at=1000.0 + lifetime, obtained_at=1000.0)
-    now = 1000.0 + lifetime * (1 - fraction_left)
-    assert refresh_due(1000.0 + lifetime, 1000.0, now) is token.needs_refresh(now)
 
 
 @pytest.mark.parametrize(

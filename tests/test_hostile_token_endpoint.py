@@ -20,6 +20,8 @@ from support.cli import Result, finish, run, start
 from support.signin import error_line
 from support.token_server import TokenServer
 
+from zephr_desktop.config import get_profile
+
 SECRET = "hostile-test-client-secret"
 USER_ID = "68c0f5ae-f857-408f-a9d6-f511df0f8ae8"
 
@@ -206,10 +208,11 @@ def test_status_escapes_what_an_older_version_stored_unchecked(child_env: dict[s
     assert run(child_env, "profile", "add", "demo", "--site", "https://news.example.com", "--client-id", "c").code == 0
     path = Path(child_env["XDG_DATA_HOME"]) / "zephr-desktop" / "tokens" / "demo.json"
     path.parent.mkdir(parents=True, mode=0o700)
+    # Bound to the profile (a file from before the binding is only "signed out", its fields never shown).
     path.write_text(requests.compat.json.dumps({
-        "version": 1, "access_token": "oa_oldtoken", "token_type": "bearer", "expires_at": 4102444800.0,
+        "version": 2, "access_token": "oa_oldtoken", "token_type": "bearer", "expires_at": 4102444800.0,
         "obtained_at": 1700000000.0, "scopes": ["user.account:read\x1b[2J"], "user_id": "\x1b[31mroot\r\nuser id: x",
-        "refresh_ref": None,
+        "refresh_ref": None, "issuer": get_profile("demo").issuer,
     }))
     path.chmod(0o600)
     status = run(child_env, "status")

@@ -49,7 +49,7 @@ def test_a_sign_in_exchanges_the_code_and_saves_the_token(store: TokenStore) -> 
     (call,) = fake.calls
     assert call.client_secret == "s3cret" and call.grant["code"] == "c0de"
     assert call.grant["redirect_uri"] == flow.redirect_uri  # the bound port, not :0
-    assert store.load("news") == token
+    assert store.load(PROFILE) == token
 
 
 def test_a_refused_exchange_stores_nothing_and_says_so_on_the_page(store: TokenStore) -> None:
@@ -57,21 +57,21 @@ def test_a_refused_exchange_stores_nothing_and_says_so_on_the_page(store: TokenS
     outcome, page = _sign_in(LoginFlow(PROFILE, "s3cret", store=store, session_factory=fake), code="c0de")
     assert isinstance(outcome, InvalidGrantError)
     assert "Sign-in failed" in page.text and "invalid_grant" in page.text
-    assert store.load("news") is None
+    assert store.load(PROFILE) is None
 
 
 def test_a_denied_consent_asks_the_token_endpoint_nothing(store: TokenStore) -> None:
     fake = FakeTokenEndpoint()
     outcome, _ = _sign_in(LoginFlow(PROFILE, None, store=store, session_factory=fake), error="access_denied")
     assert isinstance(outcome, ZephrError) and "denied" in outcome.message
-    assert fake.calls == [] and store.load("news") is None
+    assert fake.calls == [] and store.load(PROFILE) is None
 
 
 # -- keeping the token fresh -------------------------------------------------------------------------
 def _stored(store: TokenStore, expires_at: float, refresh: str | None = "refresh1") -> Token:
     token = Token("oa_access1", "bearer", expires_at, 1000.0, ("user.account:read",), "u1", refresh)
     with store.refresh_lock("news"):
-        store.save("news", token)
+        store.save(PROFILE, token)
     return token
 
 
@@ -90,14 +90,14 @@ def test_a_due_token_is_refreshed_and_saved(store: TokenStore) -> None:
     new = ensure_fresh_token(PROFILE, store=store, clock=lambda: 4590.0, session_factory=fake)
     assert new.access_token == "oa_access2" and new.refresh_token == "refresh1"  # kept: none came back
     assert fake.calls[0].grant == {"grant_type": "refresh_token", "refresh_token": "refresh1"}
-    assert store.load("news") == new
+    assert store.load(PROFILE) == new
 
 
 def test_refresh_now_refreshes_a_fresh_token(store: TokenStore) -> None:
     _stored(store, expires_at=4600.0)
     fake = FakeTokenEndpoint().answer(token_json(2))
     new = refresh_token_now(PROFILE, store=store, session_factory=fake)
-    assert new.refresh_token == "refresh2" and store.load("news") == new
+    assert new.refresh_token == "refresh2" and store.load(PROFILE) == new
 
 
 def test_a_failed_refresh_keeps_the_old_token(store: TokenStore) -> None:
@@ -105,7 +105,7 @@ def test_a_failed_refresh_keeps_the_old_token(store: TokenStore) -> None:
     fake = FakeTokenEndpoint().answer(InvalidGrantError("refused"))
     with pytest.raises(InvalidGrantError):
         ensure_fresh_token(PROFILE, store=store, session_factory=fake)
-    assert store.load("news") == old
+    assert store.load(PROFILE) == old
 
 
 def test_no_refresh_token_means_signing_in_again(store: TokenStore) -> None:

@@ -213,7 +213,7 @@ def test_forged_and_malformed_callbacks_then_the_genuine_one_signs_in(pending: P
     page = pending.complete()
     assert page.status_code == 200 and "Signed in" in page.text, (page.status_code, page.text[:300])
     token = pending.result.result(10)
-    stored = pending.store.load("demo")
+    stored = pending.store.load(pending.profile)
     assert stored is not None and stored.access_token == token.access_token
     assert stored.refresh_token == token.refresh_token == sandbox.issued[-1]["refresh_token"]
     assert sandbox.stats["token_authorization_code"] == 1, "the code was exchanged more than once"
@@ -259,7 +259,7 @@ def test_a_malformed_redirect_with_the_right_state_ends_the_sign_in_cleanly(
     assert "\n" not in message and "\x1b" not in message, f"server text broke the one-line message: {message!r}"
     assert page.status_code == 200 and "Sign-in failed" in page.text
     secrets_scan.collect("listener result page", page.text)
-    assert store.load("demo") is None, "a failed sign-in stored a token"
+    assert store.load(profile) is None, "a failed sign-in stored a token"
     assert sandbox.token_requests == [], "a code that failed the checks was sent to the token endpoint"
     evidence.record(case=name, ended_with=error.__name__)
 
@@ -354,7 +354,7 @@ def test_the_genuine_callback_wins_under_load(sandbox: Sandbox, child_env: dict[
         pending.close()
 
     assert page.status_code == 200 and "Signed in" in page.text
-    assert quiet_store().load("load") == token
+    assert quiet_store().load(pending.profile) == token
     # wait() returns once the code is exchanged and the token saved; the page follows report().
     assert wait_seconds < 1.0, f"the sign-in took {wait_seconds:.3f} s to finish after the callback was sent"
     assert page_seconds < 1.0, f"the genuine callback took {page_seconds:.3f} s to answer under load"
@@ -459,7 +459,7 @@ def test_the_genuine_callback_gets_through_a_flood_of_idle_connections(
         flood.close()
     assert page.status_code == 200 and "Signed in" in page.text, (page.status_code, page.text[:300])
     assert page_seconds < 3, f"the genuine callback took {page_seconds:.2f} s under the flood"
-    assert quiet_store().load("demo") == token and account_status(sandbox, token.access_token) == 200
+    assert quiet_store().load(pending.profile) == token and account_status(sandbox, token.access_token) == 200
     dropped = [i for i, is_open in enumerate(still) if not is_open]
     kept = [i for i, is_open in enumerate(still) if is_open]
     assert kept and len(kept) <= MAX_CONNECTIONS, f"{len(kept)} of {FLOOD} flood connections were open"
@@ -524,7 +524,7 @@ def test_a_program_on_ipv6_loopback_never_gets_the_code_for_localhost(sandbox: S
             stolen = b"code=" in got
             pytest.fail(f"the sign-in started with [::1]:{port} taken; the program there got the code: {stolen}")
     assert f"Port {port} on [::1] is already in use" in refused.message, refused.message
-    assert store.load("local") is None and sandbox.stats["authorize"] == 0
+    assert store.load(flow.profile) is None and sandbox.stats["authorize"] == 0
     evidence.record(squatter="[::1]", refused=type(refused).__name__)
 
 
@@ -541,5 +541,5 @@ def test_a_localhost_callback_arriving_on_ipv6_signs_in(sandbox: Sandbox) -> Non
             flow.cancel()  # harmless once the callback was taken
         token = pending.result(10)
     assert rawhttp.status_of(raw) == 200 and "Signed in" in rawhttp.body_of(raw)
-    assert store.load("local") == token and account_status(sandbox, token.access_token) == 200
+    assert store.load(flow.profile) == token and account_status(sandbox, token.access_token) == 200
     evidence.record(callback_over="::1", signed_in=1)

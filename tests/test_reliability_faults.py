@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from support import evidence, secrets_scan
 from support.cli import finish, run, start
-from support.signin import account_status, add_profile, error_line, quiet_store, sign_in
+from support.signin import account_status, add_profile, edit_keeping_sign_in, error_line, sign_in, stored_token
 from support.user import ScriptedUser
 
 from zephr_desktop.oauth import Token
@@ -113,7 +113,7 @@ def signed_in(sb: Sandbox, monkeypatch: pytest.MonkeyPatch, **fields: object) ->
 
 def still_signed_in(sb: Sandbox, env: dict[str, str], before: Token) -> None:
     """The token stored before the failure: still stored, still printed, still accepted by the API."""
-    stored = quiet_store().load("demo")
+    stored = stored_token()
     assert stored == before, "the stored token or its refresh token changed after a failed request"
     printed = run(env, "token")
     assert printed.code == 0 and printed.out == before.access_token + "\n", printed.err
@@ -165,13 +165,13 @@ def test_refresh_over_tls_needs_a_trusted_certificate(
         fault = next(f for f in FAULTS if f.tls)
         line = error_line(result)
         assert_distinct(line, fault)
-        stored = quiet_store().load("demo")
+        stored = stored_token()
         assert stored == before
         assert account_status(sb, before.access_token) == 200
         evidence.record(command="refresh", fault=fault.name, message=shown(line))
         return
     assert result.code == 0, result.err
-    refreshed = quiet_store().load("demo")
+    refreshed = stored_token()
     assert refreshed is not None and refreshed.access_token != before.access_token
     assert run(env, "token").out.strip() == refreshed.access_token
     assert account_status(sb, refreshed.access_token) == 200
@@ -267,10 +267,10 @@ def test_a_token_url_answering_nonsense_is_refused_clearly(
     sb: Sandbox, case: RawAnswer, raw_server: str, child_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = signed_in(sb, monkeypatch)
-    add_profile(sb, token_url=f"{case.scheme}://{raw_server}/zephr/oauth2/token")
+    edit_keeping_sign_in(token_url=f"{case.scheme}://{raw_server}/zephr/oauth2/token")
     line = error_line(run({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": READ_TIMEOUT}, "refresh"))
     assert_distinct(line, case)
-    assert quiet_store().load("demo") == before
+    assert stored_token() == before
     evidence.record(command="refresh", fault=case.name, message=shown(line))
 
 

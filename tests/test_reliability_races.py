@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from support import evidence
 from support.cli import finish, start
-from support.crash_writer import store_at, token
+from support.crash_writer import PROFILE, store_at, token
 from support.signin import account_status, add_profile, quiet_store, sign_in
 
+from zephr_desktop.config import get_profile
 from zephr_desktop.sandbox import Sandbox
 
 TESTS = Path(__file__).resolve().parent
@@ -58,7 +59,7 @@ def test_ten_token_processes_refresh_a_rotating_token_once(
     printed = Counter(r.out.strip() for r in results)
     assert printed == {fresh["access_token"]: PROCESSES}, "the processes printed different tokens"
     assert account_status(sandbox, fresh["access_token"]) == 200
-    stored = quiet_store().load("demo")
+    stored = quiet_store().load(get_profile("demo"))
     assert stored is not None and stored.refresh_token == fresh["refresh_token"], "the rotated refresh token was lost"
     waited = sum("refreshed by another process" in r.err for r in results)
     evidence.record(meeting=meeting, processes=PROCESSES, refresh_requests=sandbox.stats["token_refresh_token"],
@@ -129,7 +130,7 @@ def test_a_save_killed_at_any_point_leaves_the_old_token_or_the_new_one(
     directory = tmp_path / "store"
     salt = secrets.token_hex(4)
     store = store_at(directory)
-    store.save("p", token(0, salt))
+    store.save(PROFILE, token(0, salt))
     writer = Writer(directory, salt, child_env)
     rng = random.Random(secrets.randbits(32))
     outcomes: Counter[str] = Counter()
@@ -139,14 +140,14 @@ def test_a_save_killed_at_any_point_leaves_the_old_token_or_the_new_one(
         assert len(saved) >= 2, f"only {len(saved)} saves in 0.3 s: saving is too slow here to test this way"
         per_save = (saved[-1][1] - saved[0][1]) / (len(saved) - 1)
         window = min(0.2, saved[0][1] + 2.5 * per_save)
-        current = saved[-1][0] if store.load("p") == token(saved[-1][0], salt) else saved[-1][0] + 1
+        current = saved[-1][0] if store.load(PROFILE) == token(saved[-1][0], salt) else saved[-1][0] + 1
         started = time.monotonic()
         for kill in range(KILLS):
             base = current
             saved = writer.round(base, rng.uniform(0, window))
             last, count = (saved[-1][0] if saved else base), len(saved)
             try:
-                loaded = store.load("p")
+                loaded = store.load(PROFILE)
             except Exception as exc:
                 pytest.fail(f"kill {kill}: the store no longer loads after a crash ({type(exc).__name__}: {exc})")
             old, new = token(last, salt), token(last + 1, salt)
@@ -174,10 +175,10 @@ def test_a_save_killed_at_any_point_leaves_the_old_token_or_the_new_one(
     # every refresh, under the profile's lock) must clear them without touching the live pair.
     leftovers = [p.name for p in directory.rglob("*.tmp")]
     orphans = _orphans(directory)
-    before = store.load("p")
+    before = store.load(PROFILE)
     with store.refresh_lock("p"):
         store.tidy("p", temp_age=0)
-    assert store.load("p") == before, "tidy() changed the live token"
+    assert store.load(PROFILE) == before, "tidy() changed the live token"
     assert list(directory.rglob("*.tmp")) == [] and _orphans(directory) == 0, "tidy() left leftovers behind"
     evidence.record(kills=KILLS, seconds=round(seconds, 1), save_ms=round(per_save * 1000, 2),
                     window_ms=round(window * 1000, 1), outcomes=dict(outcomes),

@@ -14,7 +14,16 @@ import pytest
 from support import evidence, secrets_scan
 from support.cli import run
 from support.proxy import Proxy
-from support.signin import account_status, add_profile, cli_add_profile, cli_login, error_line, quiet_store, sign_in
+from support.signin import (
+    account_status,
+    add_profile,
+    cli_add_profile,
+    cli_login,
+    edit_keeping_sign_in,
+    error_line,
+    sign_in,
+    stored_token,
+)
 from support.user import ScriptedUser
 
 from zephr_desktop.config import get_profile, save_profile, with_changes
@@ -88,12 +97,12 @@ def test_a_redirecting_token_endpoint_gets_no_secret(
 ) -> None:
     """Followed, the redirect would carry the refresh token and client secret wherever it points (http too)."""
     before = sign_in(add_profile(sandbox))
-    add_profile(sandbox, token_url=redirector)
+    edit_keeping_sign_in(token_url=redirector)
     requests_before = len(sandbox.token_requests)
     line = error_line(run(child_env, "refresh"))
     assert "redirected (307) to" in line and sandbox.token_url in line and "final address" in line, line
     assert len(sandbox.token_requests) == requests_before, "the token request was sent on to the redirect target"
-    assert quiet_store().load("demo") == before
+    assert stored_token() == before
     evidence.record(case="token endpoint redirects", followed=False)
 
 

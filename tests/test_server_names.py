@@ -59,7 +59,7 @@ def callback_error(profile: Profile) -> str:
 def no_refresh_token(profile: Profile, tmp_path: Path) -> str:
     store = TokenStore(tmp_path / "data", notice=lambda _: None)
     with store.refresh_lock(profile.name):
-        store.save(profile.name, Token("oa_x", "bearer", 1.0, 0.0))
+        store.save(profile, Token("oa_x", "bearer", 1.0, 0.0))
     with pytest.raises(ZephrError) as info:
         ensure_fresh_token(profile, store=store, session_factory=FakeTokenEndpoint())
     return info.value.message

@@ -18,9 +18,6 @@ from .config import Profile, Profiles, load_profiles, remove_profile, save_profi
 from .errors import ConfigError
 from .store import TokenStore
 
-# Where a token comes from: change any of these and the profile's tokens are dropped.
-ISSUER_FIELDS = ("site_url", "client_id", "token_url", "authorize_url")
-
 
 @dataclass(frozen=True)
 class Saved:
@@ -32,8 +29,8 @@ class Saved:
 
 
 def issuer_changed(before: Profile | None, after: Profile) -> bool:
-    """Whether tokens issued for ``before`` are meaningless for ``after``."""
-    return before is not None and any(getattr(before, f) != getattr(after, f) for f in ISSUER_FIELDS)
+    """Whether tokens issued for ``before`` are meaningless for ``after`` (``Profile.issuer`` changed)."""
+    return before is not None and before.issuer != after.issuer
 
 
 def save(
@@ -75,7 +72,7 @@ def sign_out(name: str, *, store: TokenStore, forget_client_secret: bool = False
 def status(profile: Profile, store: TokenStore, now: float | None = None) -> dict[str, Any]:
     """User id, scopes, expiry and whether a refresh token is kept (what ``status --json`` prints); never a secret."""
     now = time.time() if now is None else now
-    cached = store.load_cached(profile.name)  # the refresh token stays in the secret store
+    cached = store.load_cached(profile)  # the refresh token stays in the secret store
     info: dict[str, Any] = {"profile": profile.name, "site_url": profile.site_url, "signed_in": cached is not None}
     if cached is not None:
         token = cached.token

@@ -62,10 +62,10 @@ def _err(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
-def _store() -> Any:
+def _store(args: argparse.Namespace) -> Any:
     from .store import TokenStore
 
-    return TokenStore()
+    return TokenStore(client_secret_override=args.env_client_secret)
 
 
 def _profile(name: str | None) -> Any:
@@ -81,8 +81,8 @@ def _read_secret(args: argparse.Namespace, stdin: TextIO) -> str | None:
         if not secret:
             raise ZephrError("--client-secret-stdin was given but standard input held no secret.")
         return secret
-    if os.environ.get("ZEPHR_CLIENT_SECRET"):
-        return os.environ["ZEPHR_CLIENT_SECRET"]
+    if args.env_client_secret:
+        return str(args.env_client_secret)
     if stdin.isatty():
         import getpass
 
@@ -142,7 +142,7 @@ def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
         **fields,
     )
     secret = _read_secret(args, stdin)
-    store = _store()
+    store = _store(args)
     saved = accounts.save(profile, store=store, client_secret=secret, make_default=True if args.default else None)
     where = (
         "on the site's Third Party Authentication screen"
@@ -180,12 +180,12 @@ def cmd_profile_list(args: argparse.Namespace, stdin: TextIO) -> int:
 
 
 def cmd_profile_show(args: argparse.Namespace, stdin: TextIO) -> int:
-    from .config import config_path
+    from .paths import config_file
 
     profile = _profile(args.name)
-    data = {"name": profile.name, **profile.to_toml_table(), "file": str(config_path())}
+    data = {"name": profile.name, **profile.to_toml_table(), "file": str(config_file())}
     data["authorize_url"] = profile.authorization_endpoint  # the default one too: where sign-in starts
-    store = _store()
+    store = _store(args)
     data["client_secret"] = "stored" if store.get_client_secret(profile.name) else "not set"
     print(json.dumps(data, indent=2))
     return 0
@@ -195,7 +195,7 @@ def cmd_profile_check(args: argparse.Namespace, stdin: TextIO) -> int:
     from .check import PROBLEM, check_profile
 
     profile = _profile(args.name)
-    findings = check_profile(profile, _store().get_client_secret(profile.name))
+    findings = check_profile(profile, _store(args).get_client_secret(profile.name))
     for finding in findings:
         print(f"{finding.status}: {finding.message}", file=sys.stderr)
     if args.json:
@@ -215,7 +215,7 @@ def cmd_profile_check(args: argparse.Namespace, stdin: TextIO) -> int:
 def cmd_profile_remove(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
 
-    accounts.remove(args.name, store=_store())
+    accounts.remove(args.name, store=_store(args))
     print(f"Removed profile '{args.name}' with its tokens and client secret.", file=sys.stderr)
     return 0
 
@@ -296,8 +296,8 @@ def _app_holds_port(exc: PortInUseError) -> None:
     """Raise a plain error when the port is taken by the desktop app's own sign-in in progress."""
     from urllib.parse import urlsplit
 
-    from .config import config_dir
     from .instance import app_listening_on
+    from .paths import config_dir
 
     listening = app_listening_on(config_dir())
     try:
@@ -314,7 +314,7 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
     from .login import LoginFlow
 
     profile = _profile(args.profile)
-    store = _store()
+    store = _store(args)
     flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=args.timeout)
     try:
         url = flow.start()
@@ -368,26 +368,23 @@ def cmd_login(args: argparse.Namespace, stdin: TextIO) -> int:
 
 def cmd_token(args: argparse.Namespace, stdin: TextIO) -> int:
     from .config import load_profiles
-    from .fasttoken import config_identity, write_stamp
     from .login import ensure_fresh_token
+    from .paths import config_identity
 
     identity = config_identity()  # before validating: a change in between voids the stamp
     profiles = load_profiles()
-    token = ensure_fresh_token(profiles.get(args.profile), store=_store())
+    store = _store(args)
+    token = ensure_fresh_token(profiles.get(args.profile), store=store)
     print(token.access_token, flush=True)
-    try:
-        default: str | None = profiles.get(None).name
-    except ZephrError:
-        default = None
     # The next plain `token` call may skip validation while the file stays exactly as it is.
-    write_stamp(identity, default, list(profiles.profiles))
+    store.stamp_validated(identity, profiles)
     return 0
 
 
 def cmd_refresh(args: argparse.Namespace, stdin: TextIO) -> int:
     from .login import refresh_token_now
 
-    token = refresh_token_now(_profile(args.profile), store=_store())
+    token = refresh_token_now(_profile(args.profile), store=_store(args))
     print(_describe(token), file=sys.stderr)
     return 0
 
@@ -397,12 +394,17 @@ def cmd_status(args: argparse.Namespace, stdin: TextIO) -> int:
     from .oauth import printable
 
     profile = _profile(args.profile)
-    info = accounts.status(profile, _store())
+    store = _store(args)
+    info = accounts.status(profile, store)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     if not info["signed_in"]:
-        print(f"Profile '{profile.name}' ({profile.site_url}): not signed in. Run `zephr-desktop login`.")
+        why = store.signed_out_reason(profile)
+        if why:
+            print(f"{why} Run `zephr-desktop login --profile {profile.name}` to sign in again.")
+        else:
+            print(f"Profile '{profile.name}' ({profile.site_url}): not signed in. Run `zephr-desktop login`.")
         return 0
     state = "expired" if info["expired"] else f"valid for {info['expires_in']} s"
     print(f"profile:   {profile.name} ({profile.site_url})")
@@ -418,7 +420,7 @@ def cmd_logout(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
 
     profile = _profile(args.profile)
-    had = accounts.sign_out(profile.name, store=_store(), forget_client_secret=args.all)
+    had = accounts.sign_out(profile.name, store=_store(args), forget_client_secret=args.all)
     what = "tokens and client secret" if args.all else "tokens"
     print(
         f"Forgot the {what} of profile '{profile.name}'."
@@ -434,7 +436,7 @@ def cmd_api(args: argparse.Namespace, stdin: TextIO) -> int:
     from .zephr_api import get_account, get_profile
 
     profile = _profile(args.profile)
-    token = ensure_fresh_token(profile, store=_store())
+    token = ensure_fresh_token(profile, store=_store(args))
     call = get_account if args.endpoint == "account" else get_profile
     print(json.dumps(call(profile, token), indent=2))
     return 0
@@ -463,7 +465,7 @@ def cmd_desktop_entry(args: argparse.Namespace, stdin: TextIO) -> int:
 def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
     from .gui import run
 
-    return int(run(getattr(args, "profile", None), demo=bool(args.demo)))
+    return int(run(getattr(args, "profile", None), demo=bool(args.demo), client_secret=args.env_client_secret))
 
 
 # -- parser ------------------------------------------------------------------------------
@@ -601,6 +603,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    from .store import take_env_client_secret
+
+    # Out of the environment before anything can start a child (a browser, the web engine).
+    env_client_secret = take_env_client_secret()
     argv = list(sys.argv[1:] if argv is None else argv)
     flags = 0
     while flags < len(argv) and argv[flags] in ("-v", "--verbose"):
@@ -612,8 +618,17 @@ def main(argv: Sequence[str] | None = None, stdin: TextIO | None = None) -> int:
         _setup_logging(flags > 0)
         return _run(lambda: sandbox_main(argv[flags + 1 :]))
     args = build_parser().parse_args(argv)
+    args.env_client_secret = env_client_secret
     _setup_logging(args.verbose)
-    return _run(lambda: args.func(args, stdin or sys.stdin))
+    return _run(lambda: _dispatch(args, stdin or sys.stdin))
+
+
+def _dispatch(args: argparse.Namespace, stdin: TextIO) -> int:
+    from .fileutil import check_private
+    from .paths import app_paths
+
+    check_private(*app_paths())  # like ssh: nothing runs on files another user could have changed
+    return int(args.func(args, stdin))
 
 
 def _run(command: Callable[[], int]) -> int:
@@ -644,7 +659,3 @@ def _run(command: Callable[[], int]) -> int:
         )
         return 1
 
-
-def main_entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

@@ -1,8 +1,9 @@
 """Profiles: one Zephr site + client + scopes + redirect URI each, kept in ``profiles.toml``.
 
-The file lives in the platformdirs config dir. The client secret is never in it (see
-``store``). Only the standard library and platformdirs are imported at module level, so the
-CLI's full ``token`` path (taken whenever the fast path in ``fasttoken`` cannot be) stays light.
+The file lives in the platformdirs config dir (``paths.config_file``). The client secret is
+never in it (see ``store``). Only the standard library and platformdirs are imported at module
+level, so the CLI's full ``token`` path (taken whenever the fast path in ``fasttoken`` cannot be)
+stays light.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from . import fileutil, paths
 from .errors import ConfigError, ProfileNotFoundError
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "zephr-desktop"
 DEFAULT_TOKEN_URL = "https://console.zephr.com/zephr/oauth2/token"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 #: Zephr's authorize endpoint, under the site URL; a profile's ``authorize_url`` replaces it.
@@ -53,21 +53,6 @@ _AUTHORIZE_PARAMS = frozenset(
 # An older valid file is upgraded in place, atomically, keeping a copy as profiles.toml.bak-<old>;
 # a file from a newer release is refused and left exactly as it is.
 SCHEMA_VERSION = 1
-
-
-def config_dir() -> Path:
-    """The platform's config directory for the app (``ZEPHR_DESKTOP_CONFIG_DIR`` overrides)."""
-    override = os.environ.get("ZEPHR_DESKTOP_CONFIG_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_config_path
-
-    return user_config_path(APP_NAME, appauthor=False)
-
-
-def config_path() -> Path:
-    """Where ``profiles.toml`` lives."""
-    return config_dir() / "profiles.toml"
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -117,6 +102,11 @@ class Profile:
     def authorization_endpoint(self) -> str:
         """Where the sign-in starts: ``authorize_url``, else Zephr's ``{site_url}/zephr/oauth2``."""
         return self.authorize_url or self.site_url + DEFAULT_AUTHORIZE_PATH
+
+    @property
+    def issuer(self) -> dict[str, str]:
+        """What this profile's tokens are bound to: a token issued for anything else is not its token."""
+        return paths.issuer(self.site_url, self.token_url, self.client_id, self.authorization_endpoint)
 
     @property
     def tls_verify(self) -> bool | str:
@@ -436,7 +426,8 @@ def load_profiles(path: Path | None = None) -> Profiles:
     A valid file in an older format is upgraded in place first (see ``_upgrade``); a file
     from a newer release is refused and never rewritten.
     """
-    path = path or config_path()
+    path = path or paths.config_file()
+    fileutil.check_private(path.parent, path)  # another user's edit could send the tokens and secret elsewhere
     raw = _read_file(path)
     if raw is None:
         return Profiles()
@@ -510,8 +501,6 @@ def backup_path(path: Path, schema: int, raw: bytes) -> Path:
 
 def _upgrade(path: Path, raw: bytes, schema: int, profiles: Profiles) -> None:
     """Rewrite an older file in the current format: a backup first, then one atomic replace."""
-    from .fileutil import atomic_write
-
     new = raw
     for version in range(schema, SCHEMA_VERSION):
         new = _UPGRADES[version](new)
@@ -521,10 +510,10 @@ def _upgrade(path: Path, raw: bytes, schema: int, profiles: Profiles) -> None:
     try:
         backup = backup_path(path, schema, raw)
         if not backup.exists():
-            atomic_write(backup, raw)
+            fileutil.atomic_write(backup, raw)
         if _read_file(path) != raw:
             return  # changed meanwhile (another process upgraded or saved it): leave that alone
-        atomic_write(path, new)
+        fileutil.atomic_write(path, new)
     except OSError as exc:
         # The profiles were read; only the upgrade could not be written. Try again next time.
         log.warning("could not upgrade %s to schema %d (%s); it still works as it is", path, SCHEMA_VERSION,
@@ -575,15 +564,13 @@ def save_profiles(profiles: Profiles, path: Path | None = None) -> None:
     """Write ``profiles.toml`` atomically (0600, directory 0700)."""
     import tomli_w
 
-    from .fileutil import atomic_write
-
-    path = path or config_path()
+    path = path or paths.config_file()
     _refuse_newer(path)
     doc: dict[str, Any] = {"schema": SCHEMA_VERSION}
     if profiles.default:
         doc["default"] = profiles.default
     doc["profiles"] = {name: p.to_toml_table() for name, p in sorted(profiles.profiles.items())}
-    atomic_write(path, tomli_w.dumps(doc).encode("utf-8"))
+    fileutil.atomic_write(path, tomli_w.dumps(doc).encode("utf-8"))
 
 
 def save_profile(profile: Profile, *, make_default: bool | None = None, path: Path | None = None) -> Profiles:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ZephrError
+from .fileutil import make_dirs
+from .paths import user_data_home as data_home
 from .resources import assets_dir
 
 APP_ID = "zephr-desktop"  # the .desktop file's name, the icon's name and the windows' WM_CLASS
@@ -46,13 +48,6 @@ class Planned:
 def supported() -> bool:
     """True on the desktops that read freedesktop.org menu entries (Linux and the BSDs)."""
     return sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd", "dragonfly"))
-
-
-def data_home() -> Path:
-    """The user's XDG data dir (``$XDG_DATA_HOME``, else ``~/.local/share``)."""
-    from platformdirs import user_data_path
-
-    return user_data_path()
 
 
 def find_launcher() -> Path:
@@ -148,7 +143,7 @@ def _owned_paths(home: Path) -> list[Path]:
 
 def _write(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically with a world-readable file (menus and icon themes are not secret)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)  # what is missing is made 0700, like the app's own dirs, whatever the umask
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -8,7 +8,8 @@ authorization code or PKCE verifier)::
     ├── ConfigError                 profiles.toml or a profile is invalid (names file/profile/field)
     │   └── ProfileNotFoundError    no such profile, or none selected
     ├── SecretStoreError            the keyring or the 0600 secret file cannot be used
-    ├── NotLoggedInError            no token stored for the profile
+    ├── UnsafePathError             a file or directory of the app's is writable by others or not the user's
+    ├── NotLoggedInError            no token stored for the profile (or one issued for another site)
     ├── ListenerError               the loopback redirect listener failed
     │   └── PortInUseError          the redirect URI's port is taken
     ├── LoginTimeoutError           no callback arrived before the deadline
@@ -70,6 +71,14 @@ class ProfileNotFoundError(ConfigError):
 
 class SecretStoreError(ZephrError):
     """Secrets cannot be read or written."""
+
+
+class UnsafePathError(ZephrError):
+    """A config or data file or directory another user could write, or that is not the user's."""
+
+    def __init__(self, message: str, *, path: object) -> None:
+        super().__init__(message)
+        self.path = str(path)
 
 
 class NotLoggedInError(ZephrError):

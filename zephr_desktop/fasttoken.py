@@ -1,76 +1,22 @@
 """The ``token`` fast path: print a fresh cached token at the cost of one interpreter start.
 
 Scripts call ``zephr-desktop token`` in loops, so when the cached token is fresh this path
-imports only ``os``, ``sys``, ``json`` and platformdirs - not argparse, tomllib, the
+imports only ``paths`` (the standard library and platformdirs) - not argparse, tomllib, the
 profile model or anything that talks HTTP. It trusts ``profiles.toml`` only as the full CLI
-last validated it: the full path leaves a stamp (the file's inode, size and mtime, the
-default profile and the profile names), and any change to the file, any other argument,
-any doubt about the token file sends the call to the full CLI, which validates, refreshes,
-explains errors and writes a new stamp.
+last validated it: the full path leaves a stamp (the file's identity, the default profile and
+each profile's issuer: site, token URL, client ID), and any change to the file, any other
+argument, a token issued for another issuer, a file or directory that another user could write
+or does not belong to the user, any doubt at all sends the call to the full CLI, which
+validates, refreshes, refuses or explains, and writes a new stamp.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-APP_NAME = "zephr-desktop"
-STAMP_NAME = ".validated-profiles.json"
-
-
-def _config_file() -> Path:
-    override = os.environ.get("ZEPHR_DESKTOP_CONFIG_DIR")
-    if override:
-        return Path(override) / "profiles.toml"
-    from platformdirs import user_config_path
-
-    return user_config_path(APP_NAME, appauthor=False) / "profiles.toml"
-
-
-def _data_dir() -> Path:
-    override = os.environ.get("ZEPHR_DESKTOP_DATA_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_data_path
-
-    return user_data_path(APP_NAME, appauthor=False)
-
-
-def file_identity(path: Path) -> list[int]:
-    """What must not change for a stamp to hold: inode, size, mtime in nanoseconds."""
-    st = os.stat(path)
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
-
-
-def config_identity() -> list[int] | None:
-    """The identity of ``profiles.toml`` now (None if it is missing); take it *before* validating."""
-    try:
-        return file_identity(_config_file())
-    except OSError:
-        return None
-
-
-def write_stamp(identity: list[int] | None, default: str | None, names: list[str]) -> None:
-    """Record that ``profiles.toml`` with this identity validated (called by the full CLI)."""
-    from .fileutil import atomic_write
-
-    if identity is None:
-        return
-    doc = json.dumps({"config": identity, "default": default, "profiles": sorted(names)}).encode()
-    path = _data_dir() / "tokens" / STAMP_NAME
-    # Only a shortcut: a data dir that cannot take it just keeps `token` on the full path.
-    with contextlib.suppress(OSError):
-        if not path.exists() or path.read_bytes() != doc:
-            atomic_write(path, doc)
-
-
-def refresh_due(expires_at: float, obtained_at: float, now: float) -> bool:
-    """``oauth.Token.needs_refresh``'s rule: less than min(60 s, a third of the lifetime) left."""
-    return expires_at - now < min(60.0, max(0.0, expires_at - obtained_at) / 3.0)
+from . import paths
 
 
 def _profile_name(argv: list[str]) -> tuple[bool, str | None]:
@@ -84,34 +30,41 @@ def _profile_name(argv: list[str]) -> tuple[bool, str | None]:
     return False, None
 
 
+def _private(*files: Path) -> bool:
+    """True if none of ``files`` could have been written by another user (else the full path refuses)."""
+    return all(paths.unsafe_reason(path) is None for path in files)
+
+
 def cached_token(argv: list[str], now: float) -> str | None:
     """The fresh cached access token for a plain ``token`` call, or None to take the full path."""
     plain, name = _profile_name(argv)
     if not plain or os.environ.get("ZEPHR_DESKTOP_NO_FAST_PATH"):
         return None
-    tokens = _data_dir() / "tokens"
     try:
-        identity = file_identity(_config_file())
-        with open(tokens / STAMP_NAME, encoding="utf-8") as fh:
-            stamp: dict[str, Any] = json.load(fh)
-        if stamp.get("config") != identity:
+        config = paths.config_file()
+        data = paths.data_dir()
+        tokens = paths.tokens_dir(data)
+        stamp_path = paths.stamp_file(data)
+        if not _private(config.parent, config, data, tokens, stamp_path):
             return None
-        name = name or stamp.get("default")
-        if not isinstance(name, str) or name not in stamp.get("profiles", ()):
+        stamp = paths.read_stamp(stamp_path.read_bytes(), paths.file_identity(config))
+        if stamp is None:
             return None
-        path = tokens / f"{name}.json"
-        if os.name == "posix" and os.stat(path).st_mode & 0o077:
-            return None  # the full path tightens it and says so
-        with open(path, encoding="utf-8") as fh:
-            data: dict[str, Any] = json.load(fh)
-        access = data["access_token"]
-        expires_at = data["expires_at"]
-        if not isinstance(access, str) or not access:
+        default, issuers = stamp
+        name = name or default
+        if name is None or name not in issuers:
             return None
-        if expires_at is not None and refresh_due(float(expires_at), float(data["obtained_at"]), now):
+        path = paths.token_file(name, data)
+        if not _private(path) or (os.name == "posix" and os.stat(path).st_mode & 0o077):
+            return None  # the full path refuses it, or tightens it and says so
+        record = paths.read_token_document(path.read_bytes())
+        if record["issuer"] is None or record["issuer"] != issuers[name]:
+            return None  # issued for another site, token URL or client: the full path says signed out
+        if paths.refresh_due(record["expires_at"], record["obtained_at"], now):
             return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    access: str = record["access_token"]
     return access
 
 

@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .fileutil import make_dirs
+
 log = logging.getLogger(__name__)
 
 APP_DIR = "zephr-desktop"
@@ -75,7 +77,7 @@ def runtime_dir() -> Path:
 def private_dir(path: Path) -> Path:
     """Create ``path`` with mode 0700 (parents as needed) and check it is ours alone; raise InstanceError if not."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(path.parent)  # missing parents 0700 too, whatever the umask
         with contextlib.suppress(FileExistsError):
             path.mkdir(mode=0o700)
         info = path.lstat()

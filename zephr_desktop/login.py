@@ -197,7 +197,7 @@ class LoginFlow:
                 )
                 # Every save of a profile holds its lock, so tidy() elsewhere never takes a fresh secret.
                 with self.store.refresh_lock(self.profile.name):
-                    self.store.save(self.profile.name, token)
+                    self.store.save(self.profile, token)
             except ZephrError as exc:
                 listener.report(False, exc.message)
                 raise
@@ -211,6 +211,11 @@ class LoginFlow:
                 self._warm.join(10.0)
 
 
+def _signed_out(profile: Profile, store: TokenStore) -> NotLoggedInError:
+    why = store.signed_out_reason(profile) or f"No token for profile '{profile.name}'."
+    return NotLoggedInError(f"{why} Run `zephr-desktop login --profile {profile.name}`.")
+
+
 def ensure_fresh_token(
     profile: Profile,
     *,
@@ -221,26 +226,22 @@ def ensure_fresh_token(
 ) -> Token:
     """A valid token for the profile, refreshed first (under the cross-process lock) when due."""
     store = store or TokenStore()
-    cached = store.load_cached(profile.name)
+    cached = store.load_cached(profile)
     if cached is None:
-        raise NotLoggedInError(
-            f"No token for profile '{profile.name}'. Run `zephr-desktop login --profile {profile.name}`."
-        )
+        raise _signed_out(profile, store)
     if not force and not cached.token.needs_refresh(clock()):
         return cached.token
     asked_at = clock()
     with store.refresh_lock(profile.name):
-        current = store.load(profile.name)
+        current = store.load(profile)
         if current is None:
-            raise NotLoggedInError(
-                f"No token for profile '{profile.name}'. Run `zephr-desktop login --profile {profile.name}`."
-            )
+            raise _signed_out(profile, store)
         # Another process may have refreshed while this one waited for the lock.
         if current.obtained_at >= asked_at or (not force and not current.needs_refresh(clock())):
             log.debug("token was refreshed by another process; using it")
             return current
         if not current.refresh_token:
-            store.check_refresh_token_reachable(profile.name)
+            store.check_refresh_token_reachable(profile)
             why = "has expired" if current.is_expired(clock()) else "cannot be refreshed"
             raise NotLoggedInError(
                 f"The token for profile '{profile.name}' {why} and {server_name(profile, profile.token_url)} gave "
@@ -250,7 +251,7 @@ def ensure_fresh_token(
         new = refresh(
             profile, store.get_client_secret(profile.name), current, clock=clock, session_factory=session_factory
         )
-        store.save(profile.name, new)
+        store.save(profile, new)
         store.tidy(profile.name)
         return new
 

@@ -24,6 +24,7 @@ from .errors import (
     CallbackError,
     TokenEndpointError,
 )
+from .paths import refresh_due, refresh_margin
 
 _MAX_SERVER_TEXT = 200
 #: RFC 6750 2.1 ``b64token``: what a bearer token (and, here, a refresh token) may consist of.
@@ -233,15 +234,12 @@ class Token:
         return self.expires_at - (time.time() if now is None else now)
 
     def refresh_margin(self) -> float:
-        """Refresh when less than ``min(60 s, a third of the lifetime)`` remains."""
-        if self.expires_at is None:
-            return 0.0
-        return min(60.0, max(0.0, self.expires_at - self.obtained_at) / 3.0)
+        """Refresh when less than ``min(60 s, a third of the lifetime)`` remains (``paths.refresh_margin``)."""
+        return refresh_margin(self.expires_at, self.obtained_at)
 
     def needs_refresh(self, now: float | None = None) -> bool:
         """True when the token is expired or within the refresh margin."""
-        left = self.seconds_left(now)
-        return left is not None and left < self.refresh_margin()
+        return refresh_due(self.expires_at, self.obtained_at, time.time() if now is None else now)
 
     def is_expired(self, now: float | None = None) -> bool:
         """True once ``expires_at`` has passed."""

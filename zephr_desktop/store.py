@@ -1,13 +1,20 @@
 """Where tokens and secrets live.
 
 - The access token, its expiry, scopes and user id: a 0600 JSON file per profile in the
-  platformdirs data dir, so ``token`` reads it without importing keyring.
+  platformdirs data dir (format and places in ``paths``), so ``token`` reads it without
+  importing keyring.
+- A token is bound to the site, token URL and client ID it was issued for (recorded in its
+  file, which also names the refresh token): for a profile that now says otherwise, or a file
+  from before the binding, the profile is signed out and nothing of the token is handed out.
+- Every directory is 0700 and every file 0600; one another user could write is refused.
 - The long-lived secrets (client secret, refresh token): the OS keyring; where no usable
   keyring exists, a 0600 ``secrets.json`` in the data dir (said once on stderr).
 - Crash safety: a refresh token is stored under a fresh key *before* the token file that
   names it is atomically replaced, so a crash at any point leaves the old token file and
   its (still stored) refresh token, or the new pair - never a mix.
 - ``refresh_lock()``: one refresh per profile at a time across processes.
+- ``ZEPHR_CLIENT_SECRET`` is taken out of the environment once (``take_env_client_secret``) and
+  handed to the store, so no child process (web engine, browser) inherits it.
 """
 
 from __future__ import annotations
@@ -19,30 +26,36 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .config import APP_NAME
-from .errors import SecretStoreError
-from .fileutil import atomic_write, ensure_private_dir, remove_stale_temps
+from . import paths
+from .config import Profile, Profiles
+from .errors import SecretStoreError, ZephrError
+from .fileutil import atomic_write, check_private, ensure_private_dir, remove_stale_temps
 from .oauth import Token
 
 log = logging.getLogger(__name__)
-KEYRING_SERVICE = APP_NAME
+KEYRING_SERVICE = paths.APP_NAME
 LOCK_TIMEOUT = 120.0
-_FORMAT_VERSION = 1
+ENV_CLIENT_SECRET = "ZEPHR_CLIENT_SECRET"
+_ISSUER_LABELS = {
+    "site_url": "site",
+    "token_url": "token URL",
+    "client_id": "client ID",
+    "authorize_url": "authorize URL",
+}
 
 
-def data_dir() -> Path:
-    """The platform's data directory for the app (``ZEPHR_DESKTOP_DATA_DIR`` overrides)."""
-    override = os.environ.get("ZEPHR_DESKTOP_DATA_DIR")
-    if override:
-        return Path(override)
-    from platformdirs import user_data_path
+def take_env_client_secret(environ: MutableMapping[str, str] = os.environ) -> str | None:
+    """Remove ``ZEPHR_CLIENT_SECRET`` from the environment and return it (None if unset or empty).
 
-    return user_data_path(APP_NAME, appauthor=False)
+    Called once when the app starts, before any child process (a browser, the web engine) can
+    inherit it; the value then lives only in memory (``TokenStore(client_secret_override=...)``).
+    """
+    return environ.pop(ENV_CLIENT_SECRET, None) or None
 
 
 def _stderr_notice(message: str) -> None:
@@ -100,6 +113,7 @@ class FileBackend(SecretBackend):
         self.path = path
 
     def _read(self) -> dict[str, str]:
+        check_private(self.path.parent, self.path)
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -120,7 +134,7 @@ class FileBackend(SecretBackend):
         from filelock import FileLock, Timeout
 
         ensure_private_dir(self.path.parent)
-        lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT)
+        lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT, mode=0o600)
         try:
             lock.acquire()
         except Timeout as exc:
@@ -209,11 +223,12 @@ def default_backend(directory: Path, notice: Callable[[str], None] = _stderr_not
 
         if _keyring_usable(keyring):
             ring = KeyringBackend(keyring)
-            legacy = FileBackend(directory / "secrets.json")
+            legacy = FileBackend(paths.secrets_file(directory))
             # Secrets stored while no keyring was usable are moved into it as they are read.
             return MigratingBackend(ring, legacy) if legacy.path.exists() else ring
-    backend = FileBackend(directory / "secrets.json")
-    marker = directory / ".file-secret-store-noted"
+    backend = FileBackend(paths.secrets_file(directory))
+    marker = paths.file_store_noted(directory)
+    check_private(directory, marker)
     if not marker.exists():
         notice(
             f"zephr-desktop: no system keyring is available; secrets are kept in {backend.path} (readable only by you)."
@@ -244,10 +259,12 @@ class TokenStore:
         directory: Path | None = None,
         secrets: SecretBackend | None = None,
         notice: Callable[[str], None] = _stderr_notice,
+        client_secret_override: str | None = None,
     ) -> None:
-        self.directory = directory or data_dir()
+        self.directory = directory or paths.data_dir()
         self._secrets = secrets
         self._notice = notice
+        self._client_secret_override = client_secret_override or None
 
     @property
     def secrets(self) -> SecretBackend:
@@ -258,49 +275,77 @@ class TokenStore:
 
     def token_path(self, profile: str) -> Path:
         """The cached token file of a profile."""
-        return self.directory / "tokens" / f"{profile}.json"
+        return paths.token_file(profile, self.directory)
 
     def _private_subdir(self, name: str) -> Path:
-        # mkdir(parents=True) gives only the leaf mode 0700: the data dir itself must not be left
-        # 0755 (it is, when a keyring holds the secrets and nothing else creates it first).
-        ensure_private_dir(self.directory)
+        ensure_private_dir(self.directory)  # the data dir itself is checked (and tightened) too
         return ensure_private_dir(self.directory / name)
 
     # -- access token (no keyring) -------------------------------------------------
-    def load_cached(self, profile: str) -> CachedToken | None:
-        """The cached token without its refresh token (no secret store read)."""
+    def _read(self, profile: str) -> dict[str, Any] | None:
+        """The profile's token file as ``paths.read_token_document`` gives it, whoever issued it."""
         path = self.token_path(profile)
+        check_private(self.directory, path.parent, path)
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
         _tighten(path)
         try:
-            data = json.loads(raw)
-            token = Token(
-                access_token=str(data["access_token"]),
-                token_type=str(data.get("token_type", "bearer")),
-                expires_at=float(data["expires_at"]) if data.get("expires_at") is not None else None,
-                obtained_at=float(data["obtained_at"]),
-                scopes=tuple(data.get("scopes") or ()),
-                user_id=data.get("user_id"),
-            )
+            return paths.read_token_document(raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise SecretStoreError(
                 f"The stored token {path} is damaged. Run `zephr-desktop logout` and sign in again."
             ) from exc
-        ref = data.get("refresh_ref")
-        return CachedToken(token, ref if isinstance(ref, str) else None)
 
-    def load(self, profile: str) -> Token | None:
-        """The stored token with its refresh token (reads the secret store)."""
+    def load_cached(self, profile: Profile) -> CachedToken | None:
+        """The cached token without its refresh token (no secret store read).
+
+        None when there is none, and when it was issued for another site, token URL or client
+        than the profile now names (or by a version that did not record it): signed out.
+        """
+        record = self._read(profile.name)
+        if record is None or record["issuer"] != profile.issuer:
+            return None
+        token = Token(
+            access_token=record["access_token"],
+            token_type=record["token_type"],
+            expires_at=record["expires_at"],
+            obtained_at=record["obtained_at"],
+            scopes=tuple(record["scopes"]),
+            user_id=record["user_id"],
+        )
+        return CachedToken(token, record["refresh_ref"])
+
+    def signed_out_reason(self, profile: Profile) -> str | None:
+        """Why a token stored for the profile does not count (one sentence), or None if there is none."""
+        record = self._read(profile.name)
+        if record is None:
+            return None
+        issued = record["issuer"]
+        if issued is None:
+            return (
+                f"Profile '{profile.name}' is signed out: its stored token was saved by an earlier zephr-desktop "
+                "that did not record which site issued it."
+            )
+        now = profile.issuer
+        for key in paths.ISSUER_FIELDS:
+            if issued[key] != now[key]:
+                return (
+                    f"Profile '{profile.name}' is signed out: its token was issued for {_ISSUER_LABELS[key]} "
+                    f"{issued[key]}, but profiles.toml now names {now[key]}."
+                )
+        return None
+
+    def load(self, profile: Profile) -> Token | None:
+        """The stored token with its refresh token (reads the secret store); None if signed out."""
         cached = self.load_cached(profile)
         if cached is None:
             return None
         ref = cached.refresh_ref
         return replace(cached.token, refresh_token=self.secrets.get(ref) if ref else None)
 
-    def check_refresh_token_reachable(self, profile: str) -> None:
+    def check_refresh_token_reachable(self, profile: Profile) -> None:
         """Raise SecretStoreError if the token file names a refresh token the secret store in use lacks.
 
         That refresh token was saved while another store was in use (a system keyring that is not
@@ -311,19 +356,20 @@ class TokenStore:
             cached = self.load_cached(profile)
         if cached is None or cached.refresh_ref is None or self.secrets.get(cached.refresh_ref) is not None:
             return
+        name = profile.name
         raise SecretStoreError(
-            f"The refresh token of profile '{profile}' is not in the secret store in use now "
+            f"The refresh token of profile '{name}' is not in the secret store in use now "
             f"(the {self.secrets.name} store); it was saved while another one was in use (a system keyring "
             "that is not available now?). Make that keyring available again, or sign in again with "
-            f"`zephr-desktop login --profile {profile}`."
+            f"`zephr-desktop login --profile {name}`."
         )
 
-    def save(self, profile: str, token: Token) -> None:
-        """Store a token: a new refresh token first, then the token file atomically, then clean up."""
+    def save(self, profile: Profile, token: Token) -> None:
+        """Store a token bound to the profile's issuer: a new refresh token first, then the file, then clean up."""
         old = None
         with contextlib.suppress(SecretStoreError):
-            old = self.load_cached(profile)
-        old_ref = old.refresh_ref if old else None
+            old = self._read(profile.name)
+        old_ref = old["refresh_ref"] if old else None
         ref: str | None = None
         if token.refresh_token:
             if old_ref and self.secrets.get(old_ref) == token.refresh_token:
@@ -332,31 +378,52 @@ class TokenStore:
             else:
                 import secrets
 
-                ref = f"{profile}/refresh_token/{secrets.token_hex(8)}"
+                ref = f"{profile.name}/refresh_token/{secrets.token_hex(8)}"
                 self.secrets.set(ref, token.refresh_token)
-        doc = {
-            "version": _FORMAT_VERSION,
-            "access_token": token.access_token,
-            "token_type": token.token_type,
-            "expires_at": token.expires_at,
-            "obtained_at": token.obtained_at,
-            "scopes": list(token.scopes),
-            "user_id": token.user_id,
-            "refresh_ref": ref,
-        }
-        self._private_subdir("tokens")
-        atomic_write(self.token_path(profile), json.dumps(doc, indent=1).encode())
+        doc = paths.token_document(
+            access_token=token.access_token,
+            token_type=token.token_type,
+            expires_at=token.expires_at,
+            obtained_at=token.obtained_at,
+            scopes=list(token.scopes),
+            user_id=token.user_id,
+            refresh_ref=ref,
+            issued_by=profile.issuer,
+        )
+        self._private_subdir(paths.TOKENS_DIR)
+        atomic_write(self.token_path(profile.name), doc)
         if old_ref and old_ref != ref:
             self.secrets.delete(old_ref)
+
+    def stamp_validated(self, identity: list[int] | None, profiles: Profiles) -> None:
+        """Let plain ``token`` calls skip validating ``profiles.toml`` while it keeps ``identity``.
+
+        ``identity`` is ``paths.config_identity()`` taken before ``profiles`` was loaded, so an edit
+        in between voids the stamp; the stamp records each profile's issuer for the fast path.
+        """
+        if identity is None:
+            return
+        try:
+            default: str | None = profiles.get(None).name
+        except ZephrError:
+            default = None
+        issuers = {name: p.issuer for name, p in profiles.profiles.items()}
+        doc = paths.stamp_document(identity, default, issuers)
+        path = paths.stamp_file(self.directory)
+        # Only a shortcut: a data dir that cannot take it just keeps `token` on the full path.
+        with contextlib.suppress(OSError):
+            if not path.exists() or path.read_bytes() != doc:
+                self._private_subdir(paths.TOKENS_DIR)
+                atomic_write(path, doc)
 
     def delete(self, profile: str) -> bool:
         """Forget a profile's tokens (and whatever killed saves left of them); True if there was one."""
         with self.refresh_lock(profile):
             cached = None
             with contextlib.suppress(SecretStoreError):
-                cached = self.load_cached(profile)
-            if cached and cached.refresh_ref:
-                self.secrets.delete(cached.refresh_ref)
+                cached = self._read(profile)
+            if cached and cached["refresh_ref"]:
+                self.secrets.delete(cached["refresh_ref"])
             try:
                 self.token_path(profile).unlink()
                 had = True
@@ -369,7 +436,7 @@ class TokenStore:
 
     def site_session_dir(self, profile: str) -> Path:
         """Where the consent window keeps a profile's site cookies (profiles with keep_site_session)."""
-        return self.directory / "site-sessions" / profile
+        return paths.site_session_dir(profile, self.directory)
 
     def tidy(self, profile: str, temp_age: float = 600.0) -> int:
         """Remove what saves killed half-way left: temp files, refresh tokens no token file names.
@@ -378,11 +445,11 @@ class TokenStore:
         save in progress can lose the refresh token it has just stored.
         """
         removed = remove_stale_temps(self.token_path(profile).parent, f".{profile}.json.", temp_age)
-        removed += remove_stale_temps(self.directory, ".secrets.json.", temp_age)
+        removed += remove_stale_temps(self.directory, f".{paths.SECRETS_FILE}.", temp_age)
         cached = None
         with contextlib.suppress(SecretStoreError):
-            cached = self.load_cached(profile)
-        live = cached.refresh_ref if cached else None
+            cached = self._read(profile)
+        live = cached["refresh_ref"] if cached else None
         prefix = f"{profile}/refresh_token/"
         backend = self.secrets
         files = [backend] if isinstance(backend, FileBackend) else []
@@ -395,10 +462,9 @@ class TokenStore:
 
     # -- client secret --------------------------------------------------------------
     def get_client_secret(self, profile: str) -> str | None:
-        """The profile's client secret (``ZEPHR_CLIENT_SECRET`` overrides the stored one)."""
-        env = os.environ.get("ZEPHR_CLIENT_SECRET")
-        if env:
-            return env
+        """The profile's client secret (``ZEPHR_CLIENT_SECRET``, taken at start, overrides the stored one)."""
+        if self._client_secret_override:
+            return self._client_secret_override
         return self.secrets.get(f"{profile}/client_secret")
 
     def set_client_secret(self, profile: str, secret: str) -> None:
@@ -415,8 +481,10 @@ class TokenStore:
         """Hold the profile's refresh lock (a file lock: one refresher across processes)."""
         from filelock import FileLock, Timeout
 
-        locks = self._private_subdir("locks")
-        lock = FileLock(str(locks / f"{profile}.lock"), timeout=timeout)
+        self._private_subdir(paths.LOCKS_DIR)
+        path = paths.lock_file(profile, self.directory)
+        check_private(path)
+        lock = FileLock(str(path), timeout=timeout, mode=0o600)
         try:
             lock.acquire()
         except Timeout as exc:

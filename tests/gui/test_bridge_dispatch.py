@@ -76,10 +76,11 @@ def _unescape(js: str) -> str:
 
 @pytest.fixture
 def window(tmp_path: Path) -> Iterator[tuple[Any, RecordingEngine]]:
-    save_profile(Profile.create(name="news", site_url="https://news.example.com", client_id="news-client"))
+    news = Profile.create(name="news", site_url="https://news.example.com", client_id="news-client")
+    save_profile(news)
     store = TokenStore(notice=lambda _m: None)
     store.set_client_secret("news", SECRET)
-    store.save("news", Token(ACCESS, "bearer", expires_at=time.time() + 3600, obtained_at=time.time(),
+    store.save(news, Token(ACCESS, "bearer", expires_at=time.time() + 3600, obtained_at=time.time(),
                              refresh_token="refresh-s3cret"))  # fmt: skip
     shell = DesktopShell()
     session = Session(shell, store=store)

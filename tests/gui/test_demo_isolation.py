@@ -52,7 +52,7 @@ def seed_user_files(gui: GuiApp) -> None:
     store = TokenStore(directory=gui.data_dir, secrets=secrets, notice=lambda _m: None)
     store.set_client_secret("work", "work-secret-value")
     store.set_client_secret("demo", "their-demo-secret")
-    store.save("work", Token(access_token="work-access", token_type="bearer", expires_at=4_000_000_000.0,
+    store.save(work, Token(access_token="work-access", token_type="bearer", expires_at=4_000_000_000.0,
                              obtained_at=1_700_000_000.0, scopes=("user.account:read",), user_id="u-1",
                              refresh_token="work-refresh"))
     (gui.data_dir / ".file-secret-store-noted").touch()

@@ -180,10 +180,11 @@ def test_sign_in_shows_the_issued_token_and_copies_it(gui: GuiApp, sb: Sandbox) 
     assert "GET /blaize/profile" in result and "Blow" in result
     gui.screenshot("token-tested", gui.main_window())
 
+    profile = load_profiles(gui.config_path).profiles["sandbox"]
     gui.press("sign-out")
     gui.wait_for(lambda: not gui.visible("access-token"), "the token panel to go")
     assert "Signed out" in gui.text("status-line")
-    assert TokenStore(directory=gui.data_dir, notice=lambda _m: None).load_cached("sandbox") is None
+    assert TokenStore(directory=gui.data_dir, notice=lambda _m: None).load_cached(profile) is None
 
 
 def test_deny_shows_the_denial(gui: GuiApp, sb: Sandbox) -> None:

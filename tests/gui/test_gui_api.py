@@ -204,7 +204,7 @@ ODD_SITES = [
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash to run the copied command")
 def test_copy_curl_is_one_safe_shell_command(api: Page, shell: FakeShell, site: str, tmp_path: Path) -> None:
     assert api.save_profile({**FORM, "name": "odd", "site_url": site})["ok"]
-    TokenStore(notice=lambda _m: None).save("odd", Token("oa_abc.DEF-1~+/=", "bearer", None, 0.0))
+    TokenStore(notice=lambda _m: None).save(load_profiles().get("odd"), Token("oa_abc.DEF-1~+/=", "bearer", None, 0.0))
     assert api.copy("curl")["ok"]
     # Run what a person would paste, with curl replaced by a function that prints the argv it got.
     script = "curl() { printf '%s\\0' \"$@\"; }\n" + shell.copied[-1]

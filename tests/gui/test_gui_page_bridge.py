@@ -62,7 +62,7 @@ def gui(tmp_path: Path) -> Iterator[GuiApp]:
         store = TokenStore(directory=app.data_dir, notice=lambda _m: None)
         store.set_client_secret("news", SECRET)
         now = time.time()
-        store.save("news", Token(ACCESS, "bearer", expires_at=now + 3600, obtained_at=now, refresh_token="r-s3cret"))
+        store.save(profile, Token(ACCESS, "bearer", expires_at=now + 3600, obtained_at=now, refresh_token="r-s3cret"))
         app.launch()
         yield app
 

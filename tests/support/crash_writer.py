@@ -17,8 +17,11 @@ from pathlib import Path
 
 import filelock  # noqa: F401 - the store imports it on first use; here once, not in every child
 
+from zephr_desktop.config import Profile
 from zephr_desktop.oauth import Token
 from zephr_desktop.store import FileBackend, TokenStore
+
+PROFILE = Profile.create(name="p", site_url="https://news.example.com", client_id="crash-safety")
 
 
 def token(index: int, salt: str) -> Token:
@@ -51,7 +54,7 @@ def main(argv: list[str]) -> int:
             try:
                 while True:
                     index += 1
-                    store.save("p", token(index, salt))
+                    store.save(PROFILE, token(index, salt))
                     os.write(out, f"saved {index} {time.monotonic() - forked:.6f}\n".encode())
             except BaseException as exc:
                 os.write(2, f"save {index} failed: {type(exc).__name__}: {exc}\n".encode())

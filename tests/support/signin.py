@@ -15,7 +15,7 @@ import requests
 
 from support.cli import Result, finish, run, start
 from support.user import ScriptedUser
-from zephr_desktop.config import Profile, save_profile
+from zephr_desktop.config import Profile, get_profile, save_profile, with_changes
 from zephr_desktop.login import LoginFlow
 from zephr_desktop.oauth import Token
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
@@ -52,6 +52,27 @@ def add_profile(
     if secret:
         quiet_store(data_dir).set_client_secret(name, secret)
     return profile
+
+
+def stored_token(name: str = "demo") -> Token | None:
+    """The token the CLI would use for the profile as profiles.toml now says it (with its refresh token)."""
+    return quiet_store().load(get_profile(name))
+
+
+def edit_keeping_sign_in(name: str = "demo", **changes: Any) -> Profile:
+    """Edit a signed-in profile and keep its token, as if it had been issued for the edited profile.
+
+    An edit of the site, token URL or client ID alone signs the profile out (tokens are bound to
+    where they came from); this is for tests of what an endpoint does with a live refresh token.
+    """
+    store = quiet_store()
+    before = get_profile(name)
+    token = store.load(before)
+    assert token is not None, f"profile '{name}' is not signed in"
+    after = with_changes(before, **changes)
+    save_profile(after)
+    store.save(after, token)
+    return after
 
 
 def sign_in(

@@ -136,7 +136,7 @@ def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
         if kind not in COPY_KINDS:
             return {"ok": False, "error": f"Unknown copy format '{kind}'."}
         profile = session.current_profile()
-        token = session.cached_token(profile.name)
+        token = session.cached_token(profile)
         if token is None:
             return {"ok": False, "error": "There is no token to copy yet. Sign in first."}
         clear_after = shell.copy_text(copy_text_for(kind, token, profile))
@@ -149,7 +149,7 @@ def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
     def test_token() -> dict[str, Any]:
         """Call ``/blaize/account`` and/or ``/blaize/profile`` with the token, as its scopes allow."""
         profile = session.current_profile()
-        token = session.cached_token(profile.name)
+        token = session.cached_token(profile)
         if token is None:
             return {"ok": False, "error": "There is no token to test yet. Sign in first."}
         return _test_token(profile, token)

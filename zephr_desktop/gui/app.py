@@ -34,7 +34,7 @@ from ..desktop_entry import APP_ID, ICON_THEME
 from ..errors import ZephrError
 from ..instance import InstanceError, Rendezvous, Server
 from ..resources import assets_dir
-from ..store import TokenStore
+from ..store import TokenStore, take_env_client_secret
 from .api import NO_ATTRIBUTES, page_functions
 from .backend import Backend, running_backend
 from .qt import GuiThread, confine_to_app_page, deny_page_permissions
@@ -433,7 +433,7 @@ def claim_instance(profile_name: str | None) -> tuple[Server | None, int | None]
     (None, None) to go on without one (no usable rendezvous: said on stderr), or
     (None, exit code) when the running app took over (or could not be reached).
     """
-    from ..config import config_dir
+    from ..paths import config_dir
 
     rendezvous: Rendezvous | None = None
     try:
@@ -476,13 +476,15 @@ def _hand_over(rendezvous: Rendezvous, profile_name: str | None) -> Server | dic
     raise InstanceError("the running app keeps starting and stopping")
 
 
-def run(profile_name: str | None = None, *, demo: bool = False) -> int:
+def run(profile_name: str | None = None, *, demo: bool = False, client_secret: str | None = None) -> int:
     """Open the main window and run until it is closed; returns the exit code.
 
     One app per user and config dir: launched again, it brings the running window to the front
     (showing ``profile_name`` if given) and exits 0. A demo is always its own app: it has its own
     config dir, never asks the running app, and is never asked.
     """
+    # Out of the environment before the web engine's processes (or a browser) can inherit it.
+    client_secret = take_env_client_secret() or client_secret
     problem = missing_display()
     if problem:
         # Without this, Qt aborts the process with a platform-plugin message that misleads.
@@ -494,19 +496,19 @@ def run(profile_name: str | None = None, *, demo: bool = False) -> int:
         if code is not None:
             return code
     try:
-        return _run_window(profile_name, demo=demo, server=server)
+        return _run_window(profile_name, demo=demo, server=server, client_secret=client_secret)
     finally:
         if server is not None:
             server.close()
 
 
-def _run_window(profile_name: str | None, *, demo: bool, server: Server | None) -> int:
+def _run_window(profile_name: str | None, *, demo: bool, server: Server | None, client_secret: str | None) -> int:
     prepare_environment()
     import webview
 
     sys.excepthook = _log_unhandled
     demo_session: DemoSession | None = None
-    store = TokenStore()
+    store = TokenStore(client_secret_override=client_secret)
     sandbox: Any = None
     demo_hint: str | None = None
     shell = DesktopShell()

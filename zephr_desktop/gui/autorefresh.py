@@ -69,7 +69,8 @@ class AutoRefresh:
     def check(self, name: str, profile_of: Callable[[str], Profile]) -> Checked | None:
         """One look at the profile's token: report a change, refresh it if due; None if nothing happened."""
         try:
-            cached = self._store.load_cached(name)
+            profile = profile_of(name)
+            cached = self._store.load_cached(profile)
         except ZephrError:
             return None
         with self._lock:
@@ -88,7 +89,7 @@ class AutoRefresh:
         try:
             from ..login import ensure_fresh_token  # imported at the first refresh, not at the app's start
 
-            fresh = ensure_fresh_token(profile_of(name), store=self._store, clock=self._clock)
+            fresh = ensure_fresh_token(profile, store=self._store, clock=self._clock)
         except ZephrError as exc:
             # A refused grant (dead refresh token, revoked client) will not heal by retrying.
             hopeless = isinstance(exc, InvalidGrantError | InvalidClientError)

@@ -147,7 +147,9 @@ class Session:
         now = self._clock()
         if name is not None:
             try:
-                cached = self._store.load_cached(name)
+                cached = self._store.load_cached(profiles.profiles[name])
+                if cached is None:  # say why when a token is there but was issued for another site
+                    error = error or self._store.signed_out_reason(profiles.profiles[name])
             except ZephrError as exc:
                 cached, error = None, exc.message
             # An expired token without a way to refresh it is of no use to show.
@@ -187,9 +189,9 @@ class Session:
         profiles = load_profiles()
         return profiles.get(self._pick(profiles))
 
-    def cached_token(self, name: str) -> Token | None:
-        """The profile's cached access token (no secret store read)."""
-        cached = self._store.load_cached(name)
+    def cached_token(self, profile: Profile) -> Token | None:
+        """The profile's cached access token (no secret store read); None if signed out."""
+        cached = self._store.load_cached(profile)
         return cached.token if cached else None
 
     def has_secret(self, name: str) -> bool:
@@ -203,7 +205,7 @@ class Session:
 
     def where(self) -> dict[str, str]:
         """Where this window's files are kept: ``config_file``, ``data_dir``, ``secret_store`` (in words)."""
-        from ..config import config_path
+        from ..paths import config_file
 
         try:
             backend = self._store.secrets
@@ -211,7 +213,7 @@ class Session:
             secrets = f"a private file, {path}" if path is not None else f"the system {backend.name}"
         except Exception as exc:  # a keyring that fails to load says so here, not as a crash
             secrets = f"unknown (the secret store could not be opened: {type(exc).__name__})"
-        return {"config_file": str(config_path()), "data_dir": str(self._store.directory), "secret_store": secrets}
+        return {"config_file": str(config_file()), "data_dir": str(self._store.directory), "secret_store": secrets}
 
     # -- profiles ------------------------------------------------------------------------
     def select(self, name: str) -> Profiles:
