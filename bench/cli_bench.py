@@ -167,23 +167,27 @@ def _cumulative(importtime: str) -> dict[str, int]:
 
 
 def import_report(ws: Workspace, cwd: Path, profile: str) -> dict[str, object]:
-    """What the cached token path imports beyond the floor, and proof that the heavy packages stay out."""
+    """What the cached token path imports beyond a bare interpreter, and proof that the heavy packages stay out.
+
+    Both probes run the same code around them (which imports json itself), so only what ``token`` adds shows.
+    """
     token_mods, importtime = _modules(ws, cwd, "", ["token", "-p", profile])
     floor_mods, _ = _modules(ws, cwd, "import platformdirs, json", [])
     bare_mods, _ = _modules(ws, cwd, "pass", [])
     tops = {m.split(".")[0] for m in token_mods}
     third_party = sorted(tops - {m.split(".")[0] for m in bare_mods} - set(sys.stdlib_module_names) - {"zephr_desktop"})
-    extra = sorted(set(token_mods) - set(floor_mods))
+    extra = sorted(set(token_mods) - set(bare_mods))
     costs = _cumulative(importtime)
     # Cumulative times nest (a parent includes its children), so these overlap: they name the culprits.
     heavy = sorted(((costs[m], m) for m in extra if m in costs), reverse=True)[:8]
     return {
         "modules": len(token_mods),
+        "bare_modules": len(bare_mods),
         "floor_modules": len(floor_mods),
-        "beyond_floor": len(extra),
+        "beyond_bare": extra,
         "third_party": third_party,
         "forbidden_imported": sorted(t for t in tops if t in FORBIDDEN),
-        "largest_beyond_floor_us": [[m, us] for us, m in heavy],
+        "largest_beyond_bare_us": [[m, us] for us, m in heavy],
     }
 
 

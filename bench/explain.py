@@ -79,27 +79,29 @@ def _ms(value: float) -> str:
     return f"{value:.1f} ms"
 
 
+def _largest(imports: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {us / 1000:.1f} ms" for name, us in imports.get("largest_beyond_bare_us", []))
+
+
 def _token_cause(fig: Figure, imports: dict[str, Any], floor_ms: float, bare_ms: float) -> str:
     assert fig.ours is not None and fig.target is not None
-    largest = ", ".join(f"{name} {us / 1000:.1f} ms" for name, us in imports.get("largest_beyond_floor_us", []))
     budget = (fig.target - 1.0) * floor_ms
     return (
         f"The floor is {_ms(floor_ms)} (a bare interpreter {_ms(bare_ms)}, platformdirs and json the rest), "
         f"so the target leaves {_ms(budget)} for everything `token` does beyond `import platformdirs, json`; "
-        f"it takes {_ms(fig.ours.median - floor_ms)}. Almost all of it is imports: the cached path loads "
-        f"{imports.get('beyond_floor')} modules the floor does not ({imports.get('modules')} in all, floor "
-        f"{imports.get('floor_modules')}). Largest, cumulative from `-X importtime` (they nest): {largest}."
+        f"it takes {_ms(fig.ours.median - floor_ms)}. Beyond a bare interpreter it imports "
+        f"{len(imports.get('beyond_bare') or [])} modules; largest, cumulative from `-X importtime` (they nest): "
+        f"{_largest(imports) or 'none measurable'}."
     )
 
 
 def _bare_cause(fig: Figure, imports: dict[str, Any], floor_ms: float, bare_ms: float) -> str:
     assert fig.ours is not None and fig.target is not None
-    largest = ", ".join(f"{name} {us / 1000:.1f} ms" for name, us in imports.get("largest_beyond_floor_us", []))
     return (
         f"A bare interpreter starts in {_ms(bare_ms)}; the target leaves {_ms((fig.target - 1.0) * bare_ms)} for "
         f"everything `token` does beyond it, and it takes {_ms(fig.ours.median - bare_ms)}. Importing platformdirs "
-        f"and json alone (the design's floor, 1b's peer) takes {_ms(floor_ms - bare_ms)} of that. Beyond the floor, "
-        f"cumulative from `-X importtime` (they nest): {largest or 'nothing measurable'}."
+        f"and json alone (the design's floor, 1b's peer) would take {_ms(floor_ms - bare_ms)}. Beyond a bare "
+        f"interpreter, cumulative from `-X importtime` (they nest): {_largest(imports) or 'nothing measurable'}."
     )
 
 

@@ -115,17 +115,19 @@ def _md_imports(imports: dict[str, Any]) -> list[str]:
         return []
     forbidden = imports.get("forbidden_imported") or []
     third = ", ".join(imports.get("third_party") or []) or "none"
-    largest = ", ".join(f"`{m}` {us / 1000:.1f} ms" for m, us in imports.get("largest_beyond_floor_us", []))
+    largest = ", ".join(f"`{m}` {us / 1000:.1f} ms" for m, us in imports.get("largest_beyond_bare_us", []))
+    beyond = ", ".join(f"`{m}`" for m in imports.get("beyond_bare") or []) or "none"
     return [
         "", "## What `token` imports with a fresh cached token", "",
         "From `sys.modules` at exit of the real `python -m zephr_desktop token` path (and `-X importtime` "
-        "in the same run):", "",
+        "in the same run), against the same probe running `pass`:", "",
         f"- Authlib, requests, urllib3, keyring, filelock, tomli-w, PyQt6, qtpy, pywebview: "
         f"{'none imported' if not forbidden else 'IMPORTED: ' + ', '.join(forbidden)}.",
-        f"- Packages from outside the standard library (beyond what a bare interpreter loads): {third}.",
-        f"- Modules: {imports.get('modules')} in all; {imports.get('floor_modules')} for the floor "
-        f"`import platformdirs, json`; {imports.get('beyond_floor')} beyond it.",
-        f"- Largest imports beyond the floor (cumulative; they nest): {largest}.", "",
+        f"- Packages from outside the standard library: {third}.",
+        f"- Modules: {imports.get('modules')} in all; {imports.get('bare_modules')} for a bare interpreter "
+        f"({imports.get('floor_modules')} for the design's floor `import platformdirs, json`); beyond the bare "
+        f"interpreter: {beyond}.",
+        f"- Largest of those (cumulative; they nest): {largest or 'none measurable'}.", "",
     ]
 
 
