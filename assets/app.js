@@ -35,7 +35,9 @@
   // Python pushes {type: ...} when something changes behind the page's back.
   window.zephrPush = function (event) {
     if (event && event.type === "profile_selected") resetTokenView(); // another launch asked for a profile
-    refreshState();
+    // The event carries the state (saving a call back over the bridge); once the page has drawn itself.
+    if (event && event.state && event.state.ok && catalog) render(event.state);
+    else refreshState();
     return true;
   };
 
@@ -554,6 +556,9 @@
       await act("remove_profile", name);
     });
     document.addEventListener("keydown", onKey);
+    // The spinner rests while the person is in another window (see style.css).
+    window.addEventListener("blur", () => document.body.classList.add("blurred"));
+    window.addEventListener("focus", () => document.body.classList.remove("blurred"));
     byTestId("access-token").addEventListener("copy", (e) => {
       e.preventDefault(); // a menu's Copy on the token: the whole token, not the selection
       copyToken();
@@ -564,18 +569,35 @@
   async function start() {
     if (bridgeReady) return;
     bridgeReady = true;
-    const result = await call("init");
-    if (!result.ok) {
+    if (catalog) markReady(); // already drawn from the state Python handed in (window.zephrFirst)
+    else first(await call("init"));
+  }
+
+  // The page's first state: handed in by Python as the page loads (window.zephrFirst), or asked for with
+  // init() once the bridge is ready.
+  function first(result) {
+    if (catalog) return;
+    if (!result || !result.ok) {
       document.getElementById("main").classList.remove("loading");
-      showError(result.error);
+      showError(result && result.error);
       return;
     }
     catalog = result.catalog;
     render(result);
-    document.body.dataset.ready = "true";
+    markReady();
+  }
+
+  // Ready: drawn, and its buttons reach Python.
+  function markReady() {
+    if (catalog && bridgeReady) document.body.dataset.ready = "true";
   }
 
   wire();
+  if (window.zephrFirst) {
+    const seed = window.zephrFirst;
+    delete window.zephrFirst;
+    first(seed);
+  }
   window.addEventListener("pywebviewready", start);
   // The event may already have fired if the bridge was injected before this script ran.
   if (window.pywebview && window.pywebview.api && window.pywebview.api.init) start();

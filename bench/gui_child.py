@@ -1,7 +1,8 @@
 """The GUI benchmark's child process: the real app, or the peer window, reporting when its page is ready.
 
-    python -m bench.gui_child app PROFILE   # zephr-desktop gui --profile PROFILE, through the real CLI
-    python -m bench.gui_child peer PAGE     # a minimal pywebview window (Qt) showing a static page
+    python -m bench.gui_child app PROFILE     # zephr-desktop gui --profile PROFILE, through the real CLI
+    python -m bench.gui_child peer PAGE       # a minimal pywebview window (Qt) showing a static page
+    python -m bench.gui_child opener PAGE     # the same, whose page can open a second window on a URL
 
 Both report ``ready <epoch seconds> <how>`` on the file descriptor named by
 ``ZEPHR_BENCH_REPORT_FD`` when their page has set ``data-ready="true"`` on its body: the app's
@@ -23,9 +24,10 @@ from typing import Any
 
 REPORT_FD = "ZEPHR_BENCH_REPORT_FD"
 WINDOW_SIZE = (920, 760)  # the app's main window size, so both render the same area
+CONSENT_SIZE = (560, 760)  # the app's consent window size
 
-# Resolves with the page-clock time at which body[data-ready] became "true"; if it already is,
-# with the time the page stored itself (the peer's page does), else -1 (then Python's clock is used).
+# Resolves with the page-clock time at which body[data-ready] became "true"; if it already is, with the
+# time EARLY_WATCH_JS (or the peer's own script) stored, else -1 (then Python's clock is used).
 READY_JS = """
 new Promise(function (resolve) {
   var stamp = function () { return performance.timeOrigin + performance.now(); };
@@ -48,6 +50,33 @@ PEER_PAGE = f"""<!doctype html>
 <body><h1>A static page</h1><p>The floor: a pywebview window on the Qt backend, and nothing else.</p>
 <script>{PEER_READY_JS}</script></body></html>
 """
+
+
+# Installed in the first window's page before any of its own scripts run (QWebEngineScript at document
+# creation, main world): stamps the moment body[data-ready] turns "true", however early that is.
+EARLY_WATCH_JS = """(function () {
+  var seen = new MutationObserver(function () {
+    var body = document.body;
+    if (body && body.dataset.ready === 'true' && !window.__benchReadyAt) {
+      window.__benchReadyAt = performance.timeOrigin + performance.now();
+      seen.disconnect();
+    }
+  });
+  seen.observe(document, {subtree: true, attributes: true, attributeFilter: ['data-ready']});
+})();"""
+
+
+def _install_early_watch(window: Any) -> None:
+    """Before the first window shows: add EARLY_WATCH_JS to its page (runs on the GUI thread)."""
+    from qtpy.QtWebEngineCore import QWebEngineScript
+
+    script = QWebEngineScript()
+    script.setName("bench-ready-watch")
+    script.setSourceCode(EARLY_WATCH_JS)
+    script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
+    script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
+    script.setRunsOnSubFrames(False)
+    window.native.webview.page().scripts().insert(script)
 
 
 def _report(line: str) -> None:
@@ -84,6 +113,7 @@ def _hook_first_window() -> None:
         window = create(*args, **kwargs)
         if window is not None and not hooked:
             hooked.append(window)
+            window.events.before_show += _install_early_watch
             window.events.loaded += lambda: _watch(window)
         return window
 
@@ -109,12 +139,42 @@ def run_peer(page: str) -> int:
     return 0
 
 
+def run_opener(page: str) -> int:
+    """The sign-in figure's peer: a minimal window whose page opens a second bare window on a URL.
+
+    The page calls ``pywebview.api.open_url(url)`` as the app's page calls its ``sign_in``;
+    the second window has the consent window's size and nothing else. ``close_others()``
+    closes it again between rounds.
+    """
+    import webview
+
+    others: list[Any] = []
+
+    def open_url(url: str) -> bool:
+        window = webview.create_window("Sign in", url=str(url), width=CONSENT_SIZE[0], height=CONSENT_SIZE[1])
+        others.append(window)
+        return window is not None
+
+    def close_others() -> bool:
+        while others:
+            others.pop().destroy()
+        return True
+
+    window = webview.create_window("Zephr Desktop", url=page, width=WINDOW_SIZE[0], height=WINDOW_SIZE[1])
+    if window is None:
+        return 1
+    window.expose(open_url, close_others)
+    webview.start(gui="qt", private_mode=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    """Entry point: ``app PROFILE`` or ``peer PAGE``."""
-    if len(argv) != 2 or argv[0] not in ("app", "peer"):
-        print("usage: python -m bench.gui_child app PROFILE | peer PAGE", file=sys.stderr)
+    """Entry point: ``app PROFILE``, ``peer PAGE`` or ``opener PAGE``."""
+    runs = {"app": run_app, "peer": run_peer, "opener": run_opener}
+    if len(argv) != 2 or argv[0] not in runs:
+        print("usage: python -m bench.gui_child app PROFILE | peer PAGE | opener PAGE", file=sys.stderr)
         return 2
-    return run_app(argv[1]) if argv[0] == "app" else run_peer(argv[1])
+    return runs[argv[0]](argv[1])
 
 
 if __name__ == "__main__":

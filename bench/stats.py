@@ -39,7 +39,12 @@ class Figure:
     """One row of the table: ours against a peer measured in the same run, and the target.
 
     ``target`` is a ceiling on ``ours.median / peer.median`` when ``target_kind`` is "ratio",
-    or on ``ours.median`` itself (in ``unit``) when it is "absolute".
+    on ``ours.median`` itself (in ``unit``) when it is "absolute", and the value every sample
+    must have when it is "each" (a count per cycle, e.g. one refresh per token lifetime).
+
+    ``guard`` is the line the quick mode holds every figure to: 1.5 times the target (for
+    "each", the target itself: a count is never noise). ``unguarded`` says why a figure is
+    only checked for being produced.
     """
 
     key: str
@@ -55,6 +60,7 @@ class Figure:
     cause: str = ""
     error: str = ""
     skipped: str = ""
+    unguarded: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -72,12 +78,21 @@ class Figure:
         return self.ours.min / self.peer.min
 
     @property
+    def value(self) -> float | None:
+        """What the target is held against: the ratio, or our median (None without a measurement)."""
+        if self.ours is None or not self.ours.values:
+            return None
+        return self.ratio if self.target_kind == "ratio" else self.ours.median
+
+    @property
     def gap(self) -> float | None:
         """How far past the target the median is, in ``unit`` (None when the target is met or absent)."""
         if self.met is not False or self.ours is None or self.target is None:
             return None
         if self.target_kind == "ratio":
             return self.ours.median - self.target * self.peer.median if self.peer is not None else None
+        if self.target_kind == "each":
+            return float(sum(1 for v in self.ours.values if v != self.target))
         return self.ours.median - self.target
 
     @property
@@ -87,17 +102,39 @@ class Figure:
             return "-"
         if self.target_kind == "ratio":
             return f"<= {self.target:g}x"
-        return f"< {self.target:g} {self.unit}"
+        if self.target_kind == "each":
+            return f"= {self.target:g} each"
+        return f"<= {self.target:g} {self.unit}".rstrip()
 
     @property
     def met(self) -> bool | None:
-        """Whether the target is met at the median (None: no target or no measurement)."""
+        """Whether the target is met at the median (for "each": by every sample); None without one."""
         if self.target is None or self.ours is None or not self.ours.values:
             return None
-        if self.target_kind == "ratio":
-            ratio = self.ratio
-            return None if ratio is None else ratio <= self.target
-        return self.ours.median < self.target
+        if self.target_kind == "each":
+            return all(v == self.target for v in self.ours.values)
+        value = self.value
+        return None if value is None else value <= self.target
+
+    @property
+    def guard(self) -> float | None:
+        """The quick mode's line: 1.5 times the target (the target itself for "each")."""
+        if self.target is None:
+            return None
+        return self.target if self.target_kind == "each" else 1.5 * self.target
+
+    @property
+    def within_guard(self) -> bool | None:
+        """Whether the figure is within its guard (ratio or ratio of the mins, whichever is lower)."""
+        if self.guard is None or self.ours is None or not self.ours.values:
+            return None
+        if self.target_kind == "each":
+            return self.met
+        value = self.value
+        if self.target_kind == "ratio" and self.ratio_min is not None and value is not None:
+            # Noise on a shared machine inflates runs; a regression inflates the best runs too.
+            value = min(value, self.ratio_min)
+        return None if value is None else value <= self.guard
 
     def to_json(self) -> dict[str, object]:
         """A plain dict for the JSON report."""
@@ -121,6 +158,9 @@ class Figure:
             "target_text": self.target_text,
             "met": self.met,
             "gap": self.gap,
+            "guard": self.guard,
+            "within_guard": self.within_guard,
+            "unguarded": self.unguarded,
             "method": self.method,
             "detail": self.detail,
             "cause": self.cause,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "screenshots"
-sys.path[:0] = [str(ROOT / "tests" / "gui"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "gui")]  # the harness and the helpers it imports
 
 import harness  # noqa: E402  (the GUI tests' harness and its helpers in tests/support, found through the path above)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-sys.path.insert(0, str(TESTS))
 
 # Suite-wide: no secret in any log, stderr or page (secrets_scan); figures for RELIABILITY.md (evidence).
 pytest_plugins = ["support.secrets_scan", "support.evidence"]

@@ -1,8 +1,9 @@
 """The ``token`` fast path: print a fresh cached token at the cost of one interpreter start.
 
 Scripts call ``zephr-desktop token`` in loops, so when the cached token is fresh this path
-imports only ``paths`` (the standard library and platformdirs) - not argparse, tomllib, the
-profile model or anything that talks HTTP. It trusts ``profiles.toml`` only as the full CLI
+imports only ``paths`` - on Linux the standard library alone, with no platformdirs, pathlib or
+json (see ``paths.fast_dirs`` and ``paths.loads``), elsewhere platformdirs too - not argparse,
+tomllib, the profile model or anything that talks HTTP. It trusts ``profiles.toml`` only as the full CLI
 last validated it: the full path leaves a stamp (the file's identity, the default profile and
 each profile's issuer: site, token URL, client ID), and any change to the file, any other
 argument, a token issued for another issuer, a file or directory that another user could write
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from . import paths
 
@@ -30,9 +30,14 @@ def _profile_name(argv: list[str]) -> tuple[bool, str | None]:
     return False, None
 
 
-def _private(*files: Path) -> bool:
+def _private(*files: str) -> bool:
     """True if none of ``files`` could have been written by another user (else the full path refuses)."""
     return all(paths.unsafe_reason(path) is None for path in files)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def cached_token(argv: list[str], now: float) -> str | None:
@@ -41,23 +46,24 @@ def cached_token(argv: list[str], now: float) -> str | None:
     if not plain or os.environ.get("ZEPHR_DESKTOP_NO_FAST_PATH"):
         return None
     try:
-        config = paths.config_file()
-        data = paths.data_dir()
-        tokens = paths.tokens_dir(data)
-        stamp_path = paths.stamp_file(data)
-        if not _private(config.parent, config, data, tokens, stamp_path):
+        # Strings, not pathlib: on Linux the locations come from the standard library (paths.fast_dirs).
+        config_dir, data = paths.fast_dirs()
+        config = os.path.join(config_dir, paths.CONFIG_FILE)
+        tokens = os.path.join(data, paths.TOKENS_DIR)
+        stamp_path = os.path.join(tokens, paths.STAMP_FILE)
+        if not _private(config_dir, config, data, tokens, stamp_path):
             return None
-        stamp = paths.read_stamp(stamp_path.read_bytes(), paths.file_identity(config))
+        stamp = paths.read_stamp(_read(stamp_path), paths.file_identity(config))
         if stamp is None:
             return None
         default, issuers = stamp
         name = name or default
         if name is None or name not in issuers:
             return None
-        path = paths.token_file(name, data)
+        path = os.path.join(tokens, f"{name}.json")
         if not _private(path) or (os.name == "posix" and os.stat(path).st_mode & 0o077):
             return None  # the full path refuses it, or tightens it and says so
-        record = paths.read_token_document(path.read_bytes())
+        record = paths.read_token_document(_read(path))
         if record["issuer"] is None or record["issuer"] != issuers[name]:
             return None  # issued for another site, token URL or client: the full path says signed out
         if paths.refresh_due(record["expires_at"], record["obtained_at"], now):

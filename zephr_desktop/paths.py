@@ -1,8 +1,10 @@
 """Where every file of the app lives, what the token file holds, and when a token is refreshed.
 
 Each of these is written here once. ``token``'s fast path (``fasttoken``) reads this module
-with nothing else of the app loaded, so it imports only the standard library and
-platformdirs (and platformdirs only when no override is set).
+with nothing else of the app loaded, so it imports only the standard library, and on Linux
+not even pathlib, typing or json: its locations come from ``fast_dirs`` (platformdirs' rule,
+computed with the standard library where it provably gives the same answer; platformdirs
+everywhere else) and its JSON from ``loads`` (the json module's own C scanner).
 
 The layout (platformdirs' config and data dirs; ``ZEPHR_DESKTOP_CONFIG_DIR`` and
 ``ZEPHR_DESKTOP_DATA_DIR`` override them)::
@@ -22,10 +24,16 @@ that another user could write, or that belongs to someone else, is refused (``un
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
-from typing import Any
+import posixpath
+import sys
+
+# Not imported at run time: `token`'s fast path works on strings and reads JSON with the standard library's
+# own scanner, and must not pay for pathlib, typing or json (with re) on every call.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 APP_NAME = "zephr-desktop"
 CONFIG_FILE = "profiles.toml"
@@ -42,11 +50,17 @@ ISSUER_FIELDS = ("site_url", "token_url", "client_id", "authorize_url")
 
 
 # -- locations ----------------------------------------------------------------------------------
+def _path(value: str) -> Path:
+    from pathlib import Path
+
+    return Path(value)
+
+
 def config_dir() -> Path:
     """The app's config directory (``ZEPHR_DESKTOP_CONFIG_DIR`` overrides platformdirs)."""
     override = os.environ.get("ZEPHR_DESKTOP_CONFIG_DIR")
     if override:
-        return Path(override)
+        return _path(override)
     from platformdirs import user_config_path
 
     return user_config_path(APP_NAME, appauthor=False)
@@ -61,10 +75,47 @@ def data_dir() -> Path:
     """The app's data directory (``ZEPHR_DESKTOP_DATA_DIR`` overrides platformdirs)."""
     override = os.environ.get("ZEPHR_DESKTOP_DATA_DIR")
     if override:
-        return Path(override)
+        return _path(override)
     from platformdirs import user_data_path
 
     return user_data_path(APP_NAME, appauthor=False)
+
+
+def _android() -> bool:
+    """Whether platformdirs would look for an Android app folder (then it decides, not ``xdg_user_dir``)."""
+    return hasattr(sys, "getandroidapilevel") or (
+        os.environ.get("ANDROID_DATA") == "/data" and os.environ.get("ANDROID_ROOT") == "/system"
+    )
+
+
+def xdg_user_dir(variable: str, default: str) -> str | None:
+    """platformdirs' Linux answer for one of the app's user dirs, computed with the standard library.
+
+    ``$VARIABLE`` when it is an absolute path; when it is unset or blank, ``~/<default>`` from an
+    absolute ``$HOME``; then the app's name. None wherever platformdirs must answer: not Linux,
+    Android, a relative ``$VARIABLE`` (platformdirs versions disagree about it), no absolute
+    ``$HOME`` (platformdirs then asks the password database). tests/test_paths_stdlib.py holds it
+    to platformdirs for every combination of the variables unset, empty, blank, relative and absolute.
+    """
+    if sys.platform != "linux" or _android():
+        return None
+    base = os.environ.get(variable, "")
+    if not base.strip():
+        home = os.environ.get("HOME", "")
+        if not posixpath.isabs(home):
+            return None
+        base = posixpath.expanduser("~/" + default)
+    elif not posixpath.isabs(base):
+        return None
+    return posixpath.join(base, APP_NAME)
+
+
+def fast_dirs() -> tuple[str, str]:
+    """The config and data dirs as ``token``'s fast path finds them: the overrides, else the standard
+    library's answer on Linux (``xdg_user_dir``), else platformdirs (``config_dir``, ``data_dir``)."""
+    config = os.environ.get("ZEPHR_DESKTOP_CONFIG_DIR") or xdg_user_dir("XDG_CONFIG_HOME", ".config")
+    data = os.environ.get("ZEPHR_DESKTOP_DATA_DIR") or xdg_user_dir("XDG_DATA_HOME", ".local/share")
+    return config or str(config_dir()), data or str(data_dir())
 
 
 def user_data_home() -> Path:
@@ -135,7 +186,7 @@ def app_paths(data: Path | None = None) -> list[Path]:
 
 
 # -- who may write there ----------------------------------------------------------------------
-def unsafe_reason(path: Path) -> str | None:
+def unsafe_reason(path: str | Path) -> str | None:
     """Why ``path`` (a file or directory of the app's) must not be trusted, or None if it may be.
 
     As ssh treats ``~/.ssh``: refused if another user could write it (group- or world-writable)
@@ -202,7 +253,48 @@ def token_document(
         "refresh_ref": refresh_ref,
         "issuer": issued_by,
     }
+    import json
+
     return json.dumps(doc, indent=1).encode()
+
+
+class _ScanContext:
+    """What the standard library's JSON scanner reads from its decoder: json.loads' defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # "NaN", "Infinity", "-Infinity", as json.loads gives them
+
+
+_JSON_SPACE = " \t\n\r"
+
+
+def loads(raw: bytes) -> Any:
+    """``json.loads`` for the app's own files, without importing json (and re) on the fast path.
+
+    It is json.loads' own scanner (``_json``, the C half of the json module) with json.loads'
+    defaults, on UTF-8 text; what json.loads would also take in another encoding (a BOM, UTF-16)
+    raises ValueError here, which sends ``token`` to the full path. Where ``_json`` is missing
+    (another Python), json.loads itself.
+    """
+    try:
+        from _json import make_scanner
+    except ImportError:  # pragma: no cover - CPython has it
+        import json
+
+        return json.loads(raw)
+    text = raw.decode("utf-8")
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
+    try:
+        value, end = make_scanner(_ScanContext())(text, start)  # type: ignore[arg-type]  # a duck-typed decoder
+    except StopIteration as exc:
+        raise ValueError(f"not JSON at character {exc.value}") from None
+    if text[end:].strip(_JSON_SPACE):
+        raise ValueError(f"more than one JSON value (from character {end})")
+    return value
 
 
 def _optional(value: Any, kind: type) -> Any:
@@ -216,7 +308,7 @@ def read_token_document(raw: bytes) -> dict[str, Any]:
 
     Raises ValueError for anything that is not a token file this version understands.
     """
-    data = json.loads(raw)
+    data = loads(raw)
     if not isinstance(data, dict):
         raise ValueError("not an object")
     version = data.get("version", 1)
@@ -254,7 +346,7 @@ def read_token_document(raw: bytes) -> dict[str, Any]:
 
 
 # -- the stamp: profiles.toml as the full CLI last validated it -------------------------------------
-def file_identity(path: Path) -> list[int]:
+def file_identity(path: str | Path) -> list[int]:
     """What must not change for a stamp to hold: inode, size, mtime in nanoseconds."""
     st = os.stat(path)
     return [st.st_ino, st.st_size, st.st_mtime_ns]
@@ -271,12 +363,14 @@ def config_identity() -> list[int] | None:
 def stamp_document(identity: list[int], default: str | None, issuers: dict[str, dict[str, str]]) -> bytes:
     """The stamp: ``profiles.toml`` with this identity validated, with this default and these profiles."""
     doc = {"version": STAMP_FORMAT_VERSION, "config": identity, "default": default, "profiles": issuers}
+    import json
+
     return json.dumps(doc, sort_keys=True).encode()
 
 
 def read_stamp(raw: bytes, identity: list[int]) -> tuple[str | None, dict[str, Any]] | None:
     """(default profile, issuer by profile name) if the stamp is current for ``identity``, else None."""
-    stamp = json.loads(raw)
+    stamp = loads(raw)
     if not isinstance(stamp, dict) or stamp.get("version") != STAMP_FORMAT_VERSION:
         return None
     profiles = stamp.get("profiles")

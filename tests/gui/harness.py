@@ -640,7 +640,14 @@ class GuiApp:
 # -- what a person does in the app, shared by the GUI tests and scripts/screenshots.py --------------------
 def seed_profile(gui: GuiApp, sb: Sandbox, name: str = "sandbox", *, keep_site_session: bool = False) -> Profile:
     """Write a profile pointing at the sandbox into the app's config, and its secret into its store."""
-    return add_profile(sb, name, config=gui.config_path, data_dir=gui.data_dir, keep_site_session=keep_site_session)
+    return add_profile(
+        sb,
+        name,
+        config_path=gui.config_path,
+        data_dir=gui.data_dir,
+        scopes=["user.account:read", "user.profile:read"],
+        keep_site_session=keep_site_session,
+    )
 
 
 def wait_token(gui: GuiApp, *, other_than: str | None = None, timeout: float = 20.0) -> str:

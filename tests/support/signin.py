@@ -1,5 +1,10 @@
-"""Adding a profile and signing in, once for every test: in the test process (``add_profile``,
-``sign_in``) or through the CLI (``cli_add_profile``, ``cli_login``), and the CLI's failure contract."""
+"""Adding a profile and signing in, once for every test, the GUI tests' harness and the benchmark: in
+the test process (``add_profile``, ``sign_in``) or through the CLI (``cli_add_profile``, ``cli_login``),
+and the CLI's failure contract.
+
+Each in-process helper takes the app's config file and data dir where a caller keeps them elsewhere
+(the GUI harness's app, a benchmark workspace); by default, the paths this process's environment names.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,12 @@ from zephr_desktop.oauth import Token
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 from zephr_desktop.store import TokenStore
 
+ANY_PORT_REDIRECT = "http://127.0.0.1:0/callback"  # the sandbox accepts any loopback port (RFC 8252 7.3)
 
-def quiet_store() -> TokenStore:
-    """The store the CLI uses (same XDG dirs), without the file-fallback notice on the test's stderr."""
-    return TokenStore(notice=lambda _: None)
+
+def quiet_store(data_dir: Path | None = None) -> TokenStore:
+    """The store the CLI uses (same XDG dirs, or ``data_dir``), without the file-fallback notice on stderr."""
+    return TokenStore(directory=data_dir, notice=lambda _: None)
 
 
 ANY_PORT = "http://127.0.0.1:0/callback"  # a loopback redirect URI on any free port (the sandbox allows it)
@@ -33,8 +40,9 @@ def add_profile(
     name: str = "demo",
     *,
     secret: str | None = DEFAULT_CLIENT_SECRET,
-    config: Path | None = None,
+    config_path: Path | None = None,
     data_dir: Path | None = None,
+    make_default: bool | None = None,
     **fields: Any,
 ) -> Profile:
     """Save a profile for the sandbox and its client secret, as `profile add` does.
@@ -46,13 +54,13 @@ def add_profile(
         "site_url": sb.url,
         "token_url": sb.token_url,
         "client_id": DEFAULT_CLIENT_ID,
-        "redirect_uri": ANY_PORT,
+        "redirect_uri": ANY_PORT_REDIRECT,
         **fields,
     }
     profile = Profile.create(name=name, **values)
-    save_profile(profile, path=config)
+    save_profile(profile, make_default=make_default, path=config_path)
     if secret:
-        TokenStore(data_dir, notice=lambda _: None).set_client_secret(name, secret)
+        quiet_store(data_dir).set_client_secret(name, secret)
     return profile
 
 
@@ -77,9 +85,11 @@ def edit_keeping_sign_in(name: str = "demo", **changes: Any) -> Profile:
     return after
 
 
-def sign_in(profile: Profile, *, user: ScriptedUser | None = None, timeout: float = 20) -> Token:
+def sign_in(
+    profile: Profile, *, user: ScriptedUser | None = None, timeout: float = 20, data_dir: Path | None = None
+) -> Token:
     """The whole sign-in in this process: LoginFlow, the scripted user's consent and redirect, the stored token."""
-    store = quiet_store()
+    store = quiet_store(data_dir)
     flow = LoginFlow(profile, store.get_client_secret(profile.name), store=store, timeout=timeout)
     url = flow.start()
     with ThreadPoolExecutor(1) as pool:

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..config import SCOPES, Profile, save_profile
@@ -37,9 +37,11 @@ from ..resources import assets_dir
 from ..store import TokenStore, take_env_client_secret
 from .api import NO_ATTRIBUTES, page_functions
 from .backend import Backend, running_backend
-from .consent import ConsentWindow
 from .qt import GuiThread, confine_to_app_page, deny_page_permissions
 from .session import ConsentHooks, Session
+
+if TYPE_CHECKING:
+    from .consent import ConsentWindow
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,10 @@ class DesktopShell:
         self.backend: Backend | None = None
         self.ready = threading.Event()  # set once the main window is about to show
         self.clear_after = clear_after
+        # The page's state() function: each pushed event carries the state, saving the page a call back.
+        self.describe: Callable[[], dict[str, Any]] | None = None
+        # The page's init(): its answer is handed to the page as it loads (``seed_first_state``).
+        self.describe_first: Callable[[], dict[str, Any]] | None = None
         self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._pusher = threading.Thread(target=self._push_loop, name="zephr-push", daemon=True)
         self._pusher.start()
@@ -114,6 +120,8 @@ class DesktopShell:
         page = window.native.webview.page()
         deny_page_permissions(page)
         confine_to_app_page(page, str(window.real_url), self._open_link)
+        if self.describe_first is not None:
+            seed_first_state(page, self.describe_first())
         from qtpy.QtWidgets import QApplication
 
         app = QApplication.instance()
@@ -143,6 +151,8 @@ class DesktopShell:
             if window is None:
                 continue
             try:
+                if self.describe is not None:
+                    event = {**event, "state": self.describe()}
                 window.evaluate_js(f"window.zephrPush && window.zephrPush({json.dumps(event)})")
             except Exception as exc:  # the window may be closing
                 log.debug("could not push %s: %s", event.get("type"), type(exc).__name__)
@@ -151,6 +161,8 @@ class DesktopShell:
         """Open the sign-in window on ``url``."""
         assert self.gui is not None
         storage = site_session_dir(profile) if profile.keep_site_session else None
+        from .consent import ConsentWindow  # imported at the first sign-in, not at the app's start
+
         consent = ConsentWindow(url, gui=self.gui, hooks=hooks, storage_dir=storage)
         self.consent = consent
         consent.open()
@@ -338,6 +350,34 @@ def missing_display() -> str | None:
     )
 
 
+def seed_first_state(page: Any, first: dict[str, Any]) -> None:
+    """Give the app's page its first state (what ``init()`` answers) as it loads (runs on the GUI thread).
+
+    A script run as the page's document is created, in the page's own world, sets
+    ``window.zephrFirst``; the page draws itself from it while its scripts run, instead of
+    asking ``init()`` over the bridge once the bridge is ready (after the load, then a round
+    trip through the GUI thread). Only for the first load: a reload asks ``init()``.
+    """
+    from qtpy.QtWebEngineCore import QWebEngineScript
+
+    script = QWebEngineScript()
+    script.setName("zephr-first-state")
+    script.setSourceCode(f"window.zephrFirst = {json.dumps(first)};")
+    script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
+    script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
+    script.setRunsOnSubFrames(False)
+    page.scripts().insert(script)
+
+    def forget(_ok: bool) -> None:
+        try:
+            page.scripts().remove(script)
+            page.loadFinished.disconnect(forget)
+        except Exception:  # an exception escaping a slot would abort the process
+            log.debug("could not remove the first-state script", exc_info=True)
+
+    page.loadFinished.connect(forget)
+
+
 def create_main_window(session: Session, shell: DesktopShell) -> Any:
     """The main window on the app's page; the page reaches Python only through ``page_functions``."""
     import webview
@@ -355,7 +395,10 @@ def create_main_window(session: Session, shell: DesktopShell) -> Any:
     )
     if window is None:
         raise RuntimeError("pywebview could not create the main window")
-    window.expose(*page_functions(session, shell))  # found by exact name only
+    functions = page_functions(session, shell)
+    window.expose(*functions)  # found by exact name only
+    shell.describe = next(fn for fn in functions if fn.__name__ == "state")
+    shell.describe_first = next(fn for fn in functions if fn.__name__ == "init")
     window.events.before_show += shell.attach
     window.events.closed += session.shutdown
     return window

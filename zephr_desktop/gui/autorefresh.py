@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from ..config import Profile
 from ..errors import InvalidClientError, InvalidGrantError, ZephrError
-from ..login import ensure_fresh_token
 from ..oauth import Token
 from ..store import TokenStore
 
@@ -88,6 +87,8 @@ class AutoRefresh:
         if not due:
             return Checked("token_changed") if changed else None
         try:
+            from ..login import ensure_fresh_token  # imported at the first refresh, not at the app's start
+
             fresh = ensure_fresh_token(profile, store=self._store, clock=self._clock)
         except ZephrError as exc:
             # A refused grant (dead refresh token, revoked client) will not heal by retrying.

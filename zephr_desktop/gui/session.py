@@ -26,13 +26,13 @@ from ..config import (
     unknown_scope_warning,
 )
 from ..errors import ConfigError, LoginCancelledError, ZephrError
-from ..login import LoginFlow, ensure_fresh_token
 from ..oauth import Token
 from ..store import CachedToken, TokenStore
 from .autorefresh import AUTO_FAILED, AutoRefresh
 
 if TYPE_CHECKING:
     from ..check import Finding
+    from ..login import LoginFlow
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +288,8 @@ class Session:
         with self._lock:
             if self._signin is not None:
                 raise ZephrError("A sign-in is already waiting for you to click Allow.")
+            from ..login import LoginFlow  # the app's start does not need the sign-in's modules
+
             flow = LoginFlow(profile, secret, store=self._store, timeout=self._login_timeout, clock=self._clock)
             if in_browser and not flow.listens:
                 # The browser would deliver the code to the third party itself; only the Qt window can catch it.
@@ -402,13 +404,16 @@ class Session:
                 consent, self._signin = signin.consent, None
             self._error, self._notice = error, notice
         self.auto.clear_failure()
+        # The page first: closing a window keeps the GUI thread busy while the page waits for its new state.
+        self._shell.push({"type": event})
         if consent is not None:
             consent.close()
-        self._shell.push({"type": event})
 
     # -- the token ---------------------------------------------------------------------------
     def refresh(self) -> Token:
         """Refresh the shown profile's token now."""
+        from ..login import ensure_fresh_token
+
         token = ensure_fresh_token(self.current_profile(), store=self._store, force=True, clock=self._clock)
         with self._lock:
             self._error = None
