@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from platformdirs import user_config_path, user_data_path
 from support.cli import run
-from test_cli_flow import add_profile, login
+from support.signin import cli_add_profile, cli_login
 
 from zephr_desktop import paths
 
@@ -145,8 +145,8 @@ finally:
 @linux
 def test_fast_path_loads_nothing_a_bare_interpreter_does_not(child_env: dict[str, str], sandbox: Any) -> None:
     """On Linux with an absolute HOME (and XDG dirs), a cached token costs no platformdirs, pathlib, json or re."""
-    add_profile(child_env, sandbox)
-    assert login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    assert cli_login(child_env).result.code == 0
     issued = sandbox.issued[-1]["access_token"]
     assert run(child_env, "token").out.strip() == issued  # the full path leaves the stamp
     env = {**child_env, "HOME": "/nonexistent-home"}
