@@ -41,8 +41,10 @@ PEER_LABEL = "google-auth-oauthlib InstalledAppFlow.run_local_server"
 
 
 # The quick mode holds every figure to 1.5 times its target, but this one misses its target by design.
-UNGUARDED = ("missed by design: ours saves the token (fsynced files, under the lock) before wait() returns, the "
-             "peer returns it from memory; the quick mode only checks that it is measured")
+UNGUARDED = (
+    "missed by design: ours saves the token (fsynced files, under the lock) before wait() returns, the "
+    "peer returns it from memory; the quick mode only checks that it is measured"
+)
 
 
 def _timed_get(redirect: str, flow_done: Callable[[float], float]) -> float:
@@ -140,9 +142,15 @@ def peer_runner(sb: Sandbox) -> Callable[[], float]:
     sb.register_client(Client(PEER_CLIENT_ID, DEFAULT_CLIENT_SECRET, ("http://127.0.0.1:8080/",), "peer"))
     os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"  # the sandbox is http on loopback
     os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = "1"  # Zephr answers "a, b"; oauthlib would call that a change
-    config = {"installed": {"client_id": PEER_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET,
-                            "auth_uri": sb.authorize_url, "token_uri": sb.token_url,
-                            "redirect_uris": ["http://127.0.0.1"]}}
+    config = {
+        "installed": {
+            "client_id": PEER_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET,
+            "auth_uri": sb.authorize_url,
+            "token_uri": sb.token_url,
+            "redirect_uris": ["http://127.0.0.1"],
+        }
+    }
     user = scripted_user()
 
     def once() -> float:
@@ -162,8 +170,12 @@ def peer_runner(sb: Sandbox) -> Callable[[], float]:
         def run() -> None:
             try:
                 box["credentials"] = flow.run_local_server(
-                    host="127.0.0.1", port=0, open_browser=False, authorization_prompt_message="",
-                    timeout_seconds=int(FLOW_TIMEOUT))
+                    host="127.0.0.1",
+                    port=0,
+                    open_browser=False,
+                    authorization_prompt_message="",
+                    timeout_seconds=int(FLOW_TIMEOUT),
+                )
                 box["at"] = time.perf_counter()
             except Exception as exc:  # reported by _finish on the timing thread
                 box["error"] = exc
@@ -185,8 +197,16 @@ def callback_figure(ws: Workspace, sb: Sandbox, rounds: int) -> Figure:
     """Figure 3: ours vs google-auth-oauthlib, alternating, same sandbox, same interval."""
     key, label = "3", "callback to token in hand (sandbox)"
     if not has_module("google_auth_oauthlib"):
-        return Figure(key, label, "ms", None, None, PEER_LABEL, target=1.0,
-                      error="google-auth-oauthlib is not installed (pip install -e '.[bench]')")
+        return Figure(
+            key,
+            label,
+            "ms",
+            None,
+            None,
+            PEER_LABEL,
+            target=1.0,
+            error="google-auth-oauthlib is not installed (pip install -e '.[bench]')",
+        )
     issued = len(sb.issued)
     saves: list[float] = []
     exchanges: list[float] = []
@@ -200,6 +220,18 @@ def callback_figure(ws: Workspace, sb: Sandbox, rounds: int) -> Figure:
         return round(statistics.median(values[1:]) * 1000.0, 2)  # the warm-up round's is dropped like its timing
 
     rest = [t - s - e for t, s, e in zip(results["ours"], saves[1:], exchanges[1:], strict=True)]
-    return Figure(key, label, "ms", ours, samples(PEER_LABEL, results["peer"], 1000.0), PEER_LABEL, target=1.0,
-                  unguarded=UNGUARDED, extra={"save_ms": median_ms(saves), "exchange_ms": median_ms(exchanges),
-                         "listener_ms": round(statistics.median(rest) * 1000.0, 2)})
+    return Figure(
+        key,
+        label,
+        "ms",
+        ours,
+        samples(PEER_LABEL, results["peer"], 1000.0),
+        PEER_LABEL,
+        target=1.0,
+        unguarded=UNGUARDED,
+        extra={
+            "save_ms": median_ms(saves),
+            "exchange_ms": median_ms(exchanges),
+            "listener_ms": round(statistics.median(rest) * 1000.0, 2),
+        },
+    )

@@ -88,25 +88,69 @@ def _token_figures(results: dict[str, list[float]]) -> list[Figure]:
     floor = samples(FLOOR, results[FLOOR], ms)
     module = samples("python -m zephr_desktop token", results["python -m zephr_desktop token"], ms)
     rows = [
-        Figure("1a", "token, cached (python -m) vs bare interpreter", "ms", module,
-               samples(BARE, results[BARE], ms), BARE, target=TOKEN_BARE_TARGET),
-        Figure("1b", "token, cached (python -m) vs the design's floor", "ms", module, floor, FLOOR,
-               target=TOKEN_TARGET),
+        Figure(
+            "1a",
+            "token, cached (python -m) vs bare interpreter",
+            "ms",
+            module,
+            samples(BARE, results[BARE], ms),
+            BARE,
+            target=TOKEN_BARE_TARGET,
+        ),
+        Figure(
+            "1b", "token, cached (python -m) vs the design's floor", "ms", module, floor, FLOOR, target=TOKEN_TARGET
+        ),
     ]
     script_key = "zephr-desktop token (console script)"
     if script_key in results:
-        rows.append(Figure("1c", "token, cached (console script) vs the design's floor", "ms",
-                           samples(script_key, results[script_key], ms), floor, FLOOR, target=TOKEN_TARGET))
+        rows.append(
+            Figure(
+                "1c",
+                "token, cached (console script) vs the design's floor",
+                "ms",
+                samples(script_key, results[script_key], ms),
+                floor,
+                FLOOR,
+                target=TOKEN_TARGET,
+            )
+        )
     else:
-        rows.append(Figure("1c", "token, cached (console script) vs the design's floor", "ms", None, floor, FLOOR,
-                           target=TOKEN_TARGET, skipped="no zephr-desktop console script beside this Python "
-                           "(run from the .venv that scripts/setup creates)"))
+        rows.append(
+            Figure(
+                "1c",
+                "token, cached (console script) vs the design's floor",
+                "ms",
+                None,
+                floor,
+                FLOOR,
+                target=TOKEN_TARGET,
+                skipped="no zephr-desktop console script beside this Python "
+                "(run from the .venv that scripts/setup creates)",
+            )
+        )
     if GOOGLE_FLOOR in results:
-        rows.append(Figure("1d", "token, cached (python -m) vs google-auth-oauthlib's import floor", "ms", module,
-                           samples(GOOGLE_FLOOR, results[GOOGLE_FLOOR], ms), GOOGLE_FLOOR))
+        rows.append(
+            Figure(
+                "1d",
+                "token, cached (python -m) vs google-auth-oauthlib's import floor",
+                "ms",
+                module,
+                samples(GOOGLE_FLOOR, results[GOOGLE_FLOOR], ms),
+                GOOGLE_FLOOR,
+            )
+        )
     else:
-        rows.append(Figure("1d", "token, cached (python -m) vs google-auth-oauthlib's import floor", "ms", module,
-                           None, GOOGLE_FLOOR, error="google-auth-oauthlib is not installed (the bench extra)"))
+        rows.append(
+            Figure(
+                "1d",
+                "token, cached (python -m) vs google-auth-oauthlib's import floor",
+                "ms",
+                module,
+                None,
+                GOOGLE_FLOOR,
+                error="google-auth-oauthlib is not installed (the bench extra)",
+            )
+        )
     return rows
 
 
@@ -135,22 +179,34 @@ def refresh_figure(ws: Workspace, sb: Sandbox, cwd: Path, rounds: int, cached: s
         "cached": Child((py, "-m", "zephr_desktop", "token", "-p", cached)),
     }
     before = sb.stats.get("token_refresh_token", 0)
-    results = interleave({k: _timer(c, ws, cwd) for k, c in children.items()}, rounds,
-                         prepare={"refresh": _stale(ws, "stale")})
+    results = interleave(
+        {k: _timer(c, ws, cwd) for k, c in children.items()}, rounds, prepare={"refresh": _stale(ws, "stale")}
+    )
     refreshed = sb.stats.get("token_refresh_token", 0) - before
     if refreshed != rounds + 1:  # +1: the warm-up round refreshed too
         raise BenchError(f"expected {rounds + 1} refreshes at the sandbox, saw {refreshed}")
-    return Figure("2", "token that refreshes first (sandbox) vs token, cached", "ms",
-                  samples("token (refresh)", results["refresh"], 1000.0),
-                  samples("token (cached)", results["cached"], 1000.0), "token, cached (python -m)",
-                  extra={"refreshes_seen": refreshed})
+    return Figure(
+        "2",
+        "token that refreshes first (sandbox) vs token, cached",
+        "ms",
+        samples("token (refresh)", results["refresh"], 1000.0),
+        samples("token (cached)", results["cached"], 1000.0),
+        "token, cached (python -m)",
+        extra={"refreshes_seen": refreshed},
+    )
 
 
 def _modules(ws: Workspace, cwd: Path, code: str, argv: Sequence[str]) -> tuple[list[str], str]:
     """sys.modules at exit of a probe child (with -X importtime on stderr)."""
     out = ws.root / "modules.json"
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", _PROBE, str(out), code, *argv],
-                          env=ws.env(), cwd=cwd, capture_output=True, text=True, timeout=CHILD_TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", _PROBE, str(out), code, *argv],
+        env=ws.env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+    )
     if proc.returncode != 0:
         raise BenchError(f"the import probe failed: {proc.stderr.strip()[-400:]}")
     return json.loads(out.read_text()), proc.stderr
@@ -191,9 +247,9 @@ def import_report(ws: Workspace, cwd: Path, profile: str) -> dict[str, object]:
     }
 
 
-def token_figures(ws: Workspace, sb: Sandbox, cwd: Path, rounds: int, refresh_rounds: int) -> tuple[
-    list[Figure], dict[str, object]
-]:
+def token_figures(
+    ws: Workspace, sb: Sandbox, cwd: Path, rounds: int, refresh_rounds: int
+) -> tuple[list[Figure], dict[str, object]]:
     """Figures 1 and 2, plus the import report of the cached path."""
     user = scripted_user()
     profile = add_profile(ws, sb, "cached", default=True)

@@ -54,8 +54,11 @@ class Workspace:
         """Point this process at the same dirs, so an in-process store can never reach the real ones."""
         # Also what changes how Python starts: every child, the GUI harness's included, caches bytecode
         # as an installed app does (without it, each start would compile the app's modules anew).
-        for key in [k for k in os.environ if k.startswith(("ZEPHR_", "PYTHON_KEYRING", "PYTHONDONTWRITEBYTECODE",
-                                                           "PYTHONPYCACHEPREFIX"))]:
+        for key in [
+            k
+            for k in os.environ
+            if k.startswith(("ZEPHR_", "PYTHON_KEYRING", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"))
+        ]:
             del os.environ[key]
         os.environ.update({k: str(v) for k, v in self.xdg.items()})
         os.environ["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"

@@ -54,8 +54,14 @@ def store_for(ws: Dirs) -> TokenStore:
 
 def add_profile(ws: Dirs, sb: Sandbox, name: str, *, default: bool = False) -> Profile:
     """A profile pointing at the sandbox, saved where the children look, with its secret stored."""
-    return signin.add_profile(sb, name, config_path=ws.config_path, data_dir=ws.data_dir,
-                              make_default=True if default else None, scopes=list(SCOPES))
+    return signin.add_profile(
+        sb,
+        name,
+        config_path=ws.config_path,
+        data_dir=ws.data_dir,
+        make_default=True if default else None,
+        scopes=list(SCOPES),
+    )
 
 
 def browser_get(url: str, timeout: float = 10.0) -> int:

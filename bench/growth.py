@@ -48,8 +48,15 @@ def token_figure(one: Workspace, many: Workspace, token_one: str, token_many: st
     }
     results = interleave(timers, rounds)
     label = f"token, cached, with {MANY} profiles and tokens vs 1"
-    return Figure("7b", label, "ms", samples(f"{MANY} profiles", results["many"], 1000.0),
-                  samples("1 profile", results["one"], 1000.0), "the same with 1 profile", target=GROWTH_TARGET)
+    return Figure(
+        "7b",
+        label,
+        "ms",
+        samples(f"{MANY} profiles", results["many"], 1000.0),
+        samples("1 profile", results["one"], 1000.0),
+        "the same with 1 profile",
+        target=GROWTH_TARGET,
+    )
 
 
 def start_figure(launcher: Any, one: Workspace, many: Workspace, rounds: int) -> Figure:
@@ -59,11 +66,21 @@ def start_figure(launcher: Any, one: Workspace, many: Workspace, rounds: int) ->
     interleave(timers, rounds)
     one_runs, many_runs = runs["one"][-rounds:], runs["many"][-rounds:]
     label = f"desktop app cold start with {MANY} profiles and tokens vs 1"
-    return Figure("7a", label, "ms", samples(f"{MANY} profiles", [x.seconds for x in many_runs], 1000.0),
-                  samples("1 profile", [x.seconds for x in one_runs], 1000.0), "the same with 1 profile",
-                  target=GROWTH_TARGET,
-                  extra={"cpu_ms": {"many": _median([x.cpu_seconds * 1000 for x in many_runs]),
-                                    "one": _median([x.cpu_seconds * 1000 for x in one_runs])}})
+    return Figure(
+        "7a",
+        label,
+        "ms",
+        samples(f"{MANY} profiles", [x.seconds for x in many_runs], 1000.0),
+        samples("1 profile", [x.seconds for x in one_runs], 1000.0),
+        "the same with 1 profile",
+        target=GROWTH_TARGET,
+        extra={
+            "cpu_ms": {
+                "many": _median([x.cpu_seconds * 1000 for x in many_runs]),
+                "one": _median([x.cpu_seconds * 1000 for x in one_runs]),
+            }
+        },
+    )
 
 
 def _median(values: list[float]) -> float:
@@ -75,8 +92,24 @@ def _median(values: list[float]) -> float:
 def failed(error: str) -> list[Figure]:
     """The rows, each saying why it could not be measured."""
     return [
-        Figure("7a", f"desktop app cold start with {MANY} profiles and tokens vs 1", "ms", None, None,
-               "the same with 1 profile", target=GROWTH_TARGET, error=error),
-        Figure("7b", f"token, cached, with {MANY} profiles and tokens vs 1", "ms", None, None,
-               "the same with 1 profile", target=GROWTH_TARGET, error=error),
+        Figure(
+            "7a",
+            f"desktop app cold start with {MANY} profiles and tokens vs 1",
+            "ms",
+            None,
+            None,
+            "the same with 1 profile",
+            target=GROWTH_TARGET,
+            error=error,
+        ),
+        Figure(
+            "7b",
+            f"token, cached, with {MANY} profiles and tokens vs 1",
+            "ms",
+            None,
+            None,
+            "the same with 1 profile",
+            target=GROWTH_TARGET,
+            error=error,
+        ),
     ]

@@ -171,8 +171,9 @@ def _read_ready(fd: int, proc: subprocess.Popen[bytes], deadline: float) -> dict
         elif proc.poll() is not None:
             break
     seen = ", ".join(sorted(events)) or "no event"
-    raise BenchError(f"the window did not report ready within {LAUNCH_TIMEOUT:.0f} s ({seen} seen; "
-                     f"exit code {proc.poll()})")
+    raise BenchError(
+        f"the window did not report ready within {LAUNCH_TIMEOUT:.0f} s ({seen} seen; exit code {proc.poll()})"
+    )
 
 
 def launch_once(argv: list[str], env: dict[str, str], cwd: Path, log: Path, settle: float) -> Launch:
@@ -183,7 +184,11 @@ def launch_once(argv: list[str], env: dict[str, str], cwd: Path, log: Path, sett
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.gui_child", *argv],
             env={**env, REPORT_FD: str(write_fd)},
-            cwd=cwd, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            cwd=cwd,
+            pass_fds=(write_fd,),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     os.close(write_fd)
@@ -202,12 +207,14 @@ def launch_once(argv: list[str], env: dict[str, str], cwd: Path, log: Path, sett
     start_at = events["start"][0]
     if not started < ready_at <= received + CLOCK_SLACK:
         raise BenchError(f"the page's clock disagrees with Python's ({(received - ready_at) * 1000:.1f} ms)")
-    return Launch(ready_at - started, start_at - started, loaded_at - started, clock, received - ready_at, pss, uss,
-                  count, cpu)
+    return Launch(
+        ready_at - started, start_at - started, loaded_at - started, clock, received - ready_at, pss, uss, count, cpu
+    )
 
 
-def launcher(gui: Any, argv: list[str], settle: float, runs: list[Launch], hangs: list[str],
-             xdg: dict[str, Path] | None = None) -> Callable[[], float]:
+def launcher(
+    gui: Any, argv: list[str], settle: float, runs: list[Launch], hangs: list[str], xdg: dict[str, Path] | None = None
+) -> Callable[[], float]:
     """A timer for one contender: each call starts it once, records the Launch, returns its seconds.
 
     ``xdg`` points the child at other XDG dirs than the harness's (figure 7's workspaces).
@@ -291,14 +298,26 @@ def cold_start_figures(gui: Any, sb: Sandbox, rounds: int, settle: float) -> lis
         "starts_retried": hangs,
     }
     return [
-        Figure("4a", START_LABEL, "ms",
-               samples("zephr-desktop gui", [x.seconds for x in app], 1000.0),
-               samples(PEER_LABEL, [x.seconds for x in peer], 1000.0), PEER_LABEL,
-               target=START_TARGET, extra=extra),
-        Figure("4b", MEMORY_LABEL, "MiB",
-               samples("zephr-desktop gui", [x.pss_bytes / MIB for x in app]),
-               samples(PEER_LABEL, [x.pss_bytes / MIB for x in peer]), PEER_LABEL,
-               target=MEMORY_TARGET, extra=extra),
+        Figure(
+            "4a",
+            START_LABEL,
+            "ms",
+            samples("zephr-desktop gui", [x.seconds for x in app], 1000.0),
+            samples(PEER_LABEL, [x.seconds for x in peer], 1000.0),
+            PEER_LABEL,
+            target=START_TARGET,
+            extra=extra,
+        ),
+        Figure(
+            "4b",
+            MEMORY_LABEL,
+            "MiB",
+            samples("zephr-desktop gui", [x.pss_bytes / MIB for x in app]),
+            samples(PEER_LABEL, [x.pss_bytes / MIB for x in peer]),
+            PEER_LABEL,
+            target=MEMORY_TARGET,
+            extra=extra,
+        ),
     ]
 
 
@@ -343,14 +362,19 @@ PARTS = (
 
 def _consent_sign_in(gui: Any) -> None:
     """Sign in on the sandbox's page in the consent window and wait for its Allow button (untimed)."""
-    gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#email')", target="consent",
-                timeout=20)
+    gui.wait_js(
+        "document.readyState === 'complete' && !!document.querySelector('#email')", target="consent", timeout=20
+    )
     password = TEST_USERS[EMAIL]["password"]
-    gui.js(f"document.querySelector('#email').value = {json.dumps(EMAIL)};"
-           f"document.querySelector('#password').value = {json.dumps(password)};"
-           "document.querySelector('#sign-in').click(); true", target="consent")
-    gui.wait_js("document.readyState === 'complete' && !!document.querySelector('#allow')", target="consent",
-                timeout=20)
+    gui.js(
+        f"document.querySelector('#email').value = {json.dumps(EMAIL)};"
+        f"document.querySelector('#password').value = {json.dumps(password)};"
+        "document.querySelector('#sign-in').click(); true",
+        target="consent",
+    )
+    gui.wait_js(
+        "document.readyState === 'complete' && !!document.querySelector('#allow')", target="consent", timeout=20
+    )
 
 
 def read_marks(probe: Path, since: float) -> list[tuple[str, float]]:
@@ -374,8 +398,11 @@ def split(marks: list[tuple[str, float]]) -> dict[str, float] | None:
     at = times["clicked"]
     for label, first, last in PARTS:
         start = times.get(first) if first in ("clicked", "seen") else at
-        end = times.get(last) if last in ("seen", "painted") else next(
-            (t for name, t in marks if name == last and t >= (start or 0.0)), None)
+        end = (
+            times.get(last)
+            if last in ("seen", "painted")
+            else next((t for name, t in marks if name == last and t >= (start or 0.0)), None)
+        )
         if start is None or end is None or not start or not end:
             return None
         parts[label] = end - start
@@ -392,8 +419,11 @@ def _allow_once(gui: Any, sb: Sandbox, probe: Path | None) -> tuple[float, bool,
     gui.js(_WATCH_TOKEN)
     before = time.time() * 1000.0
     clicked = float(gui.js(_CLICK_ALLOW, target="consent"))
-    seen = float(gui.wait_for(lambda: gui.js("window.__benchSeenAt"), "the new token in the main window", timeout=20,
-                              interval=0.05))
+    seen = float(
+        gui.wait_for(
+            lambda: gui.js("window.__benchSeenAt"), "the new token in the main window", timeout=20, interval=0.05
+        )
+    )
     # The frame after the change is when it is visible; without one (an idle compositor), the change itself.
     painted = _poll(lambda: gui.js("window.__benchPaintAt"), 1.0)
     after = time.time() * 1000.0
@@ -462,13 +492,22 @@ def allow_figure(gui: Any, sb: Sandbox, profile: str, rounds: int, probe: Path |
         if parts is not None:
             split_rounds.append(parts)
         trips.extend(token_round_trip(sb, refresh) for _ in range(3))
-    medians = {label: round(statistics.median(p[label] for p in split_rounds), 2) for label, _, _ in PARTS
-               } if split_rounds else {}
-    return Figure("5", ALLOW_LABEL, "ms", samples("zephr-desktop gui", allow, 1000.0),
-                  samples("sandbox token endpoint round trip", trips, 1000.0),
-                  "sandbox token endpoint round trip", target=ALLOW_TARGET_MS, target_kind="absolute",
-                  extra={"timed_by_frame": frames, "rounds": rounds, "parts_ms": medians,
-                         "split_rounds": len(split_rounds)})
+    medians = (
+        {label: round(statistics.median(p[label] for p in split_rounds), 2) for label, _, _ in PARTS}
+        if split_rounds
+        else {}
+    )
+    return Figure(
+        "5",
+        ALLOW_LABEL,
+        "ms",
+        samples("zephr-desktop gui", allow, 1000.0),
+        samples("sandbox token endpoint round trip", trips, 1000.0),
+        "sandbox token endpoint round trip",
+        target=ALLOW_TARGET_MS,
+        target_kind="absolute",
+        extra={"timed_by_frame": frames, "rounds": rounds, "parts_ms": medians, "split_rounds": len(split_rounds)},
+    )
 
 
 # -- the section --------------------------------------------------------------------------------------------
@@ -480,8 +519,17 @@ def _failed_start(error: str) -> list[Figure]:
 
 
 def _failed_allow(error: str) -> Figure:
-    return Figure("5", ALLOW_LABEL, "ms", None, None, "sandbox token endpoint round trip", target=ALLOW_TARGET_MS,
-                  target_kind="absolute", error=error)
+    return Figure(
+        "5",
+        ALLOW_LABEL,
+        "ms",
+        None,
+        None,
+        "sandbox token endpoint round trip",
+        target=ALLOW_TARGET_MS,
+        target_kind="absolute",
+        error=error,
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -491,8 +539,16 @@ def _first_line(exc: BaseException) -> str:
 GUI_ERRORS = (BenchError, AssertionError, OSError, ImportError, subprocess.SubprocessError)
 
 
-def start_figures(sb: Sandbox, tmp: Path, *, rounds: int, growth_rounds: int, settle: float, budget: float,
-                  growth: tuple[Any, Any] | None) -> list[Figure]:
+def start_figures(
+    sb: Sandbox,
+    tmp: Path,
+    *,
+    rounds: int,
+    growth_rounds: int,
+    settle: float,
+    budget: float,
+    growth: tuple[Any, Any] | None,
+) -> list[Figure]:
     """Figures 4a, 4b and 7a (the cold starts), under one X server."""
     from . import growth as growth_figures
 
@@ -524,8 +580,11 @@ def window_figures(sb: Sandbox, tmp: Path, *, allow_rounds: int, signin_rounds: 
     try:
         harness = load_harness()
         paths = [str(REPO / "bench" / "probe"), str(REPO), os.environ.get("PYTHONPATH", "")]
-        env = {"QTWEBENGINE_DISABLE_SANDBOX": "1", "BENCH_PROBE_FILE": str(probe),
-               "PYTHONPATH": os.pathsep.join(filter(None, paths))}
+        env = {
+            "QTWEBENGINE_DISABLE_SANDBOX": "1",
+            "BENCH_PROBE_FILE": str(probe),
+            "PYTHONPATH": os.pathsep.join(filter(None, paths)),
+        }
         with harness.GuiApp(tmp / "gui-windows", timeout=budget, env=env) as gui:
             profile = add_profile(gui, sb, "bench", default=True)
             gui.launch(profile.name)

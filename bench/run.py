@@ -43,11 +43,33 @@ class Plan:
     gui_budget: float
 
 
-FULL = Plan(token_rounds=40, refresh_rounds=20, callback_rounds=40, start_rounds=15, growth_rounds=10,
-            signin_rounds=15, allow_rounds=15, soak_cycles=250, soak_memory_from=25, settle=1.0, gui_budget=900.0)
+FULL = Plan(
+    token_rounds=40,
+    refresh_rounds=20,
+    callback_rounds=40,
+    start_rounds=15,
+    growth_rounds=10,
+    signin_rounds=15,
+    allow_rounds=15,
+    soak_cycles=250,
+    soak_memory_from=25,
+    settle=1.0,
+    gui_budget=900.0,
+)
 # Enough to exercise every code path and to catch a figure far past its target; never enough to judge a number.
-QUICK = Plan(token_rounds=5, refresh_rounds=3, callback_rounds=5, start_rounds=3, growth_rounds=3, signin_rounds=3,
-             allow_rounds=3, soak_cycles=12, soak_memory_from=3, settle=0.5, gui_budget=240.0)
+QUICK = Plan(
+    token_rounds=5,
+    refresh_rounds=3,
+    callback_rounds=5,
+    start_rounds=3,
+    growth_rounds=3,
+    signin_rounds=3,
+    allow_rounds=3,
+    soak_cycles=12,
+    soak_memory_from=3,
+    settle=0.5,
+    gui_budget=240.0,
+)
 
 
 def soak_budget(plan: Plan) -> float:
@@ -66,14 +88,23 @@ def measure(plan: Plan, tmp: Path) -> tuple[list[Figure], dict[str, object]]:
         one, token_one = growth.workspace(tmp / "growth-1", sb, 1)
         many, token_many = growth.workspace(tmp / "growth-100", sb, growth.MANY)
         figures.append(growth.token_figure(one, many, token_one, token_many, plan.token_rounds))
-        figures += gui_bench.start_figures(sb, tmp, rounds=plan.start_rounds, growth_rounds=plan.growth_rounds,
-                                           settle=plan.settle, budget=plan.gui_budget, growth=(one, many))
-        figures += gui_bench.window_figures(sb, tmp, allow_rounds=plan.allow_rounds, signin_rounds=plan.signin_rounds,
-                                            budget=plan.gui_budget)
+        figures += gui_bench.start_figures(
+            sb,
+            tmp,
+            rounds=plan.start_rounds,
+            growth_rounds=plan.growth_rounds,
+            settle=plan.settle,
+            budget=plan.gui_budget,
+            growth=(one, many),
+        )
+        figures += gui_bench.window_figures(
+            sb, tmp, allow_rounds=plan.allow_rounds, signin_rounds=plan.signin_rounds, budget=plan.gui_budget
+        )
     finally:
         sb.stop()
-    figures += soak.soak_figures(tmp, cycles=plan.soak_cycles, memory_from=plan.soak_memory_from,
-                                 budget=soak_budget(plan))
+    figures += soak.soak_figures(
+        tmp, cycles=plan.soak_cycles, memory_from=plan.soak_memory_from, budget=soak_budget(plan)
+    )
     figures.sort(key=lambda f: (int("".join(c for c in f.key if c.isdigit())), f.key))
     explain(figures, imports)
     return figures, imports
@@ -82,9 +113,12 @@ def measure(plan: Plan, tmp: Path) -> tuple[list[Figure], dict[str, object]]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few runs per figure (CI); checks the benchmark works")
-    parser.add_argument("--output", type=Path, metavar="FILE.md",
-                        help="where to write the markdown report (default: docs/BENCHMARKS.md for a full run, "
-                        "none for --quick)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE.md",
+        help="where to write the markdown report (default: docs/BENCHMARKS.md for a full run, none for --quick)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE.json", help="also write the figures as JSON")
     return parser
 
@@ -95,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     output = args.output if args.output is not None else (None if args.quick else DEFAULT_OUTPUT)
     machine, commit, date = machine_info(), commit_info(), utc_now()
-    print(f"zephr-desktop benchmark ({'quick' if args.quick else 'full'}) on {machine['cores']} cores, "
-          f"{machine['python']}", file=sys.stderr)
+    print(
+        f"zephr-desktop benchmark ({'quick' if args.quick else 'full'}) on {machine['cores']} cores, "
+        f"{machine['python']}",
+        file=sys.stderr,
+    )
     try:
         with tempfile.TemporaryDirectory(prefix="zephr-bench-") as tmp:
             figures, imports = measure(plan, Path(tmp))
@@ -113,15 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     print(terminal_table(report))
     write(report, output, args.json)
     if output is not None:
-        print(f"wrote {output.resolve().relative_to(REPO) if output.resolve().is_relative_to(REPO) else output}",
-              file=sys.stderr)
+        print(
+            f"wrote {output.resolve().relative_to(REPO) if output.resolve().is_relative_to(REPO) else output}",
+            file=sys.stderr,
+        )
     if any(f.error for f in figures):
         return 1
     if args.quick:
         past = [f for f in figures if f.within_guard is False and not f.unguarded]
         for fig in past:
-            print(f"{fig.key}: past its guard ({fig.guard:g}{'x' if fig.target_kind == 'ratio' else ' ' + fig.unit}, "
-                  f"1.5 times its target {fig.target_text})", file=sys.stderr)
+            print(
+                f"{fig.key}: past its guard ({fig.guard:g}{'x' if fig.target_kind == 'ratio' else ' ' + fig.unit}, "
+                f"1.5 times its target {fig.target_text})",
+                file=sys.stderr,
+            )
         if past:
             return 3
     return 0

@@ -100,7 +100,11 @@ class Opener:
         with open(gui.tmp / "opener.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.gui_child", "opener", page.as_uri()],
-                env=env, cwd=gui.tmp, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env,
+                cwd=gui.tmp,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.devtools = harness.DevTools(port)
@@ -177,8 +181,15 @@ def signin_figure(gui: Any, harness: Any, sb: Sandbox, profile_name: str, rounds
         results = interleave({"app": app_round, "peer": peer_round}, rounds)
     finally:
         opener.close()
-    return Figure("6", LABEL, "ms", samples("zephr-desktop gui", results["app"]),
-                  samples(PEER_LABEL, results["peer"]), PEER_LABEL, target=SIGNIN_TARGET)
+    return Figure(
+        "6",
+        LABEL,
+        "ms",
+        samples("zephr-desktop gui", results["app"]),
+        samples(PEER_LABEL, results["peer"]),
+        PEER_LABEL,
+        target=SIGNIN_TARGET,
+    )
 
 
 def _interval(before: float, clicked: float, painted: float, after: float) -> float:
@@ -192,4 +203,3 @@ def _interval(before: float, clicked: float, painted: float, after: float) -> fl
 def failed_figure(error: str) -> Figure:
     """The row, saying why it could not be measured."""
     return Figure("6", LABEL, "ms", None, None, PEER_LABEL, target=SIGNIN_TARGET, error=error)
-

@@ -149,8 +149,9 @@ class Poller:
         self.log.poll()
 
 
-def _wait_refreshes(log: IssueLog, cycles: int, deadline: float, on_refresh: Callable[[int], None],
-                    alive: Callable[[], bool]) -> None:
+def _wait_refreshes(
+    log: IssueLog, cycles: int, deadline: float, on_refresh: Callable[[int], None], alive: Callable[[], bool]
+) -> None:
     """Block until the log counted ``cycles`` refreshes, calling ``on_refresh(n)`` after each."""
     done = 0
     while done < cycles:
@@ -230,8 +231,13 @@ def run_app(gui: Any, sb: Sandbox, cycles: int, budget: float, memory_from: int)
         sampler = threading.Thread(target=sample, name="bench-soak-sampler", daemon=True)
         sampler.start()
         try:
-            _wait_refreshes(log, cycles, time.monotonic() + budget, weigh,
-                            lambda: not errors and gui.app is not None and gui.app.poll() is None)
+            _wait_refreshes(
+                log,
+                cycles,
+                time.monotonic() + budget,
+                weigh,
+                lambda: not errors and gui.app is not None and gui.app.poll() is None,
+            )
             run.page_expired = int(gui.js("window.__soakExpired") or 0)
         finally:
             stop.set()
@@ -265,8 +271,9 @@ def run_loops(ws: Workspace, sb: Sandbox, cycles: int, budget: float) -> tuple[I
         while not stop.is_set():
             started = time.time()
             try:
-                proc = subprocess.run(argv, env=ws.env(), cwd=ws.root, capture_output=True, text=True,
-                                      timeout=CHILD_TIMEOUT)
+                proc = subprocess.run(
+                    argv, env=ws.env(), cwd=ws.root, capture_output=True, text=True, timeout=CHILD_TIMEOUT
+                )
                 code, out = proc.returncode, proc.stdout.strip()
             except subprocess.TimeoutExpired:
                 code, out = -1, ""
@@ -327,27 +334,57 @@ def app_figures(run: AppRun, cycles: int, memory_from: int) -> list[Figure]:
         "unknown_samples": run.unknown_samples,
         "expired_samples": len(run.expired_samples),
         "page_expired": run.page_expired,
-        "refresh_age_s": {"median": round(statistics.median(ages), 2), "min": round(min(ages), 2),
-                          "max": round(max(ages), 2)} if ages else {},
+        "refresh_age_s": {
+            "median": round(statistics.median(ages), 2),
+            "min": round(min(ages), 2),
+            "max": round(max(ages), 2),
+        }
+        if ages
+        else {},
         "memory_from": memory_from,
         "memory_span": span,
         "uss_mib": {"early": _median_mib(run.uss, early_cycles), "late": _median_mib(run.uss, late_cycles)},
         # Where it grows: the app's own process (Python, Qt, the compositor) against the web engine's others.
-        "python_uss_mib": {"early": _median_mib(run.python_uss, early_cycles),
-                           "late": _median_mib(run.python_uss, late_cycles)},
+        "python_uss_mib": {
+            "early": _median_mib(run.python_uss, early_cycles),
+            "late": _median_mib(run.python_uss, late_cycles),
+        },
         "processes": run.processes,
         "page_size": {str(n): v for n, v in run.page.items()},
     }
     return [
-        Figure("8a", f"app, {cycles} refresh cycles of a 5 s token: moments an expired token was shown", "",
-               samples("expired moments", [float(expired_moments)]), None, "-", target=0.0,
-               target_kind="absolute", extra=extra),
-        Figure("8b", "app: refreshes at the sandbox in each cycle (one token's life)", "",
-               samples("refreshes per cycle", [float(c) for c in counts]), None, "-", target=1.0,
-               target_kind="each", extra=extra),
-        Figure("8c", f"app: memory (PSS of the process tree) at cycle {cycles} vs cycle {memory_from}", "MiB",
-               samples(f"cycle {cycles}", late), samples(f"cycle {memory_from}", early),
-               f"the same app at cycle {memory_from}", target=MEMORY_GROWTH_TARGET, extra=extra),
+        Figure(
+            "8a",
+            f"app, {cycles} refresh cycles of a 5 s token: moments an expired token was shown",
+            "",
+            samples("expired moments", [float(expired_moments)]),
+            None,
+            "-",
+            target=0.0,
+            target_kind="absolute",
+            extra=extra,
+        ),
+        Figure(
+            "8b",
+            "app: refreshes at the sandbox in each cycle (one token's life)",
+            "",
+            samples("refreshes per cycle", [float(c) for c in counts]),
+            None,
+            "-",
+            target=1.0,
+            target_kind="each",
+            extra=extra,
+        ),
+        Figure(
+            "8c",
+            f"app: memory (PSS of the process tree) at cycle {cycles} vs cycle {memory_from}",
+            "MiB",
+            samples(f"cycle {cycles}", late),
+            samples(f"cycle {memory_from}", early),
+            f"the same app at cycle {memory_from}",
+            target=MEMORY_GROWTH_TARGET,
+            extra=extra,
+        ),
     ]
 
 
@@ -363,8 +400,9 @@ def loop_figures(log: IssueLog, calls: list[Call], cycles: int) -> list[Figure]:
     longest, refreshing = [], []
     for start in starts[1 : len(counts) + 1]:
         inside = [c.ended - c.started for c in calls if abs(c.started - start) <= LIFETIME / 3]
-        makers = [c for c in calls if c.code == 0 and c.token and log.first_seen.get(c.token) == start
-                  and c.started <= start]
+        makers = [
+            c for c in calls if c.code == 0 and c.token and log.first_seen.get(c.token) == start and c.started <= start
+        ]
         if inside and makers:
             maker = min(makers, key=lambda c: c.started)
             longest.append(max(inside))
@@ -380,29 +418,62 @@ def loop_figures(log: IssueLog, calls: list[Call], cycles: int) -> list[Figure]:
         "call_median_ms": round(statistics.median(fast) * 1000, 1) if fast else None,
     }
     return [
-        Figure("9a", f"4 token loops, {cycles} refresh cycles of a 5 s token: expired tokens printed or failed calls",
-               "", samples("expired or failed", [float(len(expired) + len(failed))]), None, "-", target=0.0,
-               target_kind="absolute", extra=extra),
-        Figure("9b", "4 token loops: refreshes at the sandbox in each cycle", "",
-               samples("refreshes per cycle", [float(c) for c in counts]), None, "-", target=1.0,
-               target_kind="each", extra=extra),
-        Figure("9c", "4 token loops: the longest call around each refresh vs the refreshing call", "ms",
-               samples("longest call", longest, 1000.0), samples("the refreshing call", refreshing, 1000.0),
-               "the call that refreshed", target=CONTENTION_TARGET, extra=extra),
+        Figure(
+            "9a",
+            f"4 token loops, {cycles} refresh cycles of a 5 s token: expired tokens printed or failed calls",
+            "",
+            samples("expired or failed", [float(len(expired) + len(failed))]),
+            None,
+            "-",
+            target=0.0,
+            target_kind="absolute",
+            extra=extra,
+        ),
+        Figure(
+            "9b",
+            "4 token loops: refreshes at the sandbox in each cycle",
+            "",
+            samples("refreshes per cycle", [float(c) for c in counts]),
+            None,
+            "-",
+            target=1.0,
+            target_kind="each",
+            extra=extra,
+        ),
+        Figure(
+            "9c",
+            "4 token loops: the longest call around each refresh vs the refreshing call",
+            "ms",
+            samples("longest call", longest, 1000.0),
+            samples("the refreshing call", refreshing, 1000.0),
+            "the call that refreshed",
+            target=CONTENTION_TARGET,
+            extra=extra,
+        ),
     ]
 
 
 def failed(error: str, cycles: int) -> list[Figure]:
     """The rows, each saying why it could not be measured."""
-    rows = [("8a", "app: moments an expired token was shown", 0.0, "absolute"),
-            ("8b", "app: refreshes at the sandbox in each cycle (one token's life)", 1.0, "each"),
-            ("8c", "app: memory (PSS of the process tree) growth", MEMORY_GROWTH_TARGET, "ratio"),
-            ("9a", "4 token loops: expired tokens printed or failed calls", 0.0, "absolute"),
-            ("9b", "4 token loops: refreshes at the sandbox in each cycle", 1.0, "each"),
-            ("9c", "4 token loops: the longest call around each refresh vs the refreshing call", CONTENTION_TARGET,
-             "ratio")]
-    return [Figure(key, label, "", None, None, "-", target=target, target_kind=kind,
-                   error=f"{error} ({cycles} cycles planned)") for key, label, target, kind in rows]
+    rows = [
+        ("8a", "app: moments an expired token was shown", 0.0, "absolute"),
+        ("8b", "app: refreshes at the sandbox in each cycle (one token's life)", 1.0, "each"),
+        ("8c", "app: memory (PSS of the process tree) growth", MEMORY_GROWTH_TARGET, "ratio"),
+        ("9a", "4 token loops: expired tokens printed or failed calls", 0.0, "absolute"),
+        ("9b", "4 token loops: refreshes at the sandbox in each cycle", 1.0, "each"),
+        (
+            "9c",
+            "4 token loops: the longest call around each refresh vs the refreshing call",
+            CONTENTION_TARGET,
+            "ratio",
+        ),
+    ]
+    return [
+        Figure(
+            key, label, "", None, None, "-", target=target, target_kind=kind, error=f"{error} ({cycles} cycles planned)"
+        )
+        for key, label, target, kind in rows
+    ]
 
 
 def soak_figures(tmp: Path, *, cycles: int, memory_from: int, budget: float) -> list[Figure]:

@@ -44,12 +44,16 @@ def _forged(f: Figures) -> tuple[str, str]:
         for status, count in run["statuses"].items():
             statuses[status] = statuses.get(status, 0) + count
     shown = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
-    times = (f"{_sum(runs, 'hand_written')} hand-written + {_sum(runs, 'random')} random (Hypothesis) requests "
-             f"at a waiting sign-in; {len(redirects)} malformed redirects carrying the right state")
-    held = (f"no junk accepted (random ones answered {shown}); the listener kept serving; the genuine redirect "
-            f"then completed {_sum(runs, 'signed_in')} sign-in(s), token stored and accepted by /blaize/account. "
-            "Each malformed redirect ended the sign-in with its own error "
-            f"({', '.join(sorted({r['ended_with'] for r in redirects}))}), nothing stored, no token request")
+    times = (
+        f"{_sum(runs, 'hand_written')} hand-written + {_sum(runs, 'random')} random (Hypothesis) requests "
+        f"at a waiting sign-in; {len(redirects)} malformed redirects carrying the right state"
+    )
+    held = (
+        f"no junk accepted (random ones answered {shown}); the listener kept serving; the genuine redirect "
+        f"then completed {_sum(runs, 'signed_in')} sign-in(s), token stored and accepted by /blaize/account. "
+        "Each malformed redirect ended the sign-in with its own error "
+        f"({', '.join(sorted({r['ended_with'] for r in redirects}))}), nothing stored, no token request"
+    )
     return times, held
 
 
@@ -58,11 +62,15 @@ def _load(f: Figures) -> tuple[str, str]:
     if not runs:
         return "-", "-"
     r = runs[-1]
-    times = (f"{r['junk_before']} junk requests from {r['clients']} concurrent clients before the genuine "
-             f"callback and {r['junk_during']} more while it was handled; {r['idle']} idle connections held open")
-    held = (f"sign-in finished {r['wait_seconds'] * 1000:.0f} ms and the page arrived "
-            f"{r['page_seconds'] * 1000:.0f} ms after the callback was sent (limit 1 s); threads "
-            f"{r['threads'][0]} -> {r['threads'][1]}, open fds {r['fds'][0]} -> {r['fds'][1]}; port free after")
+    times = (
+        f"{r['junk_before']} junk requests from {r['clients']} concurrent clients before the genuine "
+        f"callback and {r['junk_during']} more while it was handled; {r['idle']} idle connections held open"
+    )
+    held = (
+        f"sign-in finished {r['wait_seconds'] * 1000:.0f} ms and the page arrived "
+        f"{r['page_seconds'] * 1000:.0f} ms after the callback was sent (limit 1 s); threads "
+        f"{r['threads'][0]} -> {r['threads'][1]}, open fds {r['fds'][0]} -> {r['fds'][1]}; port free after"
+    )
     return times, held
 
 
@@ -70,21 +78,30 @@ def _faults(f: Figures) -> tuple[str, str]:
     refresh = [x for x in f if x.get("command") == "refresh" and "fault" in x]
     login = [x for x in f if x.get("command") == "login"]
     trusted = [x["tls_trusted_by"] for x in f if "tls_trusted_by" in x]
-    times = (f"`refresh` under {len(refresh)} faults ({'; '.join(x['fault'] for x in refresh)}); `login` under "
-             f"{len(login)}; `refresh` over https trusted by {' and by '.join(trusted) or '-'}")
+    times = (
+        f"`refresh` under {len(refresh)} faults ({'; '.join(x['fault'] for x in refresh)}); `login` under "
+        f"{len(login)}; `refresh` over https trusted by {' and by '.join(trusted) or '-'}"
+    )
     distinct = len({x["message"] for x in refresh})
-    held = (f"{distinct} distinct one-line messages for {len(refresh)} faults (faults of one kind, such as a slow "
-            "answer and a stalled body, share theirs), each with its fix (table below); exit 1, no traceback; the "
-            "token stored before unchanged, printed by `token`, accepted by /blaize/account; a failed login stored "
-            "nothing; https worked with either trust setting")
+    held = (
+        f"{distinct} distinct one-line messages for {len(refresh)} faults (faults of one kind, such as a slow "
+        "answer and a stalled body, share theirs), each with its fix (table below); exit 1, no traceback; the "
+        "token stored before unchanged, printed by `token`, accepted by /blaize/account; a failed login stored "
+        "nothing; https worked with either trust setting"
+    )
     return times, held
 
 
 def _race(f: Figures) -> tuple[str, str]:
-    parts = [f"{x['meeting']}: {x['refresh_requests']} refresh request(s), {x['same_token']}/{x['processes']} "
-             f"printed the same token, {x['waited_for_the_refresher']} waited for the refresher" for x in f]
-    times = f"{len(f)} rounds of {f[0]['processes'] if f else 0} `zephr-desktop token` processes, expired token, " \
-            "sandbox rotating refresh tokens"
+    parts = [
+        f"{x['meeting']}: {x['refresh_requests']} refresh request(s), {x['same_token']}/{x['processes']} "
+        f"printed the same token, {x['waited_for_the_refresher']} waited for the refresher"
+        for x in f
+    ]
+    times = (
+        f"{len(f)} rounds of {f[0]['processes'] if f else 0} `zephr-desktop token` processes, expired token, "
+        "sandbox rotating refresh tokens"
+    )
     return times, "; ".join(parts) + "; no invalid_grant"
 
 
@@ -95,11 +112,15 @@ def _crash(f: Figures) -> tuple[str, str]:
     o = r["outcomes"]
     old = next((v for k, v in o.items() if k.startswith("old")), 0)
     new = next((v for k, v in o.items() if k.startswith("new")), 0)
-    times = (f"{r['kills']} SIGKILLs at random points of a save (window {r['window_ms']} ms, one save "
-             f"{r['save_ms']} ms) in {r['seconds']} s; {o.get('saves completed', 0)} saves completed")
-    held = (f"the store always loaded an intact access+refresh pair: the old one {old} times, the new one "
-            f"{new} times, never a mix or nothing (left behind: {r['leftover_temp_files']} temp files, "
-            f"{r['orphaned_refresh_tokens']} unreferenced refresh tokens; see below)")
+    times = (
+        f"{r['kills']} SIGKILLs at random points of a save (window {r['window_ms']} ms, one save "
+        f"{r['save_ms']} ms) in {r['seconds']} s; {o.get('saves completed', 0)} saves completed"
+    )
+    held = (
+        f"the store always loaded an intact access+refresh pair: the old one {old} times, the new one "
+        f"{new} times, never a mix or nothing (left behind: {r['leftover_temp_files']} temp files, "
+        f"{r['orphaned_refresh_tokens']} unreferenced refresh tokens; see below)"
+    )
     return times, held
 
 
@@ -112,11 +133,15 @@ def _scan(f: Figures) -> tuple[str, str]:
     s = scan[-1]
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(s["kinds"].items()))
     sources = ", ".join(f"{n} {k}" for k, n in sorted(s["sources"].items()))
-    times = (f"{s['texts']} texts ({s['characters']} characters: {sources}) x {s['secrets']} secrets ({kinds}); "
-             f"{sum(c['commands'] for c in cli)} verbose CLI commands checked on their own; permissions under "
-             f"umask {', '.join(p['umask'] for p in perms)}")
-    held = (f"{s['hits']} leak(s) of more than 8 characters of a secret; files 0600, dirs 0700 whatever the umask; "
-            "token file, secrets.json and data dir loosened by hand were tightened with a warning")
+    times = (
+        f"{s['texts']} texts ({s['characters']} characters: {sources}) x {s['secrets']} secrets ({kinds}); "
+        f"{sum(c['commands'] for c in cli)} verbose CLI commands checked on their own; permissions under "
+        f"umask {', '.join(p['umask'] for p in perms)}"
+    )
+    held = (
+        f"{s['hits']} leak(s) of more than 8 characters of a secret; files 0600, dirs 0700 whatever the umask; "
+        "token file, secrets.json and data dir loosened by hand were tightened with a warning"
+    )
     return times, held
 
 
@@ -124,11 +149,13 @@ def _storage(f: Figures) -> tuple[str, str]:
     stores = [x["store"] for x in f]
     times = f"real CLI processes with: {'; '.join(stores)}"
     notices = [x["notices"] for x in f if "notices" in x]
-    held = ("with a keyring the client secret and refresh tokens went there and to no file, data dir 0700; "
-            f"without one the 0600 file worked and said so {notices[0] if notices else '?'} time(s) in "
-            f"{next((x['commands'] for x in f if 'notices' in x), '?')} commands; switching moved the secrets "
-            "into the keyring, the cached token kept working without it, the refresh said where the secrets "
-            "were, and nothing was lost on the way back")
+    held = (
+        "with a keyring the client secret and refresh tokens went there and to no file, data dir 0700; "
+        f"without one the 0600 file worked and said so {notices[0] if notices else '?'} time(s) in "
+        f"{next((x['commands'] for x in f if 'notices' in x), '?')} commands; switching moved the secrets "
+        "into the keyring, the cached token kept working without it, the refresh said where the secrets "
+        "were, and nothing was lost on the way back"
+    )
     return times, held
 
 
@@ -137,10 +164,12 @@ def _transport(f: Figures) -> tuple[str, str]:
     cases = [x["case"] for x in f if "case" in x]
     refused = len([x for x in urls if x["refused"] != "-"])
     times = f"{len(urls)} site/token URL pairs in a hand-edited profiles.toml; " + "; ".join(cases)
-    held = (f"{refused} plain-http non-loopback URLs refused naming file, profile and field, "
-            f"{len(urls) - refused} accepted; the redirect was not followed (no secret sent on); TLS could not "
-            "be switched off from the environment; insecure_skip_tls_verify warned on every request; both "
-            "proxies carried the requests (the http one was the only way to the server)")
+    held = (
+        f"{refused} plain-http non-loopback URLs refused naming file, profile and field, "
+        f"{len(urls) - refused} accepted; the redirect was not followed (no secret sent on); TLS could not "
+        "be switched off from the environment; insecure_skip_tls_verify warned on every request; both "
+        "proxies carried the requests (the http one was the only way to the server)"
+    )
     return times, held
 
 
@@ -148,13 +177,15 @@ def _rfc(f: Figures) -> tuple[str, str]:
     shapes = [x for x in f if "requests" in x]
     keys = " / ".join(", ".join(k) for k in shapes[-1]["requests"]) if shapes else "-"
     basic = [x["case"] for x in _with(f, "token_requests")]
-    return ("login, token, refresh, api against the sandbox in rfc mode with token_format=form, client_auth=body; "
-            f"the same profile against a JSON-only server; {len(basic)} sign-ins and refreshes with "
-            "client_secret_basic and secrets holding %, +, :, /, =, spaces and non-ASCII (the sandbox's rfc mode "
-            "reads Basic as strictly as RFC 6749 2.3.1 says)",
-            f"form-encoded token requests with the credentials in the body ({keys}); against Zephr the message "
-            "names token_format; Basic credentials form-urlencoded in form mode and raw in Zephr mode, every "
-            "sign-in and refresh accepted")
+    return (
+        "login, token, refresh, api against the sandbox in rfc mode with token_format=form, client_auth=body; "
+        f"the same profile against a JSON-only server; {len(basic)} sign-ins and refreshes with "
+        "client_secret_basic and secrets holding %, +, :, /, =, spaces and non-ASCII (the sandbox's rfc mode "
+        "reads Basic as strictly as RFC 6749 2.3.1 says)",
+        f"form-encoded token requests with the credentials in the body ({keys}); against Zephr the message "
+        "names token_format; Basic credentials form-urlencoded in form mode and raw in Zephr mode, every "
+        "sign-in and refresh accepted",
+    )
 
 
 def _hostile(f: Figures) -> tuple[str, str]:
@@ -162,31 +193,46 @@ def _hostile(f: Figures) -> tuple[str, str]:
     attacks = sorted({x["attack"] for x in runs})
     by_command = {c: len([x for x in runs if x["command"] == c]) for c in sorted({x["command"] for x in runs})}
     held_all = all(x["refused"] and x["stored_unchanged"] for x in runs)
-    times = (f"{len(attacks)} hostile token responses (escapes, CR/LF, wrong types, absurd lifetimes in access_token, "
-             f"refresh_token, token_type, expires_in, scope, user_id), {len(runs)} CLI runs ("
-             + ", ".join(f"{n} `{c}`" for c, n in by_command.items()) + "); a CR/LF token on a first sign-in")
-    held = ("every one refused with exit 1 and one line naming the field, never a token's value; the stored files "
-            "byte for byte unchanged; `status` afterwards clean" if held_all else "not all refused")
+    times = (
+        f"{len(attacks)} hostile token responses (escapes, CR/LF, wrong types, absurd lifetimes in access_token, "
+        f"refresh_token, token_type, expires_in, scope, user_id), {len(runs)} CLI runs ("
+        + ", ".join(f"{n} `{c}`" for c, n in by_command.items())
+        + "); a CR/LF token on a first sign-in"
+    )
+    held = (
+        "every one refused with exit 1 and one line naming the field, never a token's value; the stored files "
+        "byte for byte unchanged; `status` afterwards clean"
+        if held_all
+        else "not all refused"
+    )
     return times, held
 
 
 def _no_traceback(f: Figures) -> tuple[str, str]:
     cases = _with(f, "case")
-    times = (f"{len(cases)} broken inputs ({'; '.join(x['case'] for x in cases)}), "
-             f"{_sum(cases, 'commands')} CLI runs without --verbose")
-    held = (f"{_sum(cases, 'tracebacks')} tracebacks; every failure one `zephr-desktop:` line and exit 1; an "
-            "unexpected exception's traceback only in the --verbose log")
+    times = (
+        f"{len(cases)} broken inputs ({'; '.join(x['case'] for x in cases)}), "
+        f"{_sum(cases, 'commands')} CLI runs without --verbose"
+    )
+    held = (
+        f"{_sum(cases, 'tracebacks')} tracebacks; every failure one `zephr-desktop:` line and exit 1; an "
+        "unexpected exception's traceback only in the --verbose log"
+    )
     return times, held
 
 
 def _conformance(f: Figures) -> tuple[str, str]:
     cases = [x["case"] for x in _with(f, "case")]
     refusals = [x for x in f if "message" in x]
-    times = ("the CLI in RFC mode (token_format form) end to end against oauthlib's WebApplicationServer "
-             f"(the client uses Authlib): {'; '.join(cases)}")
-    held = ("sign-ins and refreshes accepted, rotated refresh tokens followed; each refusal one line naming the "
-            "authorization server's host, nothing stored: "
-            + "; ".join(f"{x['case']}: {x['message'][:70]}..." for x in refusals))
+    times = (
+        "the CLI in RFC mode (token_format form) end to end against oauthlib's WebApplicationServer "
+        f"(the client uses Authlib): {'; '.join(cases)}"
+    )
+    held = (
+        "sign-ins and refreshes accepted, rotated refresh tokens followed; each refusal one line naming the "
+        "authorization server's host, nothing stored: "
+        + "; ".join(f"{x['case']}: {x['message'][:70]}..." for x in refusals)
+    )
     return times, held
 
 
@@ -198,19 +244,27 @@ def _bridge(f: Figures) -> tuple[str, str]:
     tried, held = [], []
     if runs:
         r = runs[-1]
-        tried.append(f"{r['names']} private, dotted and dunder names (e.g. `_store.get_client_secret`, "
-                     "`_store.directory._flavour.pathmod.os.system`, `sign_in.__func__.__globals__`, "
-                     "`__class__.__base__.__subclasses__`) called through pywebview's own dispatch on the app's "
-                     "main window")
-        held.append(f"{r['resolved']} resolved, {r['answered']} answers reached the page, marker file created: "
-                    f"{'yes' if r['marker'] else 'no'}; pywebview logged each as not existing; the page's "
-                    f"{r['functions']} functions still answered")
+        tried.append(
+            f"{r['names']} private, dotted and dunder names (e.g. `_store.get_client_secret`, "
+            "`_store.directory._flavour.pathmod.os.system`, `sign_in.__func__.__globals__`, "
+            "`__class__.__base__.__subclasses__`) called through pywebview's own dispatch on the app's "
+            "main window"
+        )
+        held.append(
+            f"{r['resolved']} resolved, {r['answered']} answers reached the page, marker file created: "
+            f"{'yes' if r['marker'] else 'no'}; pywebview logged each as not existing; the page's "
+            f"{r['functions']} functions still answered"
+        )
     if live:
         r = live[-1]
-        tried.append(f"{r['names']} such names sent by a script in the running app's page "
-                     "(`pywebview._jsApiCallback`, over the engine's debugging port)")
-        held.append(f"in the running app: {r['answered']} answered, marker file created: "
-                    f"{'yes' if r['marker'] else 'no'}; `pywebview.api.state()` still answered")
+        tried.append(
+            f"{r['names']} such names sent by a script in the running app's page "
+            "(`pywebview._jsApiCallback`, over the engine's debugging port)"
+        )
+        held.append(
+            f"in the running app: {r['answered']} answered, marker file created: "
+            f"{'yes' if r['marker'] else 'no'}; `pywebview.api.state()` still answered"
+        )
     return "; ".join(tried), "; ".join(held)
 
 
@@ -218,27 +272,34 @@ def _copy(f: Figures) -> tuple[str, str]:
     pasted = _with(f, "site")
     refused = sorted({x["refused_by"] for x in f if "refused_by" in x})
     exact = len([x for x in pasted if x["argv_exact"] and not x["ran"]])
-    return (f"{len(pasted)} odd but RFC 3986-valid site URLs (`$(...)`, `;`, `&`, `'`) copied as curl and run by "
-            f"bash; a site URL with `$(touch marker)` given to {', '.join(refused) or '-'}",
-            f"{exact}/{len(pasted)} pasted as exactly the intended argv, no command ran; the hostile URL was "
-            "refused everywhere, naming the field")
+    return (
+        f"{len(pasted)} odd but RFC 3986-valid site URLs (`$(...)`, `;`, `&`, `'`) copied as curl and run by "
+        f"bash; a site URL with `$(touch marker)` given to {', '.join(refused) or '-'}",
+        f"{exact}/{len(pasted)} pasted as exactly the intended argv, no command ran; the hostile URL was "
+        "refused everywhere, naming the field",
+    )
 
 
 def _navigation(f: Figures) -> tuple[str, str]:
     runs = _with(f, "way")
     if not runs:
         return "-", "-"
-    ways = ", ".join(f"{_sum([x for x in runs if x['way'] == w], 'tried')} by {w}" for w in dict.fromkeys(
-        x["way"] for x in runs))
+    ways = ", ".join(
+        f"{_sum([x for x in runs if x['way'] == w], 'tried')} by {w}" for w in dict.fromkeys(x["way"] for x in runs)
+    )
     clicks = _with(runs, "web_links")
-    times = (f"{_sum(runs, 'tried')} attempts to take the app's main window elsewhere ({ways}; scripts set "
-             "`location.href`, `location.replace` and an iframe; clicks are real X clicks on injected links to "
-             "http, `zoommtg:` and `file:` in this window and a new one; drops of web, `zoommtg:` and `file:` URLs)")
-    held = (f"the main window left its page {_sum(runs, 'moved')} time(s), framed a foreign page "
-            f"{_sum(runs, 'framed')} time(s); desktop handlers started: {_sum(runs, 'handlers')}; the "
-            f"{_sum(clicks, 'web_links')} clicked web links went to the system browser "
-            f"({_sum(clicks, 'browser')} opened there), the {_sum(clicks, 'other_links')} other-scheme clicks "
-            "went nowhere")
+    times = (
+        f"{_sum(runs, 'tried')} attempts to take the app's main window elsewhere ({ways}; scripts set "
+        "`location.href`, `location.replace` and an iframe; clicks are real X clicks on injected links to "
+        "http, `zoommtg:` and `file:` in this window and a new one; drops of web, `zoommtg:` and `file:` URLs)"
+    )
+    held = (
+        f"the main window left its page {_sum(runs, 'moved')} time(s), framed a foreign page "
+        f"{_sum(runs, 'framed')} time(s); desktop handlers started: {_sum(runs, 'handlers')}; the "
+        f"{_sum(clicks, 'web_links')} clicked web links went to the system browser "
+        f"({_sum(clicks, 'browser')} opened there), the {_sum(clicks, 'other_links')} other-scheme clicks "
+        "went nowhere"
+    )
     return times, held
 
 
@@ -247,12 +308,16 @@ def _consent_schemes(f: Figures) -> tuple[str, str]:
     if not runs:
         return "-", "-"
     schemes = sorted({s for x in runs for s in x["schemes"]})
-    times = (f"{_sum(runs, 'clicks')} real X clicks on links to {', '.join(f'`{s}:`' for s in schemes)} (one "
-             f"target=_blank) in a page the consent window was sent to, {_sum(runs, 'scripted')} scripted "
-             f"`location.href` to `zoommtg:`, {_sum(runs, 'drops')} dropped URLs")
-    held = (f"desktop handlers started (`xdg-open`, `xdg-email`): {_sum(runs, 'handlers')}; system browser "
-            f"opened: {_sum(runs, 'browser')}; popups: {_sum(runs, 'popups')}; the window left the page "
-            f"{_sum(runs, 'moved')} time(s)")
+    times = (
+        f"{_sum(runs, 'clicks')} real X clicks on links to {', '.join(f'`{s}:`' for s in schemes)} (one "
+        f"target=_blank) in a page the consent window was sent to, {_sum(runs, 'scripted')} scripted "
+        f"`location.href` to `zoommtg:`, {_sum(runs, 'drops')} dropped URLs"
+    )
+    held = (
+        f"desktop handlers started (`xdg-open`, `xdg-email`): {_sum(runs, 'handlers')}; system browser "
+        f"opened: {_sum(runs, 'browser')}; popups: {_sum(runs, 'popups')}; the window left the page "
+        f"{_sum(runs, 'moved')} time(s)"
+    )
     return times, held
 
 
@@ -260,11 +325,67 @@ def _consent_title(f: Figures) -> tuple[str, str]:
     runs = _with(f, "titles")
     if not runs:
         return "-", "-"
-    times = (f"the sign-in page, then {_sum(runs, 'pages')} pages the consent window was sent to by script: a "
-             "look-alike IDN host (Cyrillic a), a `blob:` page, back to the site, `about:blank`")
-    held = (f"blank titles: {_sum(runs, 'blank')}; the IDN host shown in punycode {_sum(runs, 'punycode')} "
-            f"time(s) (with its Unicode form beside it); pages without a trustworthy origin marked "
-            f"{_sum(runs, 'untrusted')} time(s): " + "; ".join(f"`{t}`" for t in runs[-1]["titles"]))
+    times = (
+        f"the sign-in page, then {_sum(runs, 'pages')} pages the consent window was sent to by script: a "
+        "look-alike IDN host (Cyrillic a), a `blob:` page, back to the site, `about:blank`"
+    )
+    held = (
+        f"blank titles: {_sum(runs, 'blank')}; the IDN host shown in punycode {_sum(runs, 'punycode')} "
+        f"time(s) (with its Unicode form beside it); pages without a trustworthy origin marked "
+        f"{_sum(runs, 'untrusted')} time(s): " + "; ".join(f"`{t}`" for t in runs[-1]["titles"])
+    )
+    return times, held
+
+
+def _secret_env(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "child")
+    if not runs:
+        return "-", "-"
+    kinds = sorted({x["child"] for x in runs})
+    times = (
+        f"`ZEPHR_CLIENT_SECRET` set for {len(runs)} sign-ins, the secret stored nowhere else; the environment of "
+        f"every child read back ({', '.join(kinds)}): {_sum(runs, 'processes')} processes in all, "
+        f"{_sum(runs, 'engines')} of them QtWebEngine processes (one renders the remote sign-in page)"
+    )
+    held = (
+        f"{_sum(runs, 'inherited')} children inherited the variable or held the secret; "
+        f"{_sum(runs, 'signed_in')}/{len(runs)} sign-ins still used it and succeeded"
+    )
+    return times, held
+
+
+def _binding(f: Figures) -> tuple[str, str]:
+    runs = _with(f, "edit")
+    if not runs:
+        return "-", "-"
+    times = (
+        f"a signed-in profile edited in profiles.toml to point elsewhere ({', '.join(x['edit'] for x in runs)}), "
+        f"then {_sum(runs, 'commands')} commands (`token`, `api account`, `refresh`, `status`, `status --json`) "
+        "with a recording server as the new host"
+    )
+    held = (
+        f"requests that reached the new host: {_sum(runs, 'reached_new_host')}; refreshes sent for the edited "
+        f"client: {_sum(runs, 'refreshes_sent')}; signed out with a message naming what changed: "
+        f"{_sum(runs, 'signed_out')}/{len(runs)}"
+    )
+    return times, held
+
+
+def _permissions(f: Figures) -> tuple[str, str]:
+    made = _with(f, "umask")
+    refusals = _with(f, "case")
+    if not made and not refusals:
+        return "-", "-"
+    times = (
+        f"the CLI run under umask 000 from an empty home ({_sum(made, 'made')} files and directories made); "
+        f"{len(refusals)} files or directories of the app made writable by others or given to another uid "
+        f"({'; '.join(x['case'] for x in refusals)}), then {_sum(refusals, 'commands')} commands"
+    )
+    held = (
+        f"made with a mode other than 0700/0600: {_sum(made, 'wrong_mode')}; commands refused naming the path "
+        f"and the fix: {_sum(refusals, 'refused')}/{_sum(refusals, 'commands')}; config or data changed by a "
+        f"refused command: {_sum(refusals, 'changed')}"
+    )
     return times, held
 
 
@@ -273,13 +394,17 @@ def _squatter(f: Figures) -> tuple[str, str]:
     over = _with(f, "callback_over")
     if not refused and not over:
         return "-", "-"
-    times = (f"{len(refused)} sign-in(s) with a `localhost` redirect URI while another program listened on "
-             f"{', '.join(sorted({x['squatter'] for x in refused})) or '-'} at that port; {len(over)} genuine "
-             f"callback(s) to `localhost` arriving over {', '.join(sorted({x['callback_over'] for x in over})) or '-'}")
+    times = (
+        f"{len(refused)} sign-in(s) with a `localhost` redirect URI while another program listened on "
+        f"{', '.join(sorted({x['squatter'] for x in refused})) or '-'} at that port; {len(over)} genuine "
+        f"callback(s) to `localhost` arriving over {', '.join(sorted({x['callback_over'] for x in over})) or '-'}"
+    )
     errors = ", ".join(sorted({x["refused"] for x in refused}))
-    held = (f"each squatted sign-in refused before the browser opened ({errors} naming the port and address), "
-            f"no authorize request, nothing stored; {_sum(over, 'signed_in')} "
-            "callback(s) over IPv6 signed in")
+    held = (
+        f"each squatted sign-in refused before the browser opened ({errors} naming the port and address), "
+        f"no authorize request, nothing stored; {_sum(over, 'signed_in')} "
+        "callback(s) over IPv6 signed in"
+    )
     return times, held
 
 
@@ -287,10 +412,16 @@ def _flood(f: Figures) -> tuple[str, str]:
     runs = _with(f, "flood")
     if not runs:
         return "-", "-"
-    times = "; ".join(f"{x['flood']} {x['flood_kind']} connections opened in {x['flood_seconds']} s, then more "
-                      f"kept coming during the callback ({x['flood_total']} in all)" for x in runs)
-    held = "; ".join(f"{x['flood_kind']}: the oldest {x['flood_dropped']} dropped first, the genuine callback "
-                     f"answered in {x['flood_page_seconds'] * 1000:.0f} ms and signed in" for x in runs)
+    times = "; ".join(
+        f"{x['flood']} {x['flood_kind']} connections opened in {x['flood_seconds']} s, then more "
+        f"kept coming during the callback ({x['flood_total']} in all)"
+        for x in runs
+    )
+    held = "; ".join(
+        f"{x['flood_kind']}: the oldest {x['flood_dropped']} dropped first, the genuine callback "
+        f"answered in {x['flood_page_seconds'] * 1000:.0f} ms and signed in"
+        for x in runs
+    )
     return times, held
 
 
@@ -298,11 +429,15 @@ def _nothing_for_tests(f: Figures) -> tuple[str, str]:
     runs = _with(f, "variable")
     if not runs:
         return "-", "-"
-    times = (f"{len(runs)} launch(es) of the app with `{runs[-1]['variable']}` naming a file of the user's "
-             "(the old test-control channel deleted it and put a socket there)")
-    held = (f"file intact: {len([x for x in runs if x['victim_intact']])}/{len(runs)}, replaced by a socket: "
-            f"{len([x for x in runs if x['control_socket']])}, app running normally: "
-            f"{len([x for x in runs if x['alive']])}/{len(runs)}")
+    times = (
+        f"{len(runs)} launch(es) of the app with `{runs[-1]['variable']}` naming a file of the user's "
+        "(the old test-control channel deleted it and put a socket there)"
+    )
+    held = (
+        f"file intact: {len([x for x in runs if x['victim_intact']])}/{len(runs)}, replaced by a socket: "
+        f"{len([x for x in runs if x['control_socket']])}, app running normally: "
+        f"{len([x for x in runs if x['alive']])}/{len(runs)}"
+    )
     return times, held
 
 
@@ -311,13 +446,17 @@ def _sandbox_host(f: Figures) -> tuple[str, str]:
     ours = [x for x in f if x.get("foreign") is False]
     if not foreign:
         return "-", "-"
-    times = (f"{len(foreign)} foreign Host headers (DNS-rebinding names, a trailing dot, another port, userinfo, "
-             f"empty) on {foreign[-1]['routes']} routes each (config, authorize, grant, token, /blaize/account) "
-             f"with a valid session and token; {len(ours)} loopback Host forms as the control")
-    held = (f"{_sum(foreign, 'refused')}/{_sum(foreign, 'routes')} refused with 400 invalid_request naming Host; "
-            f"requests that reached a route: {len([x for x in foreign if x['reached']])}; token echoed: "
-            f"{len([x for x in foreign if x['leaked']])}; the loopback forms answered {_sum(ours, 'answered')}/"
-            f"{_sum(ours, 'routes')}")
+    times = (
+        f"{len(foreign)} foreign Host headers (DNS-rebinding names, a trailing dot, another port, userinfo, "
+        f"empty) on {foreign[-1]['routes']} routes each (config, authorize, grant, token, /blaize/account) "
+        f"with a valid session and token; {len(ours)} loopback Host forms as the control"
+    )
+    held = (
+        f"{_sum(foreign, 'refused')}/{_sum(foreign, 'routes')} refused with 400 invalid_request naming Host; "
+        f"requests that reached a route: {len([x for x in foreign if x['reached']])}; token echoed: "
+        f"{len([x for x in foreign if x['leaked']])}; the loopback forms answered {_sum(ours, 'answered')}/"
+        f"{_sum(ours, 'routes')}"
+    )
     return times, held
 
 
@@ -334,8 +473,15 @@ ROWS: list[tuple[str, str, str, Callable[[Figures], tuple[str, str]]]] = [
     ("S1", "page-bridge", "The main window's bridge, called from the page (security item 1)", _bridge),
     ("S2", "main-window-navigation", "The main window shows only its own page (security item 2)", _navigation),
     ("S3", "consent-schemes", "The consent window follows only http and https (security item 3)", _consent_schemes),
-    ("S4", "consent-title", "The consent window's title says where the page came from (security item 4)",
-     _consent_title),
+    (
+        "S4",
+        "consent-title",
+        "The consent window's title says where the page came from (security item 4)",
+        _consent_title,
+    ),
+    ("S5", "client-secret-env", "The client secret in the environment (security item 5)", _secret_env),
+    ("S6", "token-binding", "Tokens bound to the issuer that issued them (security item 6)", _binding),
+    ("S7", "file-permissions", "Files another local user could write (security item 7)", _permissions),
     ("S8", "hostile-token-endpoint", "A hostile token endpoint (security item 8)", _hostile),
     ("S9", "no-traceback", "No traceback reaches a person (security item 9)", _no_traceback),
     ("S10", "localhost-squatter", "Another program on the other loopback address (security item 10)", _squatter),
@@ -399,8 +545,13 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"| {number} | {title} | {_cell(times)} | {_cell(held)} | {verdict} |")
     faults = [x for x in rows.get("token-faults", {}).get("figures", []) if "message" in x]
     if faults:
-        lines += ["", "## Messages per token endpoint fault (row 3)", "", "| command | fault | message |",
-                  "|---|---|---|"]
+        lines += [
+            "",
+            "## Messages per token endpoint fault (row 3)",
+            "",
+            "| command | fault | message |",
+            "|---|---|---|",
+        ]
         lines += [f"| `{x['command']}` | {x['fault']} | {_cell(x['message'])} |" for x in faults]
     crash = rows.get("crash-safety", {}).get("figures", [])
     if crash:
@@ -437,8 +588,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
-        print(f"Wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}",
-              file=sys.stderr)
+        print(
+            f"Wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}",
+            file=sys.stderr,
+        )
     return 0
 
 

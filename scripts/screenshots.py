@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "screenshots"
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "gui")]  # the harness and the helpers it imports
 
-import harness  # noqa: E402  (the GUI tests' harness, found through the path above)
+import harness  # noqa: E402  (the GUI tests' harness and its helpers in tests/support, found through the path above)
 
 from zephr_desktop.sandbox import Sandbox, SandboxSettings  # noqa: E402
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import json
 from pathlib import Path
@@ -11,9 +9,9 @@ from typing import Any
 
 import pytest
 from support import evidence
+from support.cli import call
 
 from zephr_desktop import accounts
-from zephr_desktop.cli import main
 from zephr_desktop.config import Profile, Profiles, load_profiles
 from zephr_desktop.errors import ConfigError, ProfileNotFoundError
 from zephr_desktop.oauth import Token
@@ -205,50 +203,44 @@ def test_the_settings_form_names_a_new_profile_after_its_site_and_keeps_hidden_f
 
 
 # -- the CLI goes through the same rules ------------------------------------------------
-def cli(*argv: str, stdin: str = "") -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv), stdin=io.StringIO(stdin))
-    return code, out.getvalue(), err.getvalue()
-
-
 SITE = ("--site", "https://news.example.com", "--client-id", "news-client")
 
 
-def test_profile_add_again_keeps_the_tokens_unless_the_issuer_changed() -> None:
-    assert cli("profile", "add", "news", *SITE, "--client-secret-stdin", stdin="s3cret\n")[0] == 0
+def test_profile_add_again_keeps_the_tokens_unless_the_issuer_changed(child_env: dict[str, str]) -> None:
+    assert call(child_env, "profile", "add", "news", *SITE, "--client-secret-stdin", stdin="s3cret\n").code == 0
     store = TokenStore(notice=lambda _m: None)
     store.save(NEWS, token())
 
-    code, _, err = cli("profile", "add", "news", *SITE, "--scope", "user.profile:read")
-    assert code == 0 and "tokens were removed" not in err
+    again = call(child_env, "profile", "add", "news", *SITE, "--scope", "user.profile:read")
+    assert again.code == 0 and "tokens were removed" not in again.err
     assert store.load(NEWS) == token()  # a new scope keeps the token (before, every re-add dropped it)
 
-    code, _, err = cli("profile", "add", "news", "--site", "https://news.example.com", "--client-id", "other")
-    assert code == 0 and "tokens were removed" in err
+    other = call(child_env, "profile", "add", "news", "--site", "https://news.example.com", "--client-id", "other")
+    assert other.code == 0 and "tokens were removed" in other.err
     assert store.load(NEWS) is None
     assert store.get_client_secret("news") == "s3cret"
 
 
 @pytest.mark.reliability("copy-formats")
-def test_profile_add_refuses_a_shell_command_in_the_site_url() -> None:
-    assert cli("profile", "add", "news", *SITE)[0] == 0
+def test_profile_add_refuses_a_shell_command_in_the_site_url(child_env: dict[str, str]) -> None:
+    assert call(child_env, "profile", "add", "news", *SITE).code == 0
     before = load_profiles()
-    code, out, err = cli("profile", "add", "news", "--site", "https://news.example.com/$(touch marker)",
-                         "--client-id", "news-client")  # fmt: skip
-    assert (code, out) == (1, "")
-    assert "field 'site_url'" in err and "characters a URL may not hold" in err
+    r = call(child_env, "profile", "add", "news", "--site", "https://news.example.com/$(touch marker)",
+             "--client-id", "news-client")  # fmt: skip
+    assert (r.code, r.out) == (1, "")
+    assert "field 'site_url'" in r.err and "characters a URL may not hold" in r.err
     assert load_profiles() == before
     evidence.record(refused_by="`profile add`")
 
 
-def test_profile_remove_and_logout_go_through_accounts() -> None:
-    assert cli("profile", "add", "news", *SITE, "--client-secret-stdin", stdin="s3cret\n")[0] == 0
+def test_profile_remove_and_logout_go_through_accounts(child_env: dict[str, str]) -> None:
+    assert call(child_env, "profile", "add", "news", *SITE, "--client-secret-stdin", stdin="s3cret\n").code == 0
     store = TokenStore(notice=lambda _m: None)
     store.save(NEWS, token())
-    assert json.loads(cli("status", "--json")[1])["refresh_available"] is True
-    assert cli("logout")[0] == 0 and store.load(NEWS) is None and store.get_client_secret("news") == "s3cret"
-    assert cli("profile", "remove", "news")[0] == 0
+    assert json.loads(call(child_env, "status", "--json").out)["refresh_available"] is True
+    assert call(child_env, "logout").code == 0
+    assert store.load(NEWS) is None and store.get_client_secret("news") == "s3cret"
+    assert call(child_env, "profile", "remove", "news").code == 0
     assert store.get_client_secret("news") is None and load_profiles().profiles == {}
     assert secrets_on_disk(store) == {}
 
@@ -261,8 +253,10 @@ def test_profile_remove_and_logout_go_through_accounts() -> None:
         (("--scope", "openid", "--token-format", "form"), False),  # another server's own scope
     ],
 )
-def test_profile_add_warns_about_scopes_zephr_does_not_know(extra: tuple[str, ...], warned: bool) -> None:
-    code, out, err = cli("profile", "add", "news", *SITE, *extra)
-    assert (code, out) == (0, "")
-    assert ("Warning: Profile 'news' asks for 'openid', which is not one of Zephr's scopes" in err) is warned, err
+def test_profile_add_warns_about_scopes_zephr_does_not_know(
+    child_env: dict[str, str], extra: tuple[str, ...], warned: bool
+) -> None:
+    r = call(child_env, "profile", "add", "news", *SITE, *extra)
+    assert (r.code, r.out) == (0, "")
+    assert ("Warning: Profile 'news' asks for 'openid', which is not one of Zephr's scopes" in r.err) is warned, r.err
     assert load_profiles().profiles["news"].scopes == tuple(v for k, v in itertools.pairwise(extra) if k == "--scope")

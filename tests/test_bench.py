@@ -42,7 +42,11 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": path}
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--output", str(md), "--json", str(js)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=420,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=420,
     )
     # 3: measured, but a figure is past its guard (test_every_figure_is_within_its_guard says which).
     assert proc.returncode in (0, 3), f"the quick benchmark broke:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

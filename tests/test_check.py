@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from support.cli import run
+from support.cli import call
+from support.signin import ANY_PORT, cli_add_profile
 
 from zephr_desktop.check import OK, PROBLEM, SKIPPED, Finding, check_profile
 from zephr_desktop.config import Profile
@@ -160,7 +161,7 @@ def test_findings(
         assert got[check].status == status and words in got[check].message, (check, got[check])
     for finding in findings:
         assert SECRET not in finding.message and "\n" not in finding.message
-    (secret_sent, code), = endpoint.calls
+    ((secret_sent, code),) = endpoint.calls
     assert secret_sent == secret and code.startswith("check")  # the app's own exchange, with a made-up code
     authorize = [url for name, url in web.asked if name == "the authorize endpoint"]
     assert all(url.startswith(profile.authorization_endpoint + "?") and "client_id=cid" in url for url in authorize)
@@ -174,11 +175,9 @@ def test_finding_as_dict() -> None:
 # -- the CLI against the sandbox: each misconfiguration its own line(s) -----------------------------------
 def add(env: dict[str, str], sb: Any, **change: str) -> None:
     values = {"--site": sb.url, "--token-url": sb.token_url, "--client-id": DEFAULT_CLIENT_ID,
-              "--redirect-uri": "http://127.0.0.1:0/callback", **change}  # fmt: skip
-    secret = values.pop("secret", DEFAULT_CLIENT_SECRET)
-    args = [part for item in values.items() for part in item]
-    r = run(env, "profile", "add", "p", *args, "--client-secret-stdin", stdin=secret + "\n")
-    assert r.code == 0, r.err
+              "--redirect-uri": ANY_PORT, "secret": DEFAULT_CLIENT_SECRET, **change}  # fmt: skip
+    cli_add_profile(env, values["--site"], values["--token-url"], name="p", client_id=values["--client-id"],
+                    redirect_uri=values["--redirect-uri"], secret=values["secret"])  # fmt: skip
 
 
 CASES: dict[str, tuple[dict[str, str], list[str]]] = {
@@ -209,7 +208,7 @@ def test_profile_check_against_the_sandbox(child_env: dict[str, str], sandbox: A
     change, lines = CASES[case]
     fill = {"url": sandbox.url, "free": str(free_port)}
     add(child_env, sandbox, **{k: v.format(**fill) for k, v in change.items()})
-    r = run(child_env, "profile", "check", "p", "--json")
+    r = call(child_env, "profile", "check", "p", "--json")
     expected = [line.format(**fill) for line in lines]
     problems = [line for line in r.err.splitlines() if line.startswith("problem: ")]
     assert "Traceback" not in r.err and DEFAULT_CLIENT_SECRET not in r.err + r.out
@@ -234,5 +233,5 @@ def test_each_misconfiguration_reads_differently() -> None:
 
 
 def test_profile_check_without_a_profile(child_env: dict[str, str]) -> None:
-    r = run(child_env, "profile", "check", "ghost")
+    r = call(child_env, "profile", "check", "ghost")
     assert (r.code, r.out) == (1, "") and "No profile" in r.err and "Traceback" not in r.err

@@ -1,5 +1,6 @@
-"""End to end: the real ``zephr-desktop`` process against the sandbox on real loopback ports,
-with a scripted user who signs in and answers the consent page."""
+"""End to end: ``zephr-desktop`` against the sandbox on real loopback ports, with a scripted user who
+signs in and answers the consent page. ``login`` runs as a real process (it waits while the user
+answers); the other commands run in this process."""
 
 from __future__ import annotations
 
@@ -11,29 +12,11 @@ from typing import Any
 
 import pytest
 import requests
-from support.cli import Result, finish, run, start
+from support.cli import Result, call, finish, run
+from support.signin import cli_add_profile, cli_login, error_line, start_login
 from support.user import ScriptedUser
 
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Client
-
-
-def add_profile(env: dict[str, str], sb: Any, *, name: str = "demo", secret: str = DEFAULT_CLIENT_SECRET,
-                redirect: str = "http://127.0.0.1:0/callback", extra: tuple[str, ...] = ()) -> None:
-    r = run(env, "profile", "add", name, "--site", sb.url, "--token-url", sb.token_url,
-            "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", redirect, "--scope", "user.account:read",
-            "--scope", "user.profile:read", "--client-secret-stdin", *extra, stdin=secret + "\n")
-    assert r.code == 0, r.err
-
-
-def login(env: dict[str, str], *, allow: bool = True, user: ScriptedUser | None = None,
-          args: tuple[str, ...] = ()) -> tuple[Result, str]:
-    """Run ``login --no-browser``; the scripted user answers the printed URL in a 'browser'."""
-    proc = start(env, "login", "--no-browser", "--timeout", "20", *args)
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    assert url.startswith("http://127.0.0.1:"), url
-    (user or ScriptedUser()).approve(url, allow=allow)
-    return finish(proc), url
+from zephr_desktop.sandbox import Client
 
 
 def nothing_stored(env: dict[str, str]) -> bool:
@@ -42,30 +25,27 @@ def nothing_stored(env: dict[str, str]) -> bool:
 
 
 def one_line_error(r: Result, *words: str) -> None:
-    assert r.code == 1, (r.code, r.out, r.err)
-    lines = [line for line in r.err.splitlines() if line.startswith("zephr-desktop: ")]
-    assert len(lines) == 1, r.err
-    assert "Traceback" not in r.err
+    line = error_line(r)
     for word in words:
-        assert word in lines[0], lines[0]
+        assert word in line, line
 
 
 def test_sign_in_token_status_api(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    result, _ = login(child_env)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    result = cli_login(child_env).result
     assert result.code == 0, result.err
-    assert result.out == ""  # stdout carried the URL line alone (read by login())
+    assert result.out == ""  # stdout carried the URL line alone (read by cli_login())
     issued = sandbox.issued[-1]
-    tok = run(child_env, "token")
+    tok = call(child_env, "token")
     assert tok.code == 0 and tok.out == issued["access_token"] + "\n"
-    status = json.loads(run(child_env, "status", "--json").out)
+    status = json.loads(call(child_env, "status", "--json").out)
     assert status["signed_in"] and not status["expired"] and status["refresh_available"]
     assert status["user_id"] == issued["user_id"]
     assert status["scopes"] == ["user.account:read", "user.profile:read"]
     assert 3500 < status["expires_in"] <= 3600
     dumped = json.dumps(status)
     assert issued["access_token"] not in dumped and issued["refresh_token"] not in dumped
-    account = run(child_env, "api", "account")
+    account = call(child_env, "api", "account")
     assert account.code == 0, account.err
     assert json.loads(account.out)["identifiers"]["email_address"] == "joe@example.com"
     # Zephr's exact token request: JSON, Basic, these keys and no others.
@@ -78,14 +58,14 @@ def test_sign_in_token_status_api(child_env: dict[str, str], sandbox: Any) -> No
 def test_expiry_then_automatic_refresh(child_env: dict[str, str], sandbox: Any, rotate: bool) -> None:
     sandbox.settings.expires_in = 2
     sandbox.settings.rotate_refresh_tokens = rotate
-    add_profile(child_env, sandbox)
-    assert login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    assert cli_login(child_env).result.code == 0
     first = sandbox.issued[-1]
-    assert run(child_env, "token").out.strip() == first["access_token"]  # still fresh: no refresh
+    assert call(child_env, "token").out.strip() == first["access_token"]  # still fresh: no refresh
     assert sandbox.stats.get("token_refresh_token", 0) == 0
     for round_ in (1, 2):
         time.sleep(2.1)
-        tok = run(child_env, "token")
+        tok = call(child_env, "token")
         assert tok.code == 0, tok.err
         assert tok.out.strip() == sandbox.issued[-1]["access_token"] != first["access_token"]
         assert sandbox.stats["token_refresh_token"] == round_
@@ -95,17 +75,15 @@ def test_expiry_then_automatic_refresh(child_env: dict[str, str], sandbox: Any, 
 
 
 def test_deny_ends_in_one_clear_line(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    result, _ = login(child_env, allow=False)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    result = cli_login(child_env, allow=False).result
     one_line_error(result, "denied", "Allow")
     assert nothing_stored(child_env)
 
 
 def test_forged_callback_then_the_real_one(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    proc, url = start_login(child_env)
     redirect = ScriptedUser().consent(url)
     base = redirect.split("?")[0]
     forged = requests.get(f"{base}?code=attacker0code0000000000000&state=forged", timeout=5)
@@ -113,15 +91,14 @@ def test_forged_callback_then_the_real_one(child_env: dict[str, str], sandbox: A
     assert requests.get(redirect, timeout=5).status_code == 200
     result = finish(proc)
     assert result.code == 0, result.err
-    assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
 
 
 def test_expired_code(child_env: dict[str, str], sandbox: Any) -> None:
     sandbox.settings.code_lifetime = 0.2
-    add_profile(child_env, sandbox)
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    redirect = ScriptedUser().consent(proc.stdout.readline().strip())
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    proc, url = start_login(child_env)
+    redirect = ScriptedUser().consent(url)
     time.sleep(0.5)
     requests.get(redirect, timeout=5)
     one_line_error(finish(proc), "invalid_grant", "login")
@@ -129,34 +106,32 @@ def test_expired_code(child_env: dict[str, str], sandbox: Any) -> None:
 
 
 def test_wrong_client_secret(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox, secret="not-the-secret")
-    result, _ = login(child_env)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, secret="not-the-secret")
+    result = cli_login(child_env).result
     one_line_error(result, "client credentials", "Third Party Authentication")
     assert nothing_stored(child_env)
     assert "not-the-secret" not in result.err
 
 
 def test_paste_the_redirect_url(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None and proc.stdin is not None
-    redirect = ScriptedUser().consent(proc.stdout.readline().strip())
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    proc, url = start_login(child_env)
+    assert proc.stdin is not None
+    redirect = ScriptedUser().consent(url)
     proc.stdin.write("this is not it\n" + redirect + "\n")
     proc.stdin.flush()
     result = finish(proc)
     assert result.code == 0, result.err
     assert "not the redirect URL" in result.err  # the wrong paste was explained, then the right one taken
-    assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
 
 
 def test_wrong_redirect_uri_is_refused_by_zephr_and_times_out_with_a_hint(
     child_env: dict[str, str], sandbox: Any, free_port: int
 ) -> None:
     sandbox.settings.loopback_any_port = False
-    add_profile(child_env, sandbox, redirect=f"http://127.0.0.1:{free_port}/callback")
-    proc = start(child_env, "login", "--no-browser", "--timeout", "1.5")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, redirect_uri=f"http://127.0.0.1:{free_port}/callback")
+    proc, url = start_login(child_env, timeout=1.5)
     page = requests.get(url, allow_redirects=False, timeout=5)
     assert page.status_code == 400 and "redirect" in page.text.lower()
     one_line_error(finish(proc), "1.5", f"http://127.0.0.1:{free_port}/callback")
@@ -167,10 +142,10 @@ def test_registered_fixed_port_redirect(child_env: dict[str, str], sandbox: Any,
     sandbox.settings.loopback_any_port = False
     uri = f"http://127.0.0.1:{free_port}/callback"
     sandbox.register_client(Client(client_id="fixed", client_secret="s3", redirect_uris=[uri], name="Fixed"))
-    r = run(child_env, "profile", "add", "fixed", "--site", sandbox.url, "--token-url", sandbox.token_url,
-            "--client-id", "fixed", "--redirect-uri", uri, "--client-secret-stdin", stdin="s3\n")
-    assert r.code == 0 and uri in r.err  # tells which redirect URI to register
-    result, url = login(child_env)
+    added = cli_add_profile(child_env, sandbox.url, sandbox.token_url, name="fixed", client_id="fixed",
+                            redirect_uri=uri, secret="s3")  # fmt: skip
+    assert uri in added.err  # tells which redirect URI to register
+    result, _, url = cli_login(child_env)
     assert result.code == 0, result.err
     assert f"redirect_uri=http%3A%2F%2F127.0.0.1%3A{free_port}%2Fcallback" in url
 
@@ -180,17 +155,16 @@ def test_port_in_use(child_env: dict[str, str], sandbox: Any) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        add_profile(child_env, sandbox, redirect=f"http://127.0.0.1:{port}/callback")
+        cli_add_profile(child_env, sandbox.url, sandbox.token_url, redirect_uri=f"http://127.0.0.1:{port}/callback")
         result = run(child_env, "login", "--no-browser")
     one_line_error(result, str(port), "in use")
     assert result.out == ""  # no URL shown when nothing listens for its answer
 
 
 def test_sandbox_down(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    redirect = ScriptedUser().consent(proc.stdout.readline().strip())
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    proc, url = start_login(child_env)
+    redirect = ScriptedUser().consent(url)
     sandbox.stop()
     requests.get(redirect, timeout=5)
     one_line_error(finish(proc), "Cannot reach", sandbox.token_url)
@@ -198,29 +172,31 @@ def test_sandbox_down(child_env: dict[str, str], sandbox: Any) -> None:
 
 
 def test_token_without_login_and_malformed_config(child_env: dict[str, str], sandbox: Any) -> None:
-    one_line_error(run(child_env, "token"), "No profile yet")
-    add_profile(child_env, sandbox)
-    one_line_error(run(child_env, "token"), "No token", "login")
+    one_line_error(call(child_env, "token"), "No profile yet")
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    one_line_error(call(child_env, "token"), "No token", "login")
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop" / "profiles.toml"
     config.write_text(config.read_text().replace("scopes = [", "scopes = ['user\"quoted', "))
-    one_line_error(run(child_env, "token"), str(config), "profile 'demo'", "field 'scopes'")
+    one_line_error(call(child_env, "token"), str(config), "profile 'demo'", "field 'scopes'")
 
 
 def test_usage_error_exit_2(child_env: dict[str, str]) -> None:
-    r = run(child_env, "login", "--browser", "--no-browser")
+    r = call(child_env, "login", "--browser", "--no-browser")
     assert r.code == 2 and "not allowed with" in r.err
 
 
 def test_token_path_imports_only_stdlib_and_platformdirs(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    assert login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    assert cli_login(child_env).result.code == 0
     import subprocess
     import sys
 
-    code = ("import sys, zephr_desktop.cli as c; rc = c.main(['token']); "
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'authlib', 'requests', 'keyring', 'PyQt6', 'webview', 'filelock', 'urllib3', 'tomli_w'}); "
-            "print(heavy, file=sys.stderr); sys.exit(rc)")
+    code = (
+        "import sys, zephr_desktop.cli as c; rc = c.main(['token']); "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'authlib', 'requests', 'keyring', 'PyQt6', 'webview', 'filelock', 'urllib3', 'tomli_w'}); "
+        "print(heavy, file=sys.stderr); sys.exit(rc)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "[]"

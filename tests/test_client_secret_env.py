@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import evidence
 from support.cli import finish, run, start
 from support.user import ScriptedUser
 
@@ -26,8 +27,10 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="the fake browser is 
 def fake_browser(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A `$BROWSER` that writes its environment and the URL it was given to files, then exits."""
     script, env_dump, url_file = tmp_path / "browser", tmp_path / "browser-env", tmp_path / "browser-url"
-    script.write_text(f'#!/bin/sh\nenv > "{env_dump}.tmp"\nmv "{env_dump}.tmp" "{env_dump}"\n'
-                      f'printf "%s" "$1" > "{url_file}.tmp"\nmv "{url_file}.tmp" "{url_file}"\n')
+    script.write_text(
+        f'#!/bin/sh\nenv > "{env_dump}.tmp"\nmv "{env_dump}.tmp" "{env_dump}"\n'
+        f'printf "%s" "$1" > "{url_file}.tmp"\nmv "{url_file}.tmp" "{url_file}"\n'
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return script, env_dump, url_file
 
@@ -40,12 +43,25 @@ def wait_for_file(path: Path, timeout: float = 20.0) -> str:
     return path.read_text()
 
 
+@pytest.mark.reliability("client-secret-env")
 def test_the_browser_never_sees_the_client_secret_and_the_sign_in_still_uses_it(
     child_env: dict[str, str], sandbox: Sandbox, tmp_path: Path
 ) -> None:
     # A profile with no stored secret: the one in the environment is the only way the exchange can work.
-    added = run(child_env, "profile", "add", "demo", "--site", sandbox.url, "--token-url", sandbox.token_url,
-                "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback")
+    added = run(
+        child_env,
+        "profile",
+        "add",
+        "demo",
+        "--site",
+        sandbox.url,
+        "--token-url",
+        sandbox.token_url,
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+    )
     assert added.code == 0 and "No client secret stored" in added.err, added.err
     script, env_dump, url_file = fake_browser(tmp_path)
     env = {**child_env, "BROWSER": str(script), "ZEPHR_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}
@@ -61,14 +77,29 @@ def test_the_browser_never_sees_the_client_secret_and_the_sign_in_still_uses_it(
     assert result.code == 0 and page.status_code == 200, result.err
     assert sandbox.token_requests[-1]["authorization"] == "basic"
     assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    evidence.record(
+        child="browser", processes=1, inherited=int("ZEPHR_CLIENT_SECRET" in seen), signed_in=int(result.code == 0)
+    )
 
 
 def test_without_the_environment_variable_a_public_client_is_refused(
     child_env: dict[str, str], sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """The control: the same sign-in without ZEPHR_CLIENT_SECRET fails, so the one above did use it."""
-    run(child_env, "profile", "add", "demo", "--site", sandbox.url, "--token-url", sandbox.token_url,
-        "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback")
+    run(
+        child_env,
+        "profile",
+        "add",
+        "demo",
+        "--site",
+        sandbox.url,
+        "--token-url",
+        sandbox.token_url,
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+    )
     script, _, url_file = fake_browser(tmp_path)
     proc = start({**child_env, "BROWSER": str(script)}, "login", "--browser", "--timeout", "20")
     ScriptedUser().approve(wait_for_file(url_file))

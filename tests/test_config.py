@@ -166,7 +166,9 @@ def test_urls_with_characters_outside_rfc_3986_are_refused(field: str, tail: str
     assert "\n" not in str(info.value) and "\x1b" not in str(info.value)  # the message itself stays one clean line
 
 
-@pytest.mark.parametrize("url", ["https://news.example.com/a%2", "https://news.example.com/100%", "https://x.example.com/%zz"])
+@pytest.mark.parametrize(
+    "url", ["https://news.example.com/a%2", "https://news.example.com/100%", "https://x.example.com/%zz"]
+)
 def test_a_percent_must_start_an_escape(url: str) -> None:
     with pytest.raises(ConfigError, match="does not start a %XX escape") as info:
         Profile.create(**{**GOOD, "site_url": url})

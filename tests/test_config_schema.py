@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.cli import run
+from support.cli import call, run
 from support.signin import cli_add_profile, cli_login, error_line
 
 from zephr_desktop import fileutil
@@ -86,7 +86,7 @@ def test_a_file_without_a_schema_is_upgraded_in_place_with_a_backup(child_env: d
 
 def test_writing_an_older_file_upgrades_it_and_keeps_every_profile(child_env: dict[str, str]) -> None:
     path = write_config(OLD_FILE)
-    added = run(child_env, "profile", "add", "third", "--site", "https://third.example.com", "--client-id", "x")
+    added = call(child_env, "profile", "add", "third", "--site", "https://third.example.com", "--client-id", "x")
     assert added.code == 0, added.err
     text = path.read_text()
     assert text.startswith(f"schema = {SCHEMA_VERSION}\n")
@@ -145,7 +145,7 @@ def test_a_current_file_carries_the_schema_and_is_only_read(child_env: dict[str,
     assert path.read_text().startswith(f"schema = {SCHEMA_VERSION}\n")
     before = listing(path.parent)
     for args in (("profile", "list"), ("profile", "show", "news"), ("status",), ("status", "--json")):
-        assert run(child_env, *args).code == 0
+        assert call(child_env, *args).code == 0
     assert listing(path.parent) == before
 
 
@@ -189,7 +189,7 @@ def test_a_newer_file_is_refused_by_every_command_and_never_rewritten(child_env:
     path = write_config(NEWER_FILE)
     before = listing(path.parent)
     for args in COMMANDS:
-        result = run(child_env, *args, stdin="\n", timeout=30)
+        result = call(child_env, *args, stdin="\n")
         line = error_line(result)
         assert NEWER_MESSAGE in line and str(path) in line, (args, line)
         assert listing(path.parent) == before, f"`{' '.join(args)}` changed the config dir"
@@ -197,12 +197,12 @@ def test_a_newer_file_is_refused_by_every_command_and_never_rewritten(child_env:
 
 def test_a_newer_file_is_refused_in_process_and_never_rewritten() -> None:
     path = write_config(NEWER_FILE)
-    for call in (
+    for attempt in (
         load_profiles,
         lambda: save_profile(Profile.create(name="x", site_url="https://x.example.com", client_id="x")),
     ):
         with pytest.raises(ConfigError, match=r"newer zephr-desktop \(schema 2\)"):
-            call()
+            attempt()
         assert path.read_bytes() == NEWER_FILE
 
 
@@ -210,11 +210,11 @@ def test_a_newer_file_replacing_a_validated_one_stops_the_fast_token_path(
     child_env: dict[str, str], sandbox: Any
 ) -> None:
     """A newer release rewrote the file after `token` last validated it: `token` must not trust its stamp."""
-    cli_add_profile(child_env, sandbox, name="news")
-    result, _page = cli_login(child_env)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, name="news")
+    result = cli_login(child_env).result
     assert result.code == 0, result.err
     assert run(child_env, "token").code == 0  # validates the file and leaves the fast path's stamp
-    fast = run(child_env, "token")
+    fast = run(child_env, "token", verbose=False)  # as a person runs it: the fast path (--verbose is not)
     assert fast.code == 0 and fast.out.strip()
 
     path = config_file()
@@ -222,7 +222,7 @@ def test_a_newer_file_replacing_a_validated_one_stops_the_fast_token_path(
     newer.write_bytes(NEWER_FILE.replace(b"https://news.example.com", sandbox.url.encode()))
     os.replace(newer, path)
     before = listing(path.parent)
-    line = error_line(run(child_env, "token"))
+    line = error_line(run(child_env, "token", verbose=False))
     assert NEWER_MESSAGE in line
     assert listing(path.parent) == before
 

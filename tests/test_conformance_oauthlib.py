@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
 from support import evidence, secrets_scan
-from support.cli import Result, finish, run, start
+from support.cli import Result, call, finish
 from support.oauthlib_server import OAuthlibServer
-from support.signin import error_line
+from support.signin import cli_add_profile, error_line, start_login, stored_files
 
 CLIENT_ID = "conformance-app"
 SECRET = "100%+real:secret/with=odd chars"
@@ -33,17 +32,13 @@ def server() -> Iterator[OAuthlibServer]:
 
 
 def add_profile(env: dict[str, str], server: OAuthlibServer, *extra: str, secret: str = SECRET) -> None:
-    result = run(env, "profile", "add", "demo", "--site", server.site, "--token-url", server.token_url,
-                 "--client-id", CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback", "--token-format", "form",
-                 "--client-secret-stdin", *extra, stdin=secret + "\n")
-    assert result.code == 0, result.err
+    cli_add_profile(env, server.site, server.token_url, "--token-format", "form", *extra, client_id=CLIENT_ID,
+                    secret=secret)  # fmt: skip
 
 
 def login(env: dict[str, str], deliver: Callable[[str], str] = lambda location: location) -> tuple[Result, str]:
     """`login --no-browser`; the test is the browser: it follows the authorize URL and brings the redirect back."""
-    proc = start(env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    proc, url = start_login(env)
     answer = requests.get(url, allow_redirects=False, timeout=10)
     assert answer.status_code == 302, (answer.status_code, answer.headers)
     location = deliver(answer.headers["Location"])
@@ -60,14 +55,8 @@ def issued(server: OAuthlibServer) -> set[str]:
     return set(server.store.access_tokens)
 
 
-def stored(env: dict[str, str]) -> dict[str, bytes]:
-    root = Path(env["XDG_DATA_HOME"])
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock")}
-
-
 def signed_in_token(env: dict[str, str], server: OAuthlibServer) -> str:
-    token = run(env, "token")
+    token = call(env, "token")
     assert token.code == 0, token.err
     assert token.out.strip() in issued(server)
     return token.out.strip()
@@ -83,7 +72,7 @@ def test_sign_in_and_refresh_with_rotation(server: OAuthlibServer, child_env: di
     assert server.store.codes == {}  # redeemed codes are gone
     refresh_before = set(server.store.refresh_tokens)
     for _ in range(2):  # the second refresh must use the rotated refresh token
-        assert run(child_env, "refresh").code == 0
+        assert call(child_env, "refresh").code == 0
     latest = signed_in_token(child_env, server)
     assert latest != first
     assert not refresh_before & set(server.store.refresh_tokens), "a rotated refresh token is still alive"
@@ -97,12 +86,16 @@ def test_the_old_refresh_token_is_dead_after_rotation(server: OAuthlibServer, ch
     add_profile(child_env, server)
     assert login(child_env)[0].code == 0
     (old,) = server.store.refresh_tokens
-    assert run(child_env, "refresh").code == 0
+    assert call(child_env, "refresh").code == 0
     basic = base64.b64encode(f"{quote_plus(CLIENT_ID)}:{quote_plus(SECRET)}".encode()).decode()
-    replay = requests.post(server.token_url, data={"grant_type": "refresh_token", "refresh_token": old},
-                           headers={"Authorization": f"Basic {basic}"}, timeout=10)
+    replay = requests.post(
+        server.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": old},
+        headers={"Authorization": f"Basic {basic}"},
+        timeout=10,
+    )
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant", replay.text
-    assert run(child_env, "refresh").code == 0  # the app holds the rotated one
+    assert call(child_env, "refresh").code == 0  # the app holds the rotated one
     evidence.record(case="old refresh token replayed after rotation", refused=True)
 
 
@@ -146,11 +139,11 @@ def test_refusals_are_clear_and_store_nothing(server: OAuthlibServer, child_env:
     first, location = login(child_env)
     assert first.code == 0, first.err
     token = signed_in_token(child_env, server)
-    before = stored(child_env)
+    before = stored_files(child_env)
     deliver: Callable[[str], str] = lambda location: location  # noqa: E731
     if case == "wrong secret":
         add_profile(child_env, server, secret="not+the%20secret")
-        before = stored(child_env)  # profile add rewrote the secret store; the token file is the same
+        before = stored_files(child_env)  # profile add rewrote the secret store; the token file is the same
     elif case == "denied consent":
         server.consent = False
     elif case == "expired code":
@@ -166,7 +159,7 @@ def test_refusals_are_clear_and_store_nothing(server: OAuthlibServer, child_env:
         "replayed code": "The authorization server at 127.0.0.1 refused the grant (400 invalid_grant",
     }[case]
     assert expected in line and "Zephr" not in line, line
-    assert stored(child_env) == before, "a refused sign-in changed what is stored"
+    assert stored_files(child_env) == before, "a refused sign-in changed what is stored"
     if case != "wrong secret":
-        assert run(child_env, "token").out.strip() == token
+        assert call(child_env, "token").out.strip() == token
     evidence.record(case=case, message=line.removeprefix("zephr-desktop: ").replace(server.token_url, "TOKEN_URL"))

@@ -77,8 +77,9 @@ def test_a_running_demo_in_another_process_is_never_removed(tmp_path: Path) -> N
         "s = DemoSession.open(Path(sys.argv[1])); print(s.root, flush=True); sys.stdin.read(); s.close()"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert proc.stdout is not None
         root = Path(proc.stdout.readline().strip())

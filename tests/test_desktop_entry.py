@@ -139,7 +139,10 @@ def test_install_writes_a_valid_entry_and_the_icons_and_remove_takes_exactly_the
     assert launcher.is_absolute() and os.access(launcher, os.X_OK)
     assert unescape_string(keys["TryExec"]) == str(launcher)
     assert (keys["Type"], keys["Name"], keys["Icon"], keys["Terminal"]) == (
-        "Application", "Zephr Desktop", "zephr-desktop", "false"
+        "Application",
+        "Zephr Desktop",
+        "zephr-desktop",
+        "false",
     )
     assert keys["StartupWMClass"] == "zephr-desktop"  # the windows' WM_CLASS: tests/gui checks the real one
     assert exec_args(entry_keys(entry_path.read_text(), "Desktop Action demo")["Exec"]) == [str(launcher), "--demo"]
@@ -164,12 +167,13 @@ def test_exec_is_the_launcher_that_ran_even_through_a_symlink_in_an_awkward_fold
     child_env: dict[str, str], tmp_path: Path
 ) -> None:
     launcher_src = Path(sysconfig_scripts()) / "zephr-desktop"
-    folder = tmp_path / "my apps $HOME \"quoted\" 100% (x) back\\slash"
+    folder = tmp_path / 'my apps $HOME "quoted" 100% (x) back\\slash'
     folder.mkdir()
     launcher = folder / "zephr-desktop"
     launcher.symlink_to(launcher_src)
-    proc = subprocess.run([str(launcher), "desktop-entry", "install"], env=child_env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [str(launcher), "desktop-entry", "install"], env=child_env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     entry = Path(child_env["XDG_DATA_HOME"]) / "applications" / "zephr-desktop.desktop"
     validate(entry)

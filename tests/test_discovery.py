@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from support.cli import run
-from support.user import ScriptedUser
+from support.cli import call
+from support.signin import cli_login
 
 from zephr_desktop.config import load_profiles
 from zephr_desktop.discovery import (
@@ -23,7 +23,7 @@ from zephr_desktop.discovery import (
     well_known_urls,
 )
 from zephr_desktop.errors import DiscoveryError, NetworkError
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
+from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 
 ISSUER = "https://auth.example.com"
 RFC = "https://auth.example.com/.well-known/oauth-authorization-server"
@@ -238,20 +238,16 @@ def test_an_issuer_where_nothing_listens(free_port: int) -> None:
 
 # -- the CLI against the sandbox's RFC mode ------------------------------------------------------------
 @pytest.fixture
-def rfc_sandbox() -> Iterator[Sandbox]:
-    sb = Sandbox(settings=SandboxSettings(loopback_any_port=True, mode="rfc")).start()
-    try:
-        yield sb
-    finally:
-        sb.stop()
+def rfc_sandbox(sandbox: Sandbox) -> Sandbox:
+    """The suite's sandbox (conftest.py), as an RFC 6749 server that publishes its metadata."""
+    sandbox.settings.mode = "rfc"
+    return sandbox
 
 
 def test_profile_add_issuer_then_sign_in(child_env: dict[str, str], rfc_sandbox: Sandbox) -> None:
-    from support.cli import finish, start
-
-    r = run(child_env, "profile", "add", "rfc", "--issuer", rfc_sandbox.url, "--client-id", DEFAULT_CLIENT_ID,
-            "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
-            stdin=DEFAULT_CLIENT_SECRET + "\n")  # fmt: skip
+    r = call(child_env, "profile", "add", "rfc", "--issuer", rfc_sandbox.url, "--client-id", DEFAULT_CLIENT_ID,
+             "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
+             stdin=DEFAULT_CLIENT_SECRET + "\n")  # fmt: skip
     assert (r.code, r.out) == (0, ""), r.err
     assert f"Read the server's metadata from {rfc_sandbox.url}/.well-known/oauth-authorization-server" in r.err
     assert f"token_url: {rfc_sandbox.token_url} (from the metadata)" in r.err
@@ -260,27 +256,23 @@ def test_profile_add_issuer_then_sign_in(child_env: dict[str, str], rfc_sandbox:
     profile = load_profiles().profiles["rfc"]
     assert (profile.site_url, profile.token_url) == (rfc_sandbox.url, rfc_sandbox.token_url)
     assert (profile.token_format, profile.client_auth) == ("form", "basic")
-    shown = json.loads(run(child_env, "profile", "show", "rfc").out)
+    shown = json.loads(call(child_env, "profile", "show", "rfc").out)
     assert shown["authorize_url"] == rfc_sandbox.authorize_url
 
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    result, _, url = cli_login(child_env)
     assert url.startswith(rfc_sandbox.authorize_url + "?"), url
-    ScriptedUser().approve(url)
-    result = finish(proc)
     assert result.code == 0, result.err
     request = rfc_sandbox.token_requests[-1]
     assert request["content_type"] == "application/x-www-form-urlencoded" and request["authorization"] == "basic"
 
 
 def test_profile_add_issuer_refuses_zephr_mode_sandbox(child_env: dict[str, str], sandbox: Sandbox) -> None:
-    r = run(child_env, "profile", "add", "z", "--issuer", sandbox.url, "--client-id", DEFAULT_CLIENT_ID)
+    r = call(child_env, "profile", "add", "z", "--issuer", sandbox.url, "--client-id", DEFAULT_CLIENT_ID)
     assert (r.code, r.out) == (1, "")
     assert "No authorization server metadata found" in r.err and "answered 404" in r.err
     assert "Traceback" not in r.err and load_profiles().profiles == {}
 
 
 def test_profile_add_needs_a_site_or_an_issuer(child_env: dict[str, str]) -> None:
-    r = run(child_env, "profile", "add", "x", "--client-id", "abc")
+    r = call(child_env, "profile", "add", "x", "--client-id", "abc")
     assert r.code == 2 and "--site URL" in r.err and "--issuer URL" in r.err

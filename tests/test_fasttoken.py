@@ -11,18 +11,34 @@ from typing import Any
 
 import pytest
 from support.cli import run
-from test_cli_flow import add_profile, login
+from support.signin import cli_add_profile, cli_login
 
 from zephr_desktop.fasttoken import cached_token
 
-HEAVY = {"authlib", "requests", "urllib3", "keyring", "filelock", "tomli_w", "tomllib", "argparse", "PyQt6",
-         "webview", "http", "ssl", "zephr_desktop.cli", "zephr_desktop.config"}
-PROBE = ("import runpy, sys\n"
-         "sys.argv = ['zephr-desktop'] + sys.argv[1:]\n"
-         "try:\n"
-         "    runpy.run_module('zephr_desktop', run_name='__main__')\n"
-         "finally:\n"
-         "    print(sorted(m for m in sys.modules if m in HEAVY), file=sys.stderr)\n")
+HEAVY = {
+    "authlib",
+    "requests",
+    "urllib3",
+    "keyring",
+    "filelock",
+    "tomli_w",
+    "tomllib",
+    "argparse",
+    "PyQt6",
+    "webview",
+    "http",
+    "ssl",
+    "zephr_desktop.cli",
+    "zephr_desktop.config",
+}
+PROBE = (
+    "import runpy, sys\n"
+    "sys.argv = ['zephr-desktop'] + sys.argv[1:]\n"
+    "try:\n"
+    "    runpy.run_module('zephr_desktop', run_name='__main__')\n"
+    "finally:\n"
+    "    print(sorted(m for m in sys.modules if m in HEAVY), file=sys.stderr)\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -41,8 +57,8 @@ def probe(env: dict[str, str], *args: str) -> tuple[int, str, list[str]]:
 
 
 def test_fast_path_prints_the_same_token_importing_nothing_heavy(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    assert login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    assert cli_login(child_env).result.code == 0
     issued = sandbox.issued[-1]["access_token"]
     assert run(child_env, "token").out.strip() == issued  # full path: validates, leaves the stamp
     for args in (("token",), ("token", "--profile", "demo"), ("token", "-p", "demo"), ("token", "--profile=demo")):
@@ -51,8 +67,8 @@ def test_fast_path_prints_the_same_token_importing_nothing_heavy(child_env: dict
 
 
 def test_edited_config_is_validated_again(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    assert login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    assert cli_login(child_env).result.code == 0
     assert run(child_env, "token").code == 0
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop" / "profiles.toml"
     config.write_text(config.read_text().replace("scopes = [", "scopes = ['user\"quoted', "))
@@ -61,8 +77,8 @@ def test_edited_config_is_validated_again(child_env: dict[str, str], sandbox: An
 
 
 def test_unknown_profile_and_loose_permissions_take_the_full_path(child_env: dict[str, str], sandbox: Any) -> None:
-    add_profile(child_env, sandbox)
-    assert login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    assert cli_login(child_env).result.code == 0
     assert run(child_env, "token").code == 0
     code, _, heavy = probe(child_env, "token", "--profile", "ghost")
     assert code == 1 and heavy
@@ -75,8 +91,8 @@ def test_unknown_profile_and_loose_permissions_take_the_full_path(child_env: dic
 
 def test_expiring_token_is_refreshed_by_the_full_path(child_env: dict[str, str], sandbox: Any) -> None:
     sandbox.settings.expires_in = 2
-    add_profile(child_env, sandbox)
-    assert login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    assert cli_login(child_env).result.code == 0
     first = sandbox.issued[-1]["access_token"]
     assert run(child_env, "token").out.strip() == first
     time.sleep(1.5)

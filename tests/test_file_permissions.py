@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support import secrets_scan
+from support import evidence, secrets_scan
 from support.cli import Result, finish, run, start
 from support.signin import error_line
 from support.user import ScriptedUser
@@ -42,26 +42,50 @@ def home_env(child_env: dict[str, str], home: Path) -> dict[str, str]:
 def run_umask0(env: dict[str, str], *args: str, stdin: str = "") -> Result:
     """`zephr-desktop ARGS` in a process whose umask is 000."""
     proc = subprocess.run(
-        [sys.executable, "-m", "zephr_desktop", *args], input=stdin, capture_output=True, text=True, env=env,
-        timeout=60, preexec_fn=lambda: os.umask(0),
+        [sys.executable, "-m", "zephr_desktop", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        preexec_fn=lambda: os.umask(0),
     )
     secrets_scan.collect(f"stderr of `zephr-desktop {' '.join(args)}`", proc.stderr)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.mark.reliability("file-permissions")
 def test_with_umask_000_every_directory_made_is_0700_and_every_file_0600(
     child_env: dict[str, str], sandbox: Sandbox, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
     env = home_env(child_env, home)
-    added = run_umask0(env, "profile", "add", "demo", "--site", sandbox.url, "--token-url", sandbox.token_url,
-                       "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
-                       "--client-secret-stdin", stdin=DEFAULT_CLIENT_SECRET + "\n")
+    added = run_umask0(
+        env,
+        "profile",
+        "add",
+        "demo",
+        "--site",
+        sandbox.url,
+        "--token-url",
+        sandbox.token_url,
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+        "--client-secret-stdin",
+        stdin=DEFAULT_CLIENT_SECRET + "\n",
+    )
     assert added.code == 0, added.err
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zephr_desktop", "login", "--no-browser", "--timeout", "20"], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=lambda: os.umask(0),
+        [sys.executable, "-m", "zephr_desktop", "login", "--no-browser", "--timeout", "20"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: os.umask(0),
     )
     assert proc.stdout is not None
     ScriptedUser().approve(proc.stdout.readline().strip())
@@ -84,9 +108,13 @@ def test_with_umask_000_every_directory_made_is_0700_and_every_file_0600(
         # The menu entry and icons are for the desktop to read (0644 on purpose); everything of the app's is 0600.
         return 0o644 if any(path.is_relative_to(root) for root in shared) else 0o600
 
-    wrong = {str(p.relative_to(home)): oct(stat.S_IMODE(p.lstat().st_mode)) for p in made
-             if stat.S_IMODE(p.lstat().st_mode) != expected(p)}
+    wrong = {
+        str(p.relative_to(home)): oct(stat.S_IMODE(p.lstat().st_mode))
+        for p in made
+        if stat.S_IMODE(p.lstat().st_mode) != expected(p)
+    }
     assert wrong == {}, f"made with the wrong mode under umask 000: {wrong}"
+    evidence.record(umask="000", made=len(made), wrong_mode=len(wrong))
 
 
 # -- refusing what another user could have changed -------------------------------------------------
@@ -133,9 +161,22 @@ def snapshot(env: dict[str, str]) -> dict[str, tuple[int, int, str]]:
 
 def signed_in(env: dict[str, str], sb: Sandbox) -> str:
     """A profile signed in through the CLI, with the fast path's stamp written; returns the token."""
-    r = run(env, "profile", "add", "demo", "--site", sb.url, "--token-url", sb.token_url, "--client-id",
-            DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
-            stdin=DEFAULT_CLIENT_SECRET + "\n")
+    r = run(
+        env,
+        "profile",
+        "add",
+        "demo",
+        "--site",
+        sb.url,
+        "--token-url",
+        sb.token_url,
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--redirect-uri",
+        "http://127.0.0.1:0/callback",
+        "--client-secret-stdin",
+        stdin=DEFAULT_CLIENT_SECRET + "\n",
+    )
     assert r.code == 0, r.err
     proc = start(env, "login", "--no-browser", "--timeout", "20")
     assert proc.stdout is not None
@@ -146,7 +187,7 @@ def signed_in(env: dict[str, str], sb: Sandbox) -> str:
     return token.out.strip()
 
 
-def all_refuse(env: dict[str, str], path: Path, words: str) -> None:
+def all_refuse(env: dict[str, str], path: Path, words: str, case: str) -> None:
     before = snapshot(env)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda args: (args, run(env, *args, stdin="a-new-secret\n", timeout=30)), COMMANDS))
@@ -155,19 +196,21 @@ def all_refuse(env: dict[str, str], path: Path, words: str) -> None:
         assert str(path) in line and words in line, (args, line)
         assert result.out == "", (args, "stdout carried data")
     assert snapshot(env) == before, "a refused command changed the config or data dirs"
+    evidence.record(case=case, commands=len(results), refused=len(results), changed=0)
 
 
 @pytest.mark.parametrize(("target", "bits"), [
     ("profiles.toml", 0o020), ("config dir", 0o002), ("data dir", 0o020), ("tokens dir", 0o002),
     ("secrets.json", 0o002), ("locks dir", 0o020),
 ])  # fmt: skip
+@pytest.mark.reliability("file-permissions")
 def test_every_command_refuses_files_other_users_could_write(
     child_env: dict[str, str], sandbox: Sandbox, target: str, bits: int
 ) -> None:
     issued = signed_in(child_env, sandbox)
     path = targets(child_env)[target]
     os.chmod(path, stat.S_IMODE(path.stat().st_mode) | bits)
-    all_refuse(child_env, path, f"`chmod go-w {path}`")
+    all_refuse(child_env, path, f"`chmod go-w {path}`", f"{target} writable by others ({bits:o})")
     assert sandbox.stats.get("token_refresh_token", 0) == 0
     os.chmod(path, stat.S_IMODE(path.stat().st_mode) & ~bits)  # the fix the message names
     assert run(child_env, "token").out.strip() == issued
@@ -175,13 +218,14 @@ def test_every_command_refuses_files_other_users_could_write(
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown to another user needs root")
 @pytest.mark.parametrize("target", ["profiles.toml", "config dir", "data dir"])
+@pytest.mark.reliability("file-permissions")
 def test_every_command_refuses_files_that_belong_to_another_user(
     child_env: dict[str, str], sandbox: Sandbox, target: str
 ) -> None:
     signed_in(child_env, sandbox)
     path = targets(child_env)[target]
     os.chown(path, OTHER_UID, OTHER_UID)
-    all_refuse(child_env, path, f"belongs to another user (uid {OTHER_UID})")
+    all_refuse(child_env, path, f"belongs to another user (uid {OTHER_UID})", f"{target} owned by another user")
 
 
 def test_a_token_file_other_users_could_write_is_refused_on_both_paths(

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 from support import evidence, secrets_scan
-from support.cli import Result, finish, run, start
-from support.signin import error_line
+from support.cli import Result, call, finish
+from support.signin import cli_add_profile, error_line, start_login, stored_files
 from support.token_server import TokenServer
 
 from zephr_desktop.config import get_profile
@@ -50,29 +50,17 @@ def endpoint() -> Iterator[TokenServer]:
 
 
 def add_profile(env: dict[str, str], server: TokenServer) -> None:
-    result = run(env, "profile", "add", "demo", "--site", server.site, "--token-url", server.url, "--client-id",
-                 "hostile-client", "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin",
-                 stdin=SECRET + "\n")
-    assert result.code == 0, result.err
+    cli_add_profile(env, server.site, server.url, client_id="hostile-client", secret=SECRET)
 
 
 def login(env: dict[str, str]) -> Result:
     """`login --no-browser`, this test acting as the browser that brings the code back."""
-    proc = start(env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    proc, url = start_login(env)
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     callback = f"{query['redirect_uri']}?{urlencode({'code': 'code-from-the-browser', 'state': query['state']})}"
     page = requests.get(callback, timeout=20)
     secrets_scan.collect("listener result page", page.text)
     return finish(proc)
-
-
-def stored(env: dict[str, str]) -> dict[str, bytes]:
-    """Every file the app keeps in its data dir, by path (lock files aside): the stored token and secrets."""
-    root = Path(env["XDG_DATA_HOME"])
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(".lock")}
 
 
 def no_escapes(text: str) -> None:
@@ -118,7 +106,7 @@ def signed_in(env: dict[str, str], endpoint: TokenServer) -> tuple[dict[str, byt
     endpoint.answer(200, good(1, expires_in=0))
     first = login(env)
     assert first.code == 0, first.err
-    return stored(env), run(env, "status", "--json").out
+    return stored_files(env), call(env, "status", "--json").out
 
 
 def refused(result: Result, command: str, field: str) -> str:
@@ -132,12 +120,12 @@ def refused(result: Result, command: str, field: str) -> str:
 
 def still_signed_in(env: dict[str, str], before: dict[str, bytes], status_before: str) -> None:
     """What was stored is byte for byte what it was, and `status` shows it, cleanly."""
-    assert stored(env) == before, "a refused token response changed what is stored"
-    status = run(env, "status")
+    assert stored_files(env) == before, "a refused token response changed what is stored"
+    status = call(env, "status")
     assert status.code == 0 and "Traceback" not in status.err, status.err
     assert f"user id:   {USER_ID}" in status.out, status.out
     no_escapes(status.out + status.err)
-    assert run(env, "status", "--json").out == status_before
+    assert call(env, "status", "--json").out == status_before
 
 
 @pytest.mark.reliability("hostile-token-endpoint")
@@ -145,16 +133,26 @@ def test_every_hostile_field_is_refused_by_refresh(endpoint: TokenServer, child_
     before, status_before = signed_in(child_env, endpoint)
     for n, (case, fields, field) in enumerate(ATTACKS, start=2):
         endpoint.answer(200, hostile_body(n, fields))
-        line = refused(run(child_env, "refresh"), "refresh", field)
-        assert stored(child_env) == before, f"{case}: `refresh` changed what is stored"
-        evidence.record(attack=case, command="refresh", refused=True, stored_unchanged=True,
-                        message=line.replace(endpoint.url, "TOKEN_URL"))
+        line = refused(call(child_env, "refresh"), "refresh", field)
+        assert stored_files(child_env) == before, f"{case}: `refresh` changed what is stored"
+        evidence.record(
+            attack=case,
+            command="refresh",
+            refused=True,
+            stored_unchanged=True,
+            message=line.replace(endpoint.url, "TOKEN_URL"),
+        )
     still_signed_in(child_env, before, status_before)
 
 
 #: The attacks as reported, each also through `login` and `token`.
-REPORTED = ["access_token with ESC (OSC title)", "access_token with CR/LF (a 2nd header)", "user_id with ANSI escapes",
-            "scope a number", "expires_in 1e300"]
+REPORTED = [
+    "access_token with ESC (OSC title)",
+    "access_token with CR/LF (a 2nd header)",
+    "user_id with ANSI escapes",
+    "scope a number",
+    "expires_in 1e300",
+]
 
 
 @pytest.mark.reliability("hostile-token-endpoint")
@@ -164,11 +162,16 @@ def test_reported_attacks_through_login_and_token(endpoint: TokenServer, child_e
     before, status_before = signed_in(child_env, endpoint)
     endpoint.answer(200, hostile_body(2, fields))
     for command in ("login", "token"):
-        result = login(child_env) if command == "login" else run(child_env, command)
+        result = login(child_env) if command == "login" else call(child_env, command)
         line = refused(result, command, field)
-        assert stored(child_env) == before, f"`{command}` changed what is stored"
-        evidence.record(attack=case, command=command, refused=True, stored_unchanged=True,
-                        message=line.replace(endpoint.url, "TOKEN_URL"))
+        assert stored_files(child_env) == before, f"`{command}` changed what is stored"
+        evidence.record(
+            attack=case,
+            command=command,
+            refused=True,
+            stored_unchanged=True,
+            message=line.replace(endpoint.url, "TOKEN_URL"),
+        )
     still_signed_in(child_env, before, status_before)
 
 
@@ -178,9 +181,9 @@ def test_a_hostile_first_sign_in_stores_nothing(endpoint: TokenServer, child_env
     endpoint.answer(200, good(1, access_token="oa_abc\r\nX-Injected: 1"))
     line = error_line(login(child_env))
     assert "unusable access_token" in line and "oa_abc" not in line, line
-    status = run(child_env, "status")
+    status = call(child_env, "status")
     assert status.code == 0 and "not signed in" in status.out, status.out
-    token = run(child_env, "token")
+    token = call(child_env, "token")
     assert token.code == 1 and token.out == "" and "No token for profile 'demo'" in token.err
     evidence.record(attack="CR/LF access_token on the first sign-in", refused=True, stored=False)
 
@@ -193,29 +196,49 @@ def test_a_good_response_with_unusual_but_valid_fields_is_taken(
     add_profile(child_env, endpoint)
     access = "eyJhbGciOi.JIUzI1NiJ9-_~+/abc=="
     secrets_scan.register("access_token", access)
-    endpoint.answer(200, good(1, access_token=access, token_type="Bearer", expires_in="3600",
-                              scope=["openid", "user.account:read"], user_id="Zoë Æsir", refresh_token=None))
+    endpoint.answer(
+        200,
+        good(
+            1,
+            access_token=access,
+            token_type="Bearer",
+            expires_in="3600",
+            scope=["openid", "user.account:read"],
+            user_id="Zoë Æsir",
+            refresh_token=None,
+        ),
+    )
     result = login(child_env)
     assert result.code == 0, result.err
-    assert run(child_env, "token").out == access + "\n"
-    status = run(child_env, "status")
+    assert call(child_env, "token").out == access + "\n"
+    status = call(child_env, "status")
     assert "user id:   Zoë Æsir" in status.out and "scopes:    openid, user.account:read" in status.out, status.out
 
 
 @pytest.mark.reliability("hostile-token-endpoint")
 def test_status_escapes_what_an_older_version_stored_unchecked(child_env: dict[str, str]) -> None:
     """Before the checks, a server's escapes went into the token file as they came; `status` shows them escaped."""
-    assert run(child_env, "profile", "add", "demo", "--site", "https://news.example.com", "--client-id", "c").code == 0
+    assert call(child_env, "profile", "add", "demo", "--site", "https://news.example.com", "--client-id", "c").code == 0
     path = Path(child_env["XDG_DATA_HOME"]) / "zephr-desktop" / "tokens" / "demo.json"
     path.parent.mkdir(parents=True, mode=0o700)
     # Bound to the profile (a file from before the binding is only "signed out", its fields never shown).
-    path.write_text(requests.compat.json.dumps({
-        "version": 2, "access_token": "oa_oldtoken", "token_type": "bearer", "expires_at": 4102444800.0,
-        "obtained_at": 1700000000.0, "scopes": ["user.account:read\x1b[2J"], "user_id": "\x1b[31mroot\r\nuser id: x",
-        "refresh_ref": None, "issuer": get_profile("demo").issuer,
-    }))
+    path.write_text(
+        requests.compat.json.dumps(
+            {
+                "version": 2,
+                "access_token": "oa_oldtoken",
+                "token_type": "bearer",
+                "expires_at": 4102444800.0,
+                "obtained_at": 1700000000.0,
+                "scopes": ["user.account:read\x1b[2J"],
+                "user_id": "\x1b[31mroot\r\nuser id: x",
+                "refresh_ref": None,
+                "issuer": get_profile("demo").issuer,
+            }
+        )
+    )
     path.chmod(0o600)
-    status = run(child_env, "status")
+    status = call(child_env, "status")
     no_escapes(status.out + status.err)
     if status.code == 0:
         assert "user id:   \\x1b[31mroot\\r\\nuser id: x" in status.out, status.out

@@ -34,8 +34,9 @@ def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
                     origin = ".".join(base + ([node.module] if node.module else []))
                 else:
                     origin = node.module or ""
-                targets = [f"{origin}.{alias.name}" if f"{origin}.{alias.name}" in files else origin
-                           for alias in node.names]
+                targets = [
+                    f"{origin}.{alias.name}" if f"{origin}.{alias.name}" in files else origin for alias in node.names
+                ]
             for target in targets:
                 # `import zephr_desktop.a.b` needs the deepest module of the package it names.
                 while target and target not in files and "." in target:

@@ -10,45 +10,48 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import evidence, secrets_scan
+from support import evidence
+from support.cli import Result, run
 
 from zephr_desktop import cli
 
 SITE = ("--site", "https://news.example.com", "--client-id", "news-client")
 
 
-def plain(env: dict[str, str], *args: str, verbose: bool = False) -> subprocess.CompletedProcess[str]:
-    """The CLI as a person runs it (no --verbose unless asked)."""
-    command = [sys.executable, "-m", "zephr_desktop", *(["--verbose"] if verbose else []), *args]
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
-    secrets_scan.collect(f"stderr of `zephr-desktop {' '.join(args)}`", proc.stderr)
-    return proc
+def plain(env: dict[str, str], *args: str) -> Result:
+    """The CLI as a person runs it: a process of its own, no --verbose."""
+    return run(env, *args, verbose=False)
 
 
-def one_line_or_none(proc: subprocess.CompletedProcess[str]) -> str:
+def one_line_or_none(result: Result) -> str:
     """The contract: no traceback; a failure is exit 1 and exactly one `zephr-desktop: ` line."""
-    assert "Traceback" not in proc.stderr, f"a traceback reached stderr:\n{proc.stderr}"
-    lines = proc.stderr.splitlines()
-    if proc.returncode == 0:
-        assert len(lines) <= 1, proc.stderr
+    assert "Traceback" not in result.err, f"a traceback reached stderr:\n{result.err}"
+    lines = result.err.splitlines()
+    if result.code == 0:
+        assert len(lines) <= 1, result.err
         return ""
-    assert proc.returncode == 1, (proc.returncode, proc.stderr)
-    assert len(lines) == 1 and lines[0].startswith("zephr-desktop: "), proc.stderr
+    assert result.code == 1, (result.code, result.err)
+    assert len(lines) == 1 and lines[0].startswith("zephr-desktop: "), result.err
     return lines[0]
 
 
 def token_file(env: dict[str, str], **fields: Any) -> Path:
     """A token file as the previous version wrote it, with ``fields`` overriding (raw JSON text allowed)."""
-    doc: dict[str, Any] = {"version": 1, "access_token": "oa_oldversiontoken1", "token_type": "bearer",
-                           "expires_at": 4102444800.0, "obtained_at": 1700000000.0, "scopes": ["user.account:read"],
-                           "user_id": "u1", "refresh_ref": None}
+    doc: dict[str, Any] = {
+        "version": 1,
+        "access_token": "oa_oldversiontoken1",
+        "token_type": "bearer",
+        "expires_at": 4102444800.0,
+        "obtained_at": 1700000000.0,
+        "scopes": ["user.account:read"],
+        "user_id": "u1",
+        "refresh_ref": None,
+    }
     text = json.dumps({**doc, **{k: f"@{k}@" for k in fields}})
     for key, raw in fields.items():
         text = text.replace(f'"@{key}@"', raw)
@@ -75,7 +78,7 @@ TOKEN_FILES = [
 @pytest.mark.reliability("no-traceback")
 @pytest.mark.parametrize(("case", "fields"), TOKEN_FILES, ids=[c[0] for c in TOKEN_FILES])
 def test_a_token_file_of_wrong_types_is_one_line(child_env: dict[str, str], case: str, fields: dict[str, str]) -> None:
-    assert plain(child_env, "profile", "add", "demo", *SITE).returncode == 0
+    assert plain(child_env, "profile", "add", "demo", *SITE).code == 0
     path = token_file(child_env, **fields)
     if not fields:
         path.write_text("[1, 2]")
@@ -118,7 +121,7 @@ def test_a_profiles_file_of_an_unexpected_shape_is_one_line(
 @pytest.mark.parametrize("which", ["XDG_DATA_HOME", "XDG_CONFIG_HOME"])
 def test_a_data_or_config_dir_that_is_a_file_is_one_line(child_env: dict[str, str], which: str) -> None:
     if which == "XDG_DATA_HOME":
-        assert plain(child_env, "profile", "add", "demo", *SITE).returncode == 0
+        assert plain(child_env, "profile", "add", "demo", *SITE).code == 0
     target = Path(child_env[which]) / "zephr-desktop"
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.is_dir():

@@ -192,8 +192,14 @@ def test_unusable_expires_in_is_a_clear_error(expires_in: object) -> None:
         check_token_response(body, "The token endpoint https://t.example.com/token")
 
 
-GOOD = {"access_token": "oa_abc", "token_type": "bearer", "expires_in": 3600, "refresh_token": "r1",
-        "scope": "user.account:read, user.profile:read", "user_id": "68c0f5ae"}
+GOOD = {
+    "access_token": "oa_abc",
+    "token_type": "bearer",
+    "expires_in": 3600,
+    "refresh_token": "r1",
+    "scope": "user.account:read, user.profile:read",
+    "user_id": "68c0f5ae",
+}
 
 BAD_FIELDS: list[tuple[str, object, str]] = [
     ("access_token", "oa_\x1b[2Jx", "characters no bearer token has"),
@@ -270,8 +276,12 @@ def test_valid_fields_are_taken(fields: dict[str, object], expected: object) -> 
     token = Token.from_response({**GOOD, **fields}, 1000.0)
     (name,) = fields
     got = {
-        "scope": token.scopes, "expires_in": token.expires_at, "token_type": token.token_type,
-        "user_id": token.user_id, "refresh_token": token.refresh_token, "access_token": token.access_token,
+        "scope": token.scopes,
+        "expires_in": token.expires_at,
+        "token_type": token.token_type,
+        "user_id": token.user_id,
+        "refresh_token": token.refresh_token,
+        "access_token": token.access_token,
     }.get(name)
     assert got == expected
 

@@ -15,8 +15,12 @@ from zephr_desktop.errors import UnsafePathError
 from zephr_desktop.fileutil import atomic_write, check_private, ensure_private_dir
 from zephr_desktop.oauth import Token
 
-ISSUER = paths.issuer("https://news.example.com", "https://console.zephr.com/zephr/oauth2/token", "abc123",
-                      "https://news.example.com/zephr/oauth2")
+ISSUER = paths.issuer(
+    "https://news.example.com",
+    "https://console.zephr.com/zephr/oauth2/token",
+    "abc123",
+    "https://news.example.com/zephr/oauth2",
+)
 
 
 @pytest.mark.parametrize(
@@ -95,8 +99,16 @@ def test_token_document_round_trip_names_its_version_and_issuer() -> None:
 
 
 def test_a_file_from_before_the_binding_reads_with_no_issuer() -> None:
-    legacy = {"version": 1, "access_token": "oa_abc", "token_type": "bearer", "expires_at": 2000, "obtained_at": 1000,
-              "scopes": [], "user_id": None, "refresh_ref": "news/refresh_token/00"}
+    legacy = {
+        "version": 1,
+        "access_token": "oa_abc",
+        "token_type": "bearer",
+        "expires_at": 2000,
+        "obtained_at": 1000,
+        "scopes": [],
+        "user_id": None,
+        "refresh_ref": "news/refresh_token/00",
+    }
     record = paths.read_token_document(json.dumps(legacy).encode())
     assert record["issuer"] is None and record["access_token"] == "oa_abc"
 
@@ -182,7 +194,12 @@ def test_missing_parents_are_made_0700_whatever_the_umask(tmp_path: Path) -> Non
         atomic_write(leaf / "tokens" / "news.json", b"{}")
     finally:
         os.umask(old)
-    for directory in (tmp_path / "home", tmp_path / "home" / ".local", tmp_path / "home" / ".local" / "share", leaf,
-                      leaf / "tokens"):
+    for directory in (
+        tmp_path / "home",
+        tmp_path / "home" / ".local",
+        tmp_path / "home" / ".local" / "share",
+        leaf,
+        leaf / "tokens",
+    ):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
     assert stat.S_IMODE((leaf / "tokens" / "news.json").stat().st_mode) == 0o600

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from platformdirs import user_config_path, user_data_path
 from support.cli import run
-from test_cli_flow import add_profile, login
+from support.signin import cli_add_profile, cli_login
 
 from zephr_desktop import paths
 
@@ -88,7 +88,7 @@ LOADS_DOCUMENTS = [
     b'{"a":"\x01"}',
     b'{"a": 1e400, "b": -0.0, "c": 12345678901234567890}',
     b'{"dup": 1, "dup": 2}',
-    "{\"é\": \"ü\"}".encode(),
+    '{"é": "ü"}'.encode(),
 ]
 
 
@@ -115,8 +115,16 @@ def test_loads_refuses_what_only_json_would_decode() -> None:
 
 def test_loads_reads_the_apps_own_files() -> None:
     issued = paths.issuer("https://news.example.com", "https://console.example.com/token", "client", "https://x/a")
-    document = paths.token_document(access_token="t" * 40, token_type="bearer", expires_at=2e9, obtained_at=1e9,
-                                    scopes=["a", "b"], user_id=None, refresh_ref="ref", issued_by=issued)
+    document = paths.token_document(
+        access_token="t" * 40,
+        token_type="bearer",
+        expires_at=2e9,
+        obtained_at=1e9,
+        scopes=["a", "b"],
+        user_id=None,
+        refresh_ref="ref",
+        issued_by=issued,
+    )
     assert paths.loads(document) == json.loads(document)
     stamp = paths.stamp_document([1, 2, 3], "demo", {"demo": issued})
     assert paths.read_stamp(stamp, [1, 2, 3]) == ("demo", {"demo": issued})
@@ -137,8 +145,8 @@ finally:
 @linux
 def test_fast_path_loads_nothing_a_bare_interpreter_does_not(child_env: dict[str, str], sandbox: Any) -> None:
     """On Linux with an absolute HOME (and XDG dirs), a cached token costs no platformdirs, pathlib, json or re."""
-    add_profile(child_env, sandbox)
-    assert login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url)
+    assert cli_login(child_env).result.code == 0
     issued = sandbox.issued[-1]["access_token"]
     assert run(child_env, "token").out.strip() == issued  # the full path leaves the stamp
     env = {**child_env, "HOME": "/nonexistent-home"}

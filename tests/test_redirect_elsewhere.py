@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from support.cli import finish, run, start
+from support.cli import call, finish, run, start
+from support.signin import cli_add_profile, start_login
 from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile
@@ -35,26 +36,21 @@ def sb(sandbox: Any) -> Any:
 
 
 def add_profile(env: dict[str, str], sb: Any, redirect: str = THIRD_PARTY) -> str:
-    r = run(env, "profile", "add", "elsewhere", "--site", sb.url, "--token-url", sb.token_url,
-            "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", redirect, "--client-secret-stdin",
-            stdin=DEFAULT_CLIENT_SECRET + "\n")  # fmt: skip
-    assert r.code == 0, r.err
-    return r.err
+    return cli_add_profile(env, sb.url, sb.token_url, name="elsewhere", redirect_uri=redirect).err
 
 
 def test_profile_add_says_how_the_redirect_is_caught(child_env: dict[str, str], sb: Any) -> None:
     said = add_profile(child_env, sb)
     assert THIRD_PARTY in said
     assert "catches the redirect" in said and "before it is sent" in said and "paste the final URL" in said
-    shown = run(child_env, "profile", "show", "elsewhere")
+    shown = call(child_env, "profile", "show", "elsewhere")
     assert f'"redirect_uri": "{THIRD_PARTY}"' in shown.out  # kept exactly as registered
 
 
 def test_no_browser_takes_the_pasted_final_url(child_env: dict[str, str], sb: Any) -> None:
     add_profile(child_env, sb)
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None and proc.stdin is not None
-    url = proc.stdout.readline().strip()
+    proc, url = start_login(child_env)
+    assert proc.stdin is not None
     assert f"redirect_uri={urlencode({'': THIRD_PARTY})[1:]}" in url  # the registered URI, exactly
     final = ScriptedUser().consent(url)  # where the browser ends up; nobody requests it
     assert final.startswith(THIRD_PARTY + "?code=")
@@ -65,7 +61,7 @@ def test_no_browser_takes_the_pasted_final_url(child_env: dict[str, str], sb: An
     assert result.code == 0, result.err
     assert "not on this computer" in result.err and "address bar" in result.err
     assert "does not belong to this sign-in" in result.err  # the forged one was refused, the wait went on
-    assert run(child_env, "token").out.strip() == sb.issued[-1]["access_token"]
+    assert call(child_env, "token").out.strip() == sb.issued[-1]["access_token"]
     assert len(sb.issued) == 1
 
 
@@ -88,14 +84,14 @@ def test_browser_mode_asks_for_the_address_bar(child_env: dict[str, str], sb: An
     result = finish(proc)
     assert result.code == 0, result.err
     assert f"sends your browser to {THIRD_PARTY}" in result.err and "address bar" in result.err
-    assert run(env, "token").out.strip() == sb.issued[-1]["access_token"]
+    assert call(env, "token").out.strip() == sb.issued[-1]["access_token"]
 
 
 def test_a_pasted_deny_ends_the_sign_in(child_env: dict[str, str], sb: Any) -> None:
     add_profile(child_env, sb)
-    proc = start(child_env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None and proc.stdin is not None
-    proc.stdin.write(ScriptedUser().consent(proc.stdout.readline().strip(), allow=False) + "\n")
+    proc, url = start_login(child_env)
+    assert proc.stdin is not None
+    proc.stdin.write(ScriptedUser().consent(url, allow=False) + "\n")
     proc.stdin.flush()
     result = finish(proc)
     assert result.code == 1 and "denied" in result.err and "Traceback" not in result.err

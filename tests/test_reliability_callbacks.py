@@ -127,8 +127,11 @@ def junk_table(port: int, query: str) -> list[tuple[str, bytes, set[int]]]:
         ("genuine query, HEAD", req(genuine, method="HEAD"), {405}),
         ("genuine query, PUT", req(genuine, method="PUT"), {405}),
         ("genuine query, OPTIONS", req(genuine, method="OPTIONS"), {405}),
-        ("pipelined keep-alive: junk, then the genuine query",
-         req("/favicon.ico", headers=keep_alive) + req(genuine), {404}),
+        (
+            "pipelined keep-alive: junk, then the genuine query",
+            req("/favicon.ico", headers=keep_alive) + req(genuine),
+            {404},
+        ),
     ]
 
 
@@ -137,12 +140,26 @@ def junk_table(port: int, query: str) -> list[tuple[str, bytes, set[int]]]:
 METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "get", "BREW"]
 VERSIONS = ["HTTP/1.1", "HTTP/1.0", "", "HTTP/2.0", "HTTP/1.1x", "HTTPS/1.1"]
 PATHS = ["/callback", "/callback/", "/", "/favicon.ico", "//callback", "/CALLBACK", "/%63allback", "/callback;x", "*"]
-HEADERS = ["Connection: keep-alive", "Expect: 100-continue", "Transfer-Encoding: chunked", "Content-Length: 3",
-           "Content-Length: -1", "Cookie: blaize_session=x", "X-Forwarded-Host: 127.0.0.1", "Upgrade: websocket"]
+HEADERS = [
+    "Connection: keep-alive",
+    "Expect: 100-continue",
+    "Transfer-Encoding: chunked",
+    "Content-Length: 3",
+    "Content-Length: -1",
+    "Cookie: blaize_session=x",
+    "X-Forwarded-Host: 127.0.0.1",
+    "Upgrade: websocket",
+]
 # Each turns the real state into a different one (never an equivalent spelling such as %41 for A).
 NEAR_STATES: list[Callable[[str], str]] = [
-    lambda s: s[:-1], lambda s: s + "x", lambda s: s.swapcase(), lambda s: "%20" + s, lambda s: s + "%00",
-    lambda s: s[1:] + s[0], lambda s: s[::-1], lambda s: f"{s}&state={s}",
+    lambda s: s[:-1],
+    lambda s: s + "x",
+    lambda s: s.swapcase(),
+    lambda s: "%20" + s,
+    lambda s: s + "%00",
+    lambda s: s[1:] + s[0],
+    lambda s: s[::-1],
+    lambda s: f"{s}&state={s}",
 ]
 
 
@@ -156,16 +173,19 @@ values = st.one_of(
     st.tuples(st.just("raw"), st.binary(max_size=40)),
     st.tuples(st.just("code"), st.just(CODE_LIKE)),
 )
-requests_st = st.fixed_dictionaries({
-    "method": st.one_of(st.sampled_from(METHODS), st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8)),
-    "path": st.one_of(st.sampled_from(PATHS), st.binary(max_size=30).map(lambda b: b"/" + _encode(b))),
-    "pairs": st.lists(st.tuples(st.sampled_from(["code", "state", "error", "error_description", "State", ""]), values),
-                      max_size=6),
-    "host": st.sampled_from(["own", "localhost", "foreign", "none", "wrong port", "[::1]"]),
-    "version": st.sampled_from(VERSIONS),
-    "headers": st.lists(st.one_of(st.sampled_from(HEADERS), st.binary(max_size=40).map(_encode)), max_size=4),
-    "body": st.binary(max_size=64),
-})
+requests_st = st.fixed_dictionaries(
+    {
+        "method": st.one_of(st.sampled_from(METHODS), st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8)),
+        "path": st.one_of(st.sampled_from(PATHS), st.binary(max_size=30).map(lambda b: b"/" + _encode(b))),
+        "pairs": st.lists(
+            st.tuples(st.sampled_from(["code", "state", "error", "error_description", "State", ""]), values), max_size=6
+        ),
+        "host": st.sampled_from(["own", "localhost", "foreign", "none", "wrong port", "[::1]"]),
+        "version": st.sampled_from(VERSIONS),
+        "headers": st.lists(st.one_of(st.sampled_from(HEADERS), st.binary(max_size=40).map(_encode)), max_size=4),
+        "body": st.binary(max_size=64),
+    }
+)
 
 
 def _random_request(port: int, state: str, draw: dict[str, object]) -> bytes:
@@ -176,8 +196,14 @@ def _random_request(port: int, state: str, draw: dict[str, object]) -> bytes:
     target = draw["path"] if isinstance(draw["path"], bytes) else str(draw["path"]).encode()
     if parts:
         target += b"?" + b"&".join(parts)
-    host = {"own": "", "localhost": f"localhost:{port}", "foreign": f"evil.example:{port}", "none": None,
-            "wrong port": f"127.0.0.1:{port + 1}", "[::1]": f"[::1]:{port}"}[str(draw["host"])]
+    host = {
+        "own": "",
+        "localhost": f"localhost:{port}",
+        "foreign": f"evil.example:{port}",
+        "none": None,
+        "wrong port": f"127.0.0.1:{port + 1}",
+        "[::1]": f"[::1]:{port}",
+    }[str(draw["host"])]
     data = rawhttp.build(port, target, method=str(draw["method"]), host=host, version=str(draw["version"]))
     headers: list[bytes | str] = draw["headers"]  # type: ignore[assignment]
     extra = b"".join((h if isinstance(h, bytes) else h.encode()) + b"\r\n" for h in headers)
@@ -199,8 +225,12 @@ def test_forged_and_malformed_callbacks_then_the_genuine_one_signs_in(pending: P
 
     statuses: dict[int | None, int] = {}
 
-    @settings(max_examples=150, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=150,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(draw=requests_st)
     def throw(draw: dict[str, object]) -> None:
         raw = rawhttp.exchange(pending.port, _random_request(pending.port, pending.state, draw))
@@ -218,8 +248,12 @@ def test_forged_and_malformed_callbacks_then_the_genuine_one_signs_in(pending: P
     assert stored.refresh_token == token.refresh_token == sandbox.issued[-1]["refresh_token"]
     assert sandbox.stats["token_authorization_code"] == 1, "the code was exchanged more than once"
     assert account_status(sandbox, token.access_token) == 200
-    evidence.record(hand_written=len(table), random=sum(statuses.values()),
-                    statuses={str(k): v for k, v in sorted(statuses.items(), key=str)}, signed_in=1)
+    evidence.record(
+        hand_written=len(table),
+        random=sum(statuses.values()),
+        statuses={str(k): v for k, v in sorted(statuses.items(), key=str)},
+        signed_in=1,
+    )
 
 
 SERVER_REDIRECTS = [
@@ -227,13 +261,25 @@ SERVER_REDIRECTS = [
     ("no code", {}, CallbackError, "no single authorization code"),
     ("empty code", {"code": ""}, CallbackError, "no single authorization code"),
     ("code twice", {"code": ["a" * 24, "b" * 24]}, CallbackError, "no single authorization code"),
-    ("error with description", {"error": "invalid_scope", "error_description": "Unknown scope"}, AuthorizationError,
-     "invalid_scope (Unknown scope)"),
-    ("error without description", {"error": "server_error"}, AuthorizationError,
-     "Zephr refused the sign-in: server_error."),
+    (
+        "error with description",
+        {"error": "invalid_scope", "error_description": "Unknown scope"},
+        AuthorizationError,
+        "invalid_scope (Unknown scope)",
+    ),
+    (
+        "error without description",
+        {"error": "server_error"},
+        AuthorizationError,
+        "Zephr refused the sign-in: server_error.",
+    ),
     ("access denied", {"error": "access_denied"}, AccessDeniedError, "click Allow"),
-    ("description with new lines and escapes", {"error": "x", "error_description": "one\nzephr-desktop: two\x1b[2J"},
-     AuthorizationError, "x (one zephr-desktop: two [2J)"),
+    (
+        "description with new lines and escapes",
+        {"error": "x", "error_description": "one\nzephr-desktop: two\x1b[2J"},
+        AuthorizationError,
+        "x (one zephr-desktop: two [2J)",
+    ),
 ]
 
 
@@ -328,7 +374,10 @@ def test_the_genuine_callback_wins_under_load(sandbox: Sandbox, child_env: dict[
         args = (pending.port, JUNK_BEFORE + JUNK_DURING, JUNK_CLIENTS, JUNK_BEFORE)
         junk = subprocess.Popen(
             [sys.executable, "-m", "support.junk_client", *map(str, args)],
-            stdout=subprocess.PIPE, text=True, env=child_env, cwd=TESTS,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env,
+            cwd=TESTS,
         )
         assert junk.stdout is not None
         assert junk.stdout.readline().strip() == "mark", "the junk client stopped early"
@@ -377,9 +426,17 @@ def test_the_genuine_callback_wins_under_load(sandbox: Sandbox, child_env: dict[
         probe.listen()
     with CallbackListener(f"http://127.0.0.1:{pending.port}/callback", expected_state="next") as again:
         assert again.port == pending.port
-    evidence.record(junk_before=JUNK_BEFORE, junk_during=JUNK_DURING, clients=JUNK_CLIENTS, idle=IDLE_CONNECTIONS,
-                    page_seconds=round(page_seconds, 3), wait_seconds=round(wait_seconds, 3),
-                    threads=[baseline[0], after[0]], fds=[baseline[1], after[1]], outcomes=summary["outcomes"])
+    evidence.record(
+        junk_before=JUNK_BEFORE,
+        junk_during=JUNK_DURING,
+        clients=JUNK_CLIENTS,
+        idle=IDLE_CONNECTIONS,
+        page_seconds=round(page_seconds, 3),
+        wait_seconds=round(wait_seconds, 3),
+        threads=[baseline[0], after[0]],
+        fds=[baseline[1], after[1]],
+        outcomes=summary["outcomes"],
+    )
 
 
 # -- issue: a flood of idle or slow connections -------------------------------------------
@@ -464,19 +521,32 @@ def test_the_genuine_callback_gets_through_a_flood_of_idle_connections(
     kept = [i for i, is_open in enumerate(still) if is_open]
     assert kept and len(kept) <= MAX_CONNECTIONS, f"{len(kept)} of {FLOOD} flood connections were open"
     assert max(dropped) < min(kept), "a newer connection was dropped while an older one was kept"
-    evidence.record(flood=FLOOD, flood_kind=kind, flood_dropped=len(dropped), flood_total=len(flood.sockets),
-                    flood_seconds=round(flood_seconds, 3), flood_page_seconds=round(page_seconds, 3))
+    evidence.record(
+        flood=FLOOD,
+        flood_kind=kind,
+        flood_dropped=len(dropped),
+        flood_total=len(flood.sockets),
+        flood_seconds=round(flood_seconds, 3),
+        flood_page_seconds=round(page_seconds, 3),
+    )
 
 
 # -- issue: `localhost` and another program on the other loopback address -----------------
 
-LOCAL_CLIENT = Client(client_id="local-app", client_secret="local-secret", redirect_uris=["http://localhost:8765/callback"])
+LOCAL_CLIENT = Client(
+    client_id="local-app", client_secret="local-secret", redirect_uris=["http://localhost:8765/callback"]
+)
 
 
 def _local_flow(sandbox: Sandbox, port: int) -> tuple[LoginFlow, TokenStore]:
     sandbox.register_client(LOCAL_CLIENT)
-    profile = add_profile(sandbox, "local", client_id=LOCAL_CLIENT.client_id, secret=LOCAL_CLIENT.client_secret,
-                          redirect_uri=f"http://localhost:{port}/callback")
+    profile = add_profile(
+        sandbox,
+        "local",
+        client_id=LOCAL_CLIENT.client_id,
+        secret=LOCAL_CLIENT.client_secret,
+        redirect_uri=f"http://localhost:{port}/callback",
+    )
     store = quiet_store()
     return LoginFlow(profile, store.get_client_secret("local"), store=store, timeout=20), store
 

@@ -18,8 +18,16 @@ from pathlib import Path
 
 import pytest
 from support import evidence, secrets_scan
-from support.cli import finish, run, start
-from support.signin import account_status, add_profile, edit_keeping_sign_in, error_line, sign_in, stored_token
+from support.cli import call
+from support.signin import (
+    account_status,
+    add_profile,
+    cli_login,
+    edit_keeping_sign_in,
+    error_line,
+    sign_in,
+    stored_token,
+)
 from support.user import ScriptedUser
 
 from zephr_desktop.oauth import Token
@@ -70,10 +78,18 @@ FAULTS = [
     Fault("401_html", _fault("401_html"), "(401 with an HTML page)", "Check the client ID and secret"),
     Fault("500", _fault("500"), "failed on its side (500,", "Try again in a minute"),
     Fault("502_html", _fault("502_html"), "failed on its side (502, an HTML page)", "Try again in a minute"),
-    Fault("200_non_json", _fault("200_non_json"), "answered 200 with an HTML page instead of a JSON token",
-          "it may point at a web page"),
-    Fault("200_no_access_token", _fault("200_no_access_token"), "answered 200 without an access_token",
-          "Check the profile's token URL"),
+    Fault(
+        "200_non_json",
+        _fault("200_non_json"),
+        "answered 200 with an HTML page instead of a JSON token",
+        "it may point at a web page",
+    ),
+    Fault(
+        "200_no_access_token",
+        _fault("200_no_access_token"),
+        "answered 200 without an access_token",
+        "Check the profile's token URL",
+    ),
     Fault("token_type_mac", _fault("token_type_mac"), "issued a 'mac' token", "only bearer tokens"),
     Fault("huge_body", _fault("huge_body"), "with over 1 MB of data", "Check the profile's token URL"),
     Fault("drop", _fault("drop"), "closed the connection without answering", "Try again"),
@@ -115,7 +131,7 @@ def still_signed_in(sb: Sandbox, env: dict[str, str], before: Token) -> None:
     """The token stored before the failure: still stored, still printed, still accepted by the API."""
     stored = stored_token()
     assert stored == before, "the stored token or its refresh token changed after a failed request"
-    printed = run(env, "token")
+    printed = call(env, "token")
     assert printed.code == 0 and printed.out == before.access_token + "\n", printed.err
     assert account_status(sb, before.access_token) == 200, "the stored access token no longer works"
 
@@ -142,7 +158,7 @@ def test_refresh_fault_leaves_the_token_alone(
     before = signed_in(sb, monkeypatch)
     env = dict(child_env)
     fault.provoke(sb, env)
-    line = error_line(run(env, "refresh"))
+    line = error_line(call(env, "refresh"))
     assert_distinct(line, fault)
     _restore(sb)
     still_signed_in(sb, child_env, before)
@@ -160,7 +176,7 @@ def test_refresh_over_tls_needs_a_trusted_certificate(
     env = dict(child_env)
     if trust == "REQUESTS_CA_BUNDLE":
         env["REQUESTS_CA_BUNDLE"] = sb.cert_path
-    result = run(env, "refresh")
+    result = call(env, "refresh")
     if trust == "none":
         fault = next(f for f in FAULTS if f.tls)
         line = error_line(result)
@@ -173,13 +189,21 @@ def test_refresh_over_tls_needs_a_trusted_certificate(
     assert result.code == 0, result.err
     refreshed = stored_token()
     assert refreshed is not None and refreshed.access_token != before.access_token
-    assert run(env, "token").out.strip() == refreshed.access_token
+    assert call(env, "token").out.strip() == refreshed.access_token
     assert account_status(sb, refreshed.access_token) == 200
     evidence.record(command="refresh", tls_trusted_by=trust)
 
 
-LOGIN_FAULTS = ["invalid_grant", "401_html", "500", "200_no_access_token", "token_type_mac", "huge_body", "drop",
-                "read timeout"]
+LOGIN_FAULTS = [
+    "invalid_grant",
+    "401_html",
+    "500",
+    "200_no_access_token",
+    "token_type_mac",
+    "huge_body",
+    "drop",
+    "read timeout",
+]
 
 
 @pytest.mark.reliability("token-faults")
@@ -193,11 +217,7 @@ def test_login_fault_stores_nothing_half_way(
     keys_before = set(json.loads(secrets_file.read_text()))
     env = dict(child_env)
     fault.provoke(sb, env)
-    proc = start(env, "login", "--no-browser", "--timeout", "20")
-    assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
-    page = ScriptedUser().approve(url)
-    result = finish(proc)
+    result, page, _ = cli_login(env)
     line = error_line(result)
     assert_distinct(line, fault)
     assert page.status_code == 200 and "Sign-in failed" in page.text, page.text[:300]
@@ -224,14 +244,34 @@ class RawAnswer:
 
 
 RAW_ANSWERS = [
-    RawAnswer("declares 2 GB, then silence", "http", b"HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n{",
-              "with over 1 MB of data", "Check the profile's token URL"),
-    RawAnswer("headers, then the body stalls", "http", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{",
-              f"did not answer within {READ_TIMEOUT} s", "ZEPHR_DESKTOP_HTTP_TIMEOUT"),
-    RawAnswer("not HTTP (an SSH banner)", "http", b"SSH-2.0-OpenSSH_9.6\r\n",
-              "answered something that is not HTTP", "Check the token URL's scheme and port"),
-    RawAnswer("https:// on a plain http port", "https", b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
-              "The TLS handshake with", "scheme and port match the server"),
+    RawAnswer(
+        "declares 2 GB, then silence",
+        "http",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2000000000\r\n\r\n{",
+        "with over 1 MB of data",
+        "Check the profile's token URL",
+    ),
+    RawAnswer(
+        "headers, then the body stalls",
+        "http",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{",
+        f"did not answer within {READ_TIMEOUT} s",
+        "ZEPHR_DESKTOP_HTTP_TIMEOUT",
+    ),
+    RawAnswer(
+        "not HTTP (an SSH banner)",
+        "http",
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        "answered something that is not HTTP",
+        "Check the token URL's scheme and port",
+    ),
+    RawAnswer(
+        "https:// on a plain http port",
+        "https",
+        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        "The TLS handshake with",
+        "scheme and port match the server",
+    ),
 ]
 
 
@@ -268,7 +308,7 @@ def test_a_token_url_answering_nonsense_is_refused_clearly(
 ) -> None:
     before = signed_in(sb, monkeypatch)
     edit_keeping_sign_in(token_url=f"{case.scheme}://{raw_server}/zephr/oauth2/token")
-    line = error_line(run({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": READ_TIMEOUT}, "refresh"))
+    line = error_line(call({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": READ_TIMEOUT}, "refresh"))
     assert_distinct(line, case)
     assert stored_token() == before
     evidence.record(command="refresh", fault=case.name, message=shown(line))
@@ -316,6 +356,6 @@ def test_a_bad_timeout_setting_is_one_clear_line(
     sb: Sandbox, child_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = signed_in(sb, monkeypatch)
-    line = error_line(run({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": "soon"}, "refresh"))
+    line = error_line(call({**child_env, "ZEPHR_DESKTOP_HTTP_TIMEOUT": "soon"}, "refresh"))
     assert "ZEPHR_DESKTOP_HTTP_TIMEOUT='soon' is not a timeout" in line, line
     still_signed_in(sb, child_env, before)

@@ -62,8 +62,13 @@ def test_ten_token_processes_refresh_a_rotating_token_once(
     stored = quiet_store().load(get_profile("demo"))
     assert stored is not None and stored.refresh_token == fresh["refresh_token"], "the rotated refresh token was lost"
     waited = sum("refreshed by another process" in r.err for r in results)
-    evidence.record(meeting=meeting, processes=PROCESSES, refresh_requests=sandbox.stats["token_refresh_token"],
-                    waited_for_the_refresher=waited, same_token=max(printed.values()))
+    evidence.record(
+        meeting=meeting,
+        processes=PROCESSES,
+        refresh_requests=sandbox.stats["token_refresh_token"],
+        waited_for_the_refresher=waited,
+        same_token=max(printed.values()),
+    )
     if meeting != "started together":
         assert waited == PROCESSES - 1, f"only {waited} processes found the token refreshed while they waited"
 
@@ -79,7 +84,12 @@ class Writer:
     def __init__(self, directory: Path, salt: str, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "support.crash_writer", str(directory), salt],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=TESTS,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=TESTS,
         )
 
     def _line(self) -> str:
@@ -180,10 +190,16 @@ def test_a_save_killed_at_any_point_leaves_the_old_token_or_the_new_one(
         store.tidy("p", temp_age=0)
     assert store.load(PROFILE) == before, "tidy() changed the live token"
     assert list(directory.rglob("*.tmp")) == [] and _orphans(directory) == 0, "tidy() left leftovers behind"
-    evidence.record(kills=KILLS, seconds=round(seconds, 1), save_ms=round(per_save * 1000, 2),
-                    window_ms=round(window * 1000, 1), outcomes=dict(outcomes),
-                    leftover_temp_files=len(leftovers),
-                    orphaned_refresh_tokens=orphans, tidied=True)
+    evidence.record(
+        kills=KILLS,
+        seconds=round(seconds, 1),
+        save_ms=round(per_save * 1000, 2),
+        window_ms=round(window * 1000, 1),
+        outcomes=dict(outcomes),
+        leftover_temp_files=len(leftovers),
+        orphaned_refresh_tokens=orphans,
+        tidied=True,
+    )
 
 
 def _orphans(directory: Path) -> int:

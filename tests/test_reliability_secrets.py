@@ -70,7 +70,7 @@ def test_the_scan_finds_a_planted_secret_and_allows_a_short_prefix() -> None:
     texts = [
         ("redacted", f"received access token {secret[:6]}…"),
         ("prefix of 8", f"token {secret[:PREFIX_OK]}…"),
-        ("prefix of 9", f"token {secret[:PREFIX_OK + 1]}"),
+        ("prefix of 9", f"token {secret[: PREFIX_OK + 1]}"),
         ("whole", f"Authorization: Bearer {secret}\nnext line"),
         ("middle", f"x{secret[5:20]}x"),
     ]
@@ -86,16 +86,30 @@ def test_a_verbose_cli_session_logs_every_step_and_no_secret(sandbox: Sandbox, c
     sandbox.settings.rotate_refresh_tokens = True
     results: dict[str, Result] = {}
     with observed_secrets() as seen:
-        results["profile add"] = cli_add_profile(child_env, sandbox)
-        results["login"], page = cli_login(child_env)
-        for args in (("token",), ("status", "--json"), ("refresh",), ("api", "account"), ("api", "profile"),
-                     ("profile", "show", "demo"), ("logout", "--all")):
+        results["profile add"] = cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
+        results["login"], page, _ = cli_login(child_env)
+        for args in (
+            ("token",),
+            ("status", "--json"),
+            ("refresh",),
+            ("api", "account"),
+            ("api", "profile"),
+            ("profile", "show", "demo"),
+            ("logout", "--all"),
+        ):
             results[" ".join(args)] = run(child_env, *args)
     failed = {name: r.err for name, r in results.items() if r.code != 0}
     assert not failed, failed
     stderr = "\n".join(r.err for r in results.values())
-    for step in ("listening on", "exchanging code", "received access token", "refreshing with", "refreshed: access",
-                 "POST /zephr/oauth2/token", "GET /blaize/account"):
+    for step in (
+        "listening on",
+        "exchanging code",
+        "received access token",
+        "refreshing with",
+        "refreshed: access",
+        "POST /zephr/oauth2/token",
+        "GET /blaize/account",
+    ):
         assert step in stderr, f"--verbose no longer logs '{step}': the scan would have nothing to look at"
     kinds = set(seen.values())
     assert {"client_secret", "code", "code_verifier", "access_token", "refresh_token"} <= kinds, kinds
@@ -114,16 +128,21 @@ def test_files_are_private_and_loosened_ones_are_tightened(
 ) -> None:
     old_umask = os.umask(umask)  # the children inherit it: a permissive one must not matter
     try:
-        cli_add_profile(child_env, sandbox)
-        assert cli_login(child_env)[0].code == 0
+        cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
+        assert cli_login(child_env).result.code == 0
         assert run(child_env, "refresh").code == 0
     finally:
         os.umask(old_umask)
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop"
     data = Path(child_env["XDG_DATA_HOME"]) / "zephr-desktop"
     expected = {
-        config: "0o700", config / "profiles.toml": "0o600", data: "0o700", data / "tokens": "0o700",
-        data / "tokens" / "demo.json": "0o600", data / "secrets.json": "0o600", data / "locks": "0o700",
+        config: "0o700",
+        config / "profiles.toml": "0o600",
+        data: "0o700",
+        data / "tokens": "0o700",
+        data / "tokens" / "demo.json": "0o600",
+        data / "secrets.json": "0o600",
+        data / "locks": "0o700",
     }
     actual = {path: mode(path) for path in expected}
     assert actual == expected, {str(p.relative_to(p.parents[2])): m for p, m in actual.items() if m != expected[p]}
@@ -154,7 +173,8 @@ def test_with_a_keyring_the_secrets_go_there_and_not_to_disk(
 ) -> None:
     env = keyring_env(child_env, tmp_path / "ring.json")
     with observed_secrets() as seen:
-        results = [cli_add_profile(env, sandbox), cli_login(env)[0], run(env, "refresh"), run(env, "token")]
+        added = cli_add_profile(env, sandbox.url, sandbox.token_url, via=run)
+        results = [added, cli_login(env).result, run(env, "refresh"), run(env, "token")]
     assert all(r.code == 0 for r in results), [r.err for r in results]
     assert not any(NOTICE in r.err for r in results), "the file-fallback notice appeared although a keyring works"
     ring = json.loads((tmp_path / "ring.json").read_text())
@@ -173,9 +193,9 @@ def test_with_a_keyring_the_secrets_go_there_and_not_to_disk(
 
 @pytest.mark.reliability("secret-storage")
 def test_without_a_keyring_the_0600_file_works_and_says_so_once(sandbox: Sandbox, child_env: dict[str, str]) -> None:
-    results = [cli_add_profile(child_env, sandbox), cli_login(child_env)[0]]
+    results = [cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run), cli_login(child_env).result]
     results += [run(child_env, *args) for args in (("token",), ("refresh",), ("status",), ("api", "account"))]
-    results.append(cli_login(child_env)[0])
+    results.append(cli_login(child_env).result)
     assert all(r.code == 0 for r in results), [r.err for r in results]
     notices = [r.err.count(NOTICE) for r in results]
     assert notices[0] == 1 and sum(notices) == 1, f"the notice should come once, with the first command: {notices}"
@@ -196,8 +216,8 @@ def test_switching_between_file_and_keyring_loses_nothing(
     steps: list[str] = []
 
     # 1. No keyring: the secret and the refresh token go to the 0600 file.
-    cli_add_profile(child_env, sandbox)
-    assert cli_login(child_env)[0].code == 0
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
+    assert cli_login(child_env).result.code == 0
     assert DEFAULT_CLIENT_SECRET in json.loads(secrets_file.read_text()).values()
     steps.append("file: profile add, login")
 

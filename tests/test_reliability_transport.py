@@ -4,15 +4,13 @@ proxies) and RFC 6749 servers (form bodies, client credentials in the body)."""
 from __future__ import annotations
 
 import http.server
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import evidence, secrets_scan
-from support.cli import run
+from support import evidence
+from support.cli import call, run
 from support.proxy import Proxy
 from support.signin import (
     account_status,
@@ -27,7 +25,7 @@ from support.signin import (
 from support.user import ScriptedUser
 
 from zephr_desktop.config import get_profile, save_profile, with_changes
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
+from zephr_desktop.sandbox import Sandbox, SandboxSettings
 
 # -- https required (also for a hand-edited profiles.toml) -------------------------------------
 
@@ -55,7 +53,7 @@ def test_https_is_required_except_on_loopback_even_in_a_hand_edited_file(
     config = Path(child_env["XDG_CONFIG_HOME"]) / "zephr-desktop" / "profiles.toml"
     config.parent.mkdir(parents=True)
     config.write_text(f'[profiles.demo]\nsite_url = "{site}"\ntoken_url = "{token_url}"\nclient_id = "abc"\n')
-    line = error_line(run(child_env, "token"))
+    line = error_line(call(child_env, "token"))
     if refused is None:
         assert "No token for profile 'demo'" in line, line  # the file loaded: it only lacks a sign-in
     else:
@@ -99,7 +97,7 @@ def test_a_redirecting_token_endpoint_gets_no_secret(
     before = sign_in(add_profile(sandbox))
     edit_keeping_sign_in(token_url=redirector)
     requests_before = len(sandbox.token_requests)
-    line = error_line(run(child_env, "refresh"))
+    line = error_line(call(child_env, "refresh"))
     assert "redirected (307) to" in line and sandbox.token_url in line and "final address" in line, line
     assert len(sandbox.token_requests) == requests_before, "the token request was sent on to the redirect target"
     assert stored_token() == before
@@ -132,7 +130,7 @@ def test_the_public_api_call_uses_the_same_trust(
     assert tls_sandbox.cert_path
     tls_signed_in(tls_sandbox, monkeypatch, ca_bundle=tls_sandbox.cert_path if trust == "profile ca_bundle" else None)
     env = {**child_env, "REQUESTS_CA_BUNDLE": tls_sandbox.cert_path} if trust == "REQUESTS_CA_BUNDLE" else child_env
-    result = run(env, "api", "account")
+    result = call(env, "api", "account")
     if trust == "nothing":
         line = error_line(result)
         assert "TLS verification failed" in line and "/blaize/account" in line and "ca_bundle" in line, line
@@ -162,14 +160,6 @@ def test_verification_cannot_be_switched_off_from_the_environment(
     evidence.record(case=f"switch TLS off with {attempt}", switched_off=False)
 
 
-def _plain_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """The CLI without --verbose: what a person sees by default."""
-    proc = subprocess.run([sys.executable, "-m", "zephr_desktop", *args], capture_output=True, text=True, env=env,
-                          timeout=60)
-    secrets_scan.collect(f"stderr of `zephr-desktop {' '.join(args)}` (not verbose)", proc.stderr)
-    return proc
-
-
 @pytest.mark.reliability("transport")
 def test_insecure_skip_tls_verify_works_and_says_so_loudly_every_time(
     tls_sandbox: Sandbox, child_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
@@ -180,11 +170,11 @@ def test_insecure_skip_tls_verify_works_and_says_so_loudly_every_time(
     save_profile(with_changes(get_profile("demo"), ca_bundle=None, insecure_skip_tls_verify=True))
     warning = "TLS certificate verification is OFF for profile 'demo'"
     for args in (("refresh",), ("api", "account")):
-        result = _plain_run(child_env, *args)
-        assert result.returncode == 0, result.stderr
-        assert warning in result.stderr, f"`{' '.join(args)}` skipped TLS verification without saying so"
+        result = run(child_env, *args, verbose=False)
+        assert result.code == 0, result.err
+        assert warning in result.err, f"`{' '.join(args)}` skipped TLS verification without saying so"
     # A cached token needs no request, so there is nothing to warn about.
-    assert warning not in _plain_run(child_env, "token").stderr
+    assert warning not in run(child_env, "token", verbose=False).err
     evidence.record(case="insecure_skip_tls_verify", warned_on=["refresh", "api account"])
 
 
@@ -198,13 +188,10 @@ def test_http_proxy_is_used_for_the_token_endpoint_and_the_api(sandbox: Sandbox,
     direct = {**child_env, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
     with Proxy() as proxy:
         env = {**direct, "HTTP_PROXY": proxy.url, "http_proxy": proxy.url}
-        r = run(env, "profile", "add", "demo", "--site", site, "--token-url", f"{site}/zephr/oauth2/token",
-                "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
-                "--client-secret-stdin", stdin=DEFAULT_CLIENT_SECRET + "\n")
-        assert r.code == 0, r.err
+        cli_add_profile(env, site, f"{site}/zephr/oauth2/token", via=run)
         user = ScriptedUser()
         user.http.proxies = {"http": proxy.url}  # the "browser" uses the proxy too
-        login, _ = cli_login(env, user=user)
+        login = cli_login(env, user=user).result
         assert login.code == 0, login.err
         assert run(env, "refresh").code == 0
         api = run(env, "api", "account")
@@ -242,12 +229,12 @@ def test_https_proxy_tunnels_the_token_request(
 @pytest.mark.reliability("rfc6749")
 def test_form_bodies_and_body_client_auth_against_an_rfc_server(sandbox: Sandbox, child_env: dict[str, str]) -> None:
     sandbox.settings.mode = "rfc"
-    cli_add_profile(child_env, sandbox, "--token-format", "form", "--client-auth", "body")
-    login, _ = cli_login(child_env)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, "--token-format", "form", "--client-auth", "body")
+    login = cli_login(child_env).result
     assert login.code == 0, login.err
-    assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
-    assert run(child_env, "refresh").code == 0
-    assert run(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
+    assert call(child_env, "refresh").code == 0
+    assert call(child_env, "token").out.strip() == sandbox.issued[-1]["access_token"]
     assert account_status(sandbox, sandbox.issued[-1]["access_token"]) == 200
     exchange, refresh = sandbox.token_requests
     for req in (exchange, refresh):
@@ -260,8 +247,8 @@ def test_form_bodies_and_body_client_auth_against_an_rfc_server(sandbox: Sandbox
 
 @pytest.mark.reliability("rfc6749")
 def test_a_form_profile_against_zephr_names_the_setting_to_change(sandbox: Sandbox, child_env: dict[str, str]) -> None:
-    cli_add_profile(child_env, sandbox, "--token-format", "form", "--client-auth", "body")
-    login, page = cli_login(child_env)
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, "--token-format", "form", "--client-auth", "body")
+    login, page, _ = cli_login(child_env)
     line = error_line(login)
     assert "invalid_request" in line and "token_format" in line, line
     assert "Sign-in failed" in page.text

@@ -8,8 +8,8 @@ import base64
 
 import pytest
 from support import evidence
-from support.cli import run
-from support.signin import account_status, cli_login
+from support.cli import call
+from support.signin import account_status, cli_add_profile, cli_login
 
 from zephr_desktop.sandbox import Client, Sandbox
 from zephr_desktop.token_client import basic_credentials
@@ -24,9 +24,7 @@ SECRETS = [
 
 
 def add_profile(env: dict[str, str], sb: Sandbox, secret: str, *extra: str) -> None:
-    result = run(env, "profile", "add", "demo", "--site", sb.url, "--token-url", sb.token_url, "--client-id", CLIENT_ID,
-                 "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin", *extra, stdin=secret + "\n")
-    assert result.code == 0, result.err
+    cli_add_profile(env, sb.url, sb.token_url, *extra, client_id=CLIENT_ID, secret=secret)
 
 
 @pytest.mark.reliability("rfc6749")
@@ -41,18 +39,20 @@ def test_client_secret_basic_with_awkward_secrets(
     sandbox.settings.mode = mode
     sandbox.register_client(Client(CLIENT_ID, secret, ["http://127.0.0.1:8765/callback"], "RFC app"))
     add_profile(child_env, sandbox, secret, *(("--token-format", "form") if mode == "rfc" else ()))
-    login, _ = cli_login(child_env)
+    login = cli_login(child_env).result
     assert login.code == 0, login.err
-    assert run(child_env, "refresh").code == 0
-    token = run(child_env, "token").out.strip()
+    assert call(child_env, "refresh").code == 0
+    token = call(child_env, "token").out.strip()
     assert token == sandbox.issued[-1]["access_token"] and account_status(sandbox, token) == 200
     exchange, refresh = sandbox.token_requests
     expected = "application/x-www-form-urlencoded" if mode == "rfc" else "application/json"
     for request in (exchange, refresh):
         assert request["authorization"] == "basic" and request["content_type"] == expected, request
         assert "client_secret" not in request["keys"]
-    evidence.record(case=f"client_secret_basic, {mode} mode, secret with {sorted(set(secret) & set('%+:/= üé€ß'))}",
-                    token_requests=2)
+    evidence.record(
+        case=f"client_secret_basic, {mode} mode, secret with {sorted(set(secret) & set('%+:/= üé€ß'))}",
+        token_requests=2,
+    )
 
 
 def test_a_raw_secret_is_what_a_strict_rfc_server_refuses(sandbox: Sandbox, child_env: dict[str, str]) -> None:
@@ -60,7 +60,7 @@ def test_a_raw_secret_is_what_a_strict_rfc_server_refuses(sandbox: Sandbox, chil
     sandbox.settings.mode = "rfc"
     sandbox.register_client(Client(CLIENT_ID, SECRETS[0], ["http://127.0.0.1:8765/callback"], "RFC app"))
     add_profile(child_env, sandbox, SECRETS[0])  # token_format json: raw Basic
-    login, _ = cli_login(child_env)
+    login = cli_login(child_env).result
     assert login.code == 1 and "not properly encoded" in login.err, login.err
 
 

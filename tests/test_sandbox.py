@@ -539,8 +539,14 @@ def _form_body_urlencoded_basic(sb: Sandbox, code: str, verifier: str) -> reques
 
 
 def _form_body_secret_in_body(sb: Sandbox, code: str, verifier: str) -> requests.Response:
-    data = {"code": code, "redirect_uri": REDIRECT, "grant_type": "authorization_code", "code_verifier": verifier,
-            "client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_CLIENT_SECRET}
+    data = {
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "grant_type": "authorization_code",
+        "code_verifier": verifier,
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_CLIENT_SECRET,
+    }
     return requests.post(sb.token_url, data=data, timeout=T)
 
 
@@ -884,8 +890,14 @@ def test_a_foreign_host_header_is_refused_on_every_route(sb: Sandbox, host: str,
     assert all(r.json()["error"] == "invalid_request" and "Host" in r.json()["error_description"] for r in calls)
     assert sb.stats == before, "a request with a foreign Host reached a route"
     assert access not in "".join(r.text for r in calls)
-    evidence.record(host=headers["Host"], foreign=True, routes=len(calls), refused=statuses.count(400),
-                    reached=sb.stats != before, leaked=access in "".join(r.text for r in calls))
+    evidence.record(
+        host=headers["Host"],
+        foreign=True,
+        routes=len(calls),
+        refused=statuses.count(400),
+        reached=sb.stats != before,
+        leaked=access in "".join(r.text for r in calls),
+    )
 
 
 @pytest.mark.parametrize(

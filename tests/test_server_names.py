@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.cli import run
 from support.fake_session import FakeTokenEndpoint
-from support.signin import cli_login, error_line
+from support.signin import cli_add_profile, cli_login, error_line
 from support.token_server import TokenServer
 
 from zephr_desktop.config import Profile
 from zephr_desktop.errors import ZephrError
 from zephr_desktop.login import ensure_fresh_token
 from zephr_desktop.oauth import AuthRequest, Token
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, Sandbox
+from zephr_desktop.sandbox import Sandbox
 from zephr_desktop.store import TokenStore
 from zephr_desktop.token_client import check_answer
 from zephr_desktop.zephr_api import get_account
@@ -29,8 +28,9 @@ MODES = {
 }
 
 
-def profile_for(mode: str, site: str = "https://news.example.com",
-                token_url: str = "https://auth.example.com/oauth/token") -> Profile:
+def profile_for(
+    mode: str, site: str = "https://news.example.com", token_url: str = "https://auth.example.com/oauth/token"
+) -> Profile:
     return Profile.create(name="p", site_url=site, token_url=token_url, client_id="cid", **MODES[mode])
 
 
@@ -124,11 +124,9 @@ def test_a_wrong_secret_names_the_server_through_the_cli(
     sandbox: Sandbox, child_env: dict[str, str], mode: str
 ) -> None:
     sandbox.settings.mode = "rfc" if mode == "rfc" else "zephr"
-    result = run(child_env, "profile", "add", "demo", "--site", sandbox.url, "--token-url", sandbox.token_url,
-                 "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
-                 "--client-secret-stdin", "--token-format", MODES[mode]["token_format"], stdin="wrong-secret\n")
-    assert result.code == 0, result.err
-    login, page = cli_login(child_env)
+    token_format = MODES[mode]["token_format"]
+    cli_add_profile(child_env, sandbox.url, sandbox.token_url, "--token-format", token_format, secret="wrong-secret")
+    login, page, _ = cli_login(child_env)
     line = error_line(login)
     if mode == "zephr":
         assert "Zephr rejected the client credentials (401 invalid_client" in line, line

@@ -292,8 +292,12 @@ def test_files_another_user_could_write_are_refused(tmp_path: Path, target: str)
     data = tmp_path / "data"
     store = TokenStore(data, notice=lambda _: None)
     store.save(NEWS, token(1))
-    path = {"data dir": data, "tokens dir": data / "tokens", "token file": store.token_path("news"),
-            "secrets.json": data / "secrets.json"}[target]
+    path = {
+        "data dir": data,
+        "tokens dir": data / "tokens",
+        "token file": store.token_path("news"),
+        "secrets.json": data / "secrets.json",
+    }[target]
     os.chmod(path, path.stat().st_mode | 0o020)
     before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
     with pytest.raises(UnsafePathError, match=f"chmod go-w {path}"):

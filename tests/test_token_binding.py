@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import tomli_w
+from support import evidence
 from support.cli import Result, finish, run, start
 from support.recorder import Recorder
 from support.signin import cli_add_profile, error_line, quiet_store, sign_in
@@ -61,7 +62,7 @@ def cli_login(env: dict[str, str], name: str = "demo") -> Result:
 
 def cli_sign_in(env: dict[str, str], sb: Sandbox, name: str = "demo") -> str:
     """`profile add` and `login` through the CLI, then one `token` (which leaves the fast path's stamp)."""
-    cli_add_profile(env, sb, name=name)
+    cli_add_profile(env, sb.url, sb.token_url, name=name, via=run)
     cli_login(env, name)
     token = run(env, "token", "--profile", name)
     assert token.code == 0, token.err
@@ -84,6 +85,7 @@ EDITS: dict[str, Callable[[Sandbox, Recorder], dict[str, str]]] = {
 }
 
 
+@pytest.mark.reliability("token-binding")
 @pytest.mark.parametrize("edit", list(EDITS))
 def test_an_edited_profile_is_signed_out_and_nothing_reaches_the_new_host(
     child_env: dict[str, str], sandbox: Sandbox, new_host: Recorder, edit: str
@@ -103,9 +105,21 @@ def test_an_edited_profile_is_signed_out_and_nothing_reaches_the_new_host(
 
     assert new_host.requests == [], f"the new host received {new_host.requests}"
     assert len(sandbox.token_requests) == token_requests, "a refresh was sent for a client the token is not for"
-    what = {"site": "site", "token URL": "token URL", "site and token URL": "site", "client ID": "client ID",
-            "authorize URL": "authorize URL"}[edit]
+    what = {
+        "site": "site",
+        "token URL": "token URL",
+        "site and token URL": "site",
+        "client ID": "client ID",
+        "authorize URL": "authorize URL",
+    }[edit]
     assert f"issued for {what} " in line, line
+    evidence.record(
+        edit=edit,
+        commands=5,
+        reached_new_host=len(new_host.requests),
+        refreshes_sent=len(sandbox.token_requests) - token_requests,
+        signed_out=1,
+    )
 
 
 def test_the_binding_survives_an_edit_that_is_undone(
@@ -193,8 +207,13 @@ def test_the_desktop_app_counts_an_edited_profile_as_signed_out(sandbox: Sandbox
     from zephr_desktop.gui.session import Session
 
     sandbox.settings.expires_in = 2  # due for refresh after 1.3 s: the auto-refresh watcher would act
-    profile = Profile.create(name="demo", site_url=sandbox.url, token_url=sandbox.token_url,
-                             client_id=DEFAULT_CLIENT_ID, redirect_uri="http://127.0.0.1:0/callback")
+    profile = Profile.create(
+        name="demo",
+        site_url=sandbox.url,
+        token_url=sandbox.token_url,
+        client_id=DEFAULT_CLIENT_ID,
+        redirect_uri="http://127.0.0.1:0/callback",
+    )
     save_profile(profile)
     quiet_store().set_client_secret("demo", DEFAULT_CLIENT_SECRET)
     sign_in(profile)

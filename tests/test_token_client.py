@@ -58,8 +58,11 @@ def test_form_mode_with_body_auth_sends_the_credentials_in_the_form() -> None:
     profile = Profile.create(**{**RFC.__dict__, "client_auth": "body"})
     headers, body = encode_token_request(profile, "cid", "s3cret", GRANT)
     assert headers["Content-Type"] == "application/x-www-form-urlencoded" and "Authorization" not in headers
-    assert {k: v[0] for k, v in parse_qs(body.decode()).items()} == {**GRANT, "client_id": "cid",
-                                                                     "client_secret": "s3cret"}
+    assert {k: v[0] for k, v in parse_qs(body.decode()).items()} == {
+        **GRANT,
+        "client_id": "cid",
+        "client_secret": "s3cret",
+    }
 
 
 @pytest.mark.parametrize("profile", [ZEPHR, RFC], ids=["zephr", "rfc"])
@@ -89,8 +92,15 @@ def test_exchange_sends_the_code_grant_and_builds_the_token() -> None:
     }
     assert call.options["allow_redirects"] is False and call.options["verify"] is True
     assert call.options["timeout"] == (10.0, 30.0)
-    assert token == Token("oa_access1", "bearer", 4600.5, 1000.5, ("user.account:read", "user.profile:read"),
-                          "68c0f5ae-f857-408f-a9d6-f511df0f8ae8", "refresh1")
+    assert token == Token(
+        "oa_access1",
+        "bearer",
+        4600.5,
+        1000.5,
+        ("user.account:read", "user.profile:read"),
+        "68c0f5ae-f857-408f-a9d6-f511df0f8ae8",
+        "refresh1",
+    )
     assert fake.opened == fake.closed == 1
 
 
@@ -138,8 +148,9 @@ def test_the_clock_is_read_before_the_request() -> None:
 
 
 # -- judging the answer ------------------------------------------------------------------------------
-def response(status: int, body: bytes | dict[str, Any] | list[Any], content_type: str = "application/json",
-             **headers: str) -> requests.Response:
+def response(
+    status: int, body: bytes | dict[str, Any] | list[Any], content_type: str = "application/json", **headers: str
+) -> requests.Response:
     resp = requests.Response()
     resp.status_code = status
     resp.headers["Content-Type"] = content_type
@@ -149,31 +160,60 @@ def response(status: int, body: bytes | dict[str, Any] | list[Any], content_type
 
 
 ANSWERS: list[tuple[str, requests.Response, type[Exception], str]] = [
-    ("redirect", response(307, b"", Location="http://evil.example/t"), TokenEndpointError,
-     "redirected (307) to http://evil.example/t"),
-    ("invalid_client", response(401, {"error": "invalid_client"}), InvalidClientError,
-     "rejected the client credentials (401 invalid_client)"),
+    (
+        "redirect",
+        response(307, b"", Location="http://evil.example/t"),
+        TokenEndpointError,
+        "redirected (307) to http://evil.example/t",
+    ),
+    (
+        "invalid_client",
+        response(401, {"error": "invalid_client"}),
+        InvalidClientError,
+        "rejected the client credentials (401 invalid_client)",
+    ),
     ("401 page", response(401, b"<html>no</html>", "text/html"), InvalidClientError, "(401 with an HTML page)"),
-    ("invalid_grant", response(400, {"error": "invalid_grant", "error_description": "used"}), InvalidGrantError,
-     "refused the grant (400 invalid_grant (used))"),
-    ("other error", response(400, {"error": "invalid_request"}), TokenEndpointError,
-     "refused the request (400 invalid_request)"),
-    ("5xx", response(503, b"busy", "text/plain"), TokenEndpointError,
-     "failed on its side (503, non-JSON (text/plain))"),
+    (
+        "invalid_grant",
+        response(400, {"error": "invalid_grant", "error_description": "used"}),
+        InvalidGrantError,
+        "refused the grant (400 invalid_grant (used))",
+    ),
+    (
+        "other error",
+        response(400, {"error": "invalid_request"}),
+        TokenEndpointError,
+        "refused the request (400 invalid_request)",
+    ),
+    (
+        "5xx",
+        response(503, b"busy", "text/plain"),
+        TokenEndpointError,
+        "failed on its side (503, non-JSON (text/plain))",
+    ),
     ("400 empty", response(400, b""), TokenEndpointError, "answered 400 with an empty body"),
-    ("200 html", response(200, b"<html></html>", "text/html"), TokenEndpointError,
-     "answered 200 with an HTML page instead of a JSON token"),
+    (
+        "200 html",
+        response(200, b"<html></html>", "text/html"),
+        TokenEndpointError,
+        "answered 200 with an HTML page instead of a JSON token",
+    ),
     ("200 array", response(200, [1]), TokenEndpointError, "answered 200 with JSON that is not an object"),
     ("no access_token", response(200, {"token_type": "bearer"}), TokenEndpointError, "without an access_token"),
     ("mac", response(200, {"access_token": "x", "token_type": "mac"}), TokenEndpointError, "issued a 'mac' token"),
-    ("escapes in the error", response(400, {"error": "bad\x1b[2J\nline"}), TokenEndpointError,
-     "refused the request (400 bad [2J line)"),
+    (
+        "escapes in the error",
+        response(400, {"error": "bad\x1b[2J\nline"}),
+        TokenEndpointError,
+        "refused the request (400 bad [2J line)",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "resp", "kind", "words"), ANSWERS, ids=[a[0] for a in ANSWERS])
-def test_every_kind_of_answer_has_its_own_error(case: str, resp: requests.Response, kind: type[Exception],
-                                                words: str) -> None:
+def test_every_kind_of_answer_has_its_own_error(
+    case: str, resp: requests.Response, kind: type[Exception], words: str
+) -> None:
     with pytest.raises(kind) as info:
         check_answer(resp, ZEPHR)
     assert type(info.value) is kind

@@ -43,36 +43,82 @@ def _unloadable_ca() -> ssl.SSLError:
 
 FAILURES = [
     # (what failed, the exception, words only that row's message has)
-    ("untrusted certificate", lambda: _wrapped(requests.exceptions.SSLError, ssl.SSLCertVerificationError(1, "x")),
-     "TLS verification failed for {url}: the certificate is not trusted"),
-    ("unloadable CA bundle", lambda: _wrapped(requests.exceptions.SSLError, _unloadable_ca()),
-     "could not be loaded (NO_CERTIFICATE_OR_CRL_FOUND)"),
-    ("TLS on a plain port", lambda: _wrapped(requests.exceptions.SSLError, ssl.SSLError(1, "wrong version number")),
-     "The TLS handshake with {where} failed for {name} {url}. Check that the {setting}'s scheme and port"),
-    ("proxy", lambda: _wrapped(requests.exceptions.ProxyError, OSError("proxy said no")),
-     "The proxy refused or failed the request to {url}"),
-    ("connect timeout", lambda: _wrapped(requests.exceptions.ConnectTimeout, TimeoutError()),
-     "Could not connect to {where} within 3 s. Check the profile's {setting}"),
-    ("read timeout", lambda: _wrapped(requests.exceptions.ReadTimeout, TimeoutError()),
-     "did not answer within 7 s. Check the network and the profile's {setting}"),
-    ("stalled body", lambda: _wrapped(requests.exceptions.ConnectionError, TimeoutError()),
-     "did not answer within 7 s"),
-    ("refused", lambda: _wrapped(requests.exceptions.ConnectionError, ConnectionRefusedError()),
-     "Cannot reach {name} {url}: nothing is listening at {where} (connection refused). Check the profile's {setting}"),
-    ("unknown host", lambda: _wrapped(requests.exceptions.ConnectionError, socket.gaierror(-2, "unknown")),
-     "The host name {host} in the {setting} {url} cannot be resolved"),
-    ("closed", lambda: _wrapped(requests.exceptions.ConnectionError, http.client.RemoteDisconnected("x")),
-     "closed the connection without answering"),
-    ("reset", lambda: _wrapped(requests.exceptions.ConnectionError, ConnectionResetError()),
-     "closed the connection without answering"),
-    ("not HTTP", lambda: _wrapped(requests.exceptions.ConnectionError, http.client.BadStatusLine("SSH-2.0")),
-     "The server at {where} answered something that is not HTTP. Check the {setting}'s scheme and port"),
-    ("broken body", lambda: _wrapped(requests.exceptions.ChunkedEncodingError, OSError("x")),
-     "sent an answer that breaks off or cannot be decoded (ChunkedEncodingError)"),
-    ("other connection error", lambda: _wrapped(requests.exceptions.ConnectionError, OSError("x")),
-     "Cannot reach {name} {url} (ConnectionError). Check the profile's {setting}"),
-    ("anything else", lambda: _wrapped(requests.exceptions.InvalidURL, ValueError("x")),
-     "The request to {name} {url} failed (InvalidURL)"),
+    (
+        "untrusted certificate",
+        lambda: _wrapped(requests.exceptions.SSLError, ssl.SSLCertVerificationError(1, "x")),
+        "TLS verification failed for {url}: the certificate is not trusted",
+    ),
+    (
+        "unloadable CA bundle",
+        lambda: _wrapped(requests.exceptions.SSLError, _unloadable_ca()),
+        "could not be loaded (NO_CERTIFICATE_OR_CRL_FOUND)",
+    ),
+    (
+        "TLS on a plain port",
+        lambda: _wrapped(requests.exceptions.SSLError, ssl.SSLError(1, "wrong version number")),
+        "The TLS handshake with {where} failed for {name} {url}. Check that the {setting}'s scheme and port",
+    ),
+    (
+        "proxy",
+        lambda: _wrapped(requests.exceptions.ProxyError, OSError("proxy said no")),
+        "The proxy refused or failed the request to {url}",
+    ),
+    (
+        "connect timeout",
+        lambda: _wrapped(requests.exceptions.ConnectTimeout, TimeoutError()),
+        "Could not connect to {where} within 3 s. Check the profile's {setting}",
+    ),
+    (
+        "read timeout",
+        lambda: _wrapped(requests.exceptions.ReadTimeout, TimeoutError()),
+        "did not answer within 7 s. Check the network and the profile's {setting}",
+    ),
+    (
+        "stalled body",
+        lambda: _wrapped(requests.exceptions.ConnectionError, TimeoutError()),
+        "did not answer within 7 s",
+    ),
+    (
+        "refused",
+        lambda: _wrapped(requests.exceptions.ConnectionError, ConnectionRefusedError()),
+        "Cannot reach {name} {url}: nothing is listening at {where} (connection refused). "
+        "Check the profile's {setting}",
+    ),
+    (
+        "unknown host",
+        lambda: _wrapped(requests.exceptions.ConnectionError, socket.gaierror(-2, "unknown")),
+        "The host name {host} in the {setting} {url} cannot be resolved",
+    ),
+    (
+        "closed",
+        lambda: _wrapped(requests.exceptions.ConnectionError, http.client.RemoteDisconnected("x")),
+        "closed the connection without answering",
+    ),
+    (
+        "reset",
+        lambda: _wrapped(requests.exceptions.ConnectionError, ConnectionResetError()),
+        "closed the connection without answering",
+    ),
+    (
+        "not HTTP",
+        lambda: _wrapped(requests.exceptions.ConnectionError, http.client.BadStatusLine("SSH-2.0")),
+        "The server at {where} answered something that is not HTTP. Check the {setting}'s scheme and port",
+    ),
+    (
+        "broken body",
+        lambda: _wrapped(requests.exceptions.ChunkedEncodingError, OSError("x")),
+        "sent an answer that breaks off or cannot be decoded (ChunkedEncodingError)",
+    ),
+    (
+        "other connection error",
+        lambda: _wrapped(requests.exceptions.ConnectionError, OSError("x")),
+        "Cannot reach {name} {url} (ConnectionError). Check the profile's {setting}",
+    ),
+    (
+        "anything else",
+        lambda: _wrapped(requests.exceptions.InvalidURL, ValueError("x")),
+        "The request to {name} {url} failed (InvalidURL)",
+    ),
 ]
 
 
@@ -85,8 +131,9 @@ def test_each_failure_has_its_own_message_for_every_endpoint(
     error = network_error(exc, endpoint, TIMEOUT)
     assert isinstance(error, NetworkError)
     host = endpoint.url.split("/")[2].split(":")[0]
-    expected = words.format(url=endpoint.url, where=endpoint.where, name=endpoint.name, setting=endpoint.setting,
-                            host=host)
+    expected = words.format(
+        url=endpoint.url, where=endpoint.where, name=endpoint.name, setting=endpoint.setting, host=host
+    )
     assert expected in error.message, error.message
 
 

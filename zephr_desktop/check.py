@@ -131,8 +131,9 @@ def _check_authorize(profile: Profile, request: AuthRequest, fetch: Fetch, *, cr
         if "error" not in params:
             where = "straight back to the redirect URI" if back else "on to a sign-in page"
             return Finding(
-                "authorize", OK, f"The authorize endpoint {endpoint} accepts the client ID and redirect URI "
-                f"(it redirects {where})."
+                "authorize",
+                OK,
+                f"The authorize endpoint {endpoint} accepts the client ID and redirect URI (it redirects {where}).",
             )
         code = server_text(params["error"][0], 60)
         description = server_text((params.get("error_description") or [""])[0], 160)
@@ -140,16 +141,20 @@ def _check_authorize(profile: Profile, request: AuthRequest, fetch: Fetch, *, cr
         if back and code != "invalid_scope":
             # Sent back to the redirect URI: the server trusts the client and the URI, not the rest.
             return Finding(
-                "authorize", PROBLEM, f"The authorize endpoint accepts the client ID and redirect URI but refused the "
-                f"sign-in request ({shown}). Check the profile's scopes and pkce setting against the server's needs."
+                "authorize",
+                PROBLEM,
+                f"The authorize endpoint accepts the client ID and redirect URI but refused the "
+                f"sign-in request ({shown}). Check the profile's scopes and pkce setting against the server's needs.",
             )
         return _refused(profile, request, shown, code, description, credentials_ok)
     if 200 <= answer.status < 300:
         return Finding("authorize", OK, f"The authorize endpoint {endpoint} answers with a sign-in page.")
     if answer.status == 404:
         return Finding(
-            "authorize", PROBLEM, f"The authorize endpoint {endpoint} does not exist (404). Check the profile's site "
-            "URL (the site's live domain)" + (" and its authorize URL." if profile.authorize_url else ".")
+            "authorize",
+            PROBLEM,
+            f"The authorize endpoint {endpoint} does not exist (404). Check the profile's site "
+            "URL (the site's live domain)" + (" and its authorize URL." if profile.authorize_url else "."),
         )
     error, sentences = _page_text(answer)
     shown = f"{answer.status}: “{_sentence(sentences)}”" if sentences else f"{answer.status}"
@@ -165,8 +170,10 @@ def _refused(
     if error == "invalid_scope":
         zephrs = f" (Zephr's are {', '.join(SCOPES)})" if _zephr(profile) else ""
         return Finding(
-            "authorize", PROBLEM, f"The authorize endpoint refused the scopes {' '.join(profile.scopes)} ({shown}). "
-            f"Ask only for scopes the server offers{zephrs}."
+            "authorize",
+            PROBLEM,
+            f"The authorize endpoint refused the scopes {' '.join(profile.scopes)} ({shown}). "
+            f"Ask only for scopes the server offers{zephrs}.",
         )
     if _REDIRECT_WORDS.search(text):
         any_port = (
@@ -175,26 +182,34 @@ def _refused(
             else ""
         )
         return Finding(
-            "authorize", PROBLEM, f"The authorize endpoint refused the redirect URI {request.redirect_uri} ({shown}). "
+            "authorize",
+            PROBLEM,
+            f"The authorize endpoint refused the redirect URI {request.redirect_uri} ({shown}). "
             f"Register exactly {request.redirect_uri} on {screen}, or set the profile's redirect URI to one that "
-            f"is registered{any_port}."
+            f"is registered{any_port}.",
         )
     if error in ("invalid_client", "unauthorized_client") or _CLIENT_WORDS.search(text):
         return Finding(
-            "authorize", PROBLEM, f"The authorize endpoint refused the client ID '{profile.client_id}' ({shown}). "
-            f"Copy the client ID from {screen}."
+            "authorize",
+            PROBLEM,
+            f"The authorize endpoint refused the client ID '{profile.client_id}' ({shown}). "
+            f"Copy the client ID from {screen}.",
         )
     if not _zephr(profile):
         return Finding(
-            "authorize", PROBLEM, f"The authorize endpoint {endpoint} answered with an error ({shown}) instead of a "
-            f"sign-in page. Check the client ID and that {request.redirect_uri} is registered exactly on {screen}."
+            "authorize",
+            PROBLEM,
+            f"The authorize endpoint {endpoint} answered with an error ({shown}) instead of a "
+            f"sign-in page. Check the client ID and that {request.redirect_uri} is registered exactly on {screen}.",
         )
     known = "The client ID and secret are right, so the" if credentials_ok else "The"
     return Finding(
-        "authorize", PROBLEM, f"The authorize endpoint {endpoint} answered with an error ({shown}) instead of a "
+        "authorize",
+        PROBLEM,
+        f"The authorize endpoint {endpoint} answered with an error ({shown}) instead of a "
         f"sign-in page. {known} first suspect is the site's Allowed Origins (Third Party Authentication screen): "
         f"the app's window sends no Origin or Referer; then check the client ID and that {request.redirect_uri} "
-        "is registered exactly."
+        "is registered exactly.",
     )
 
 
@@ -203,8 +218,35 @@ def _same_address(url: str, redirect_uri: str) -> bool:
     return (a.scheme, a.hostname, a.port, a.path.rstrip("/")) == (b.scheme, b.hostname, b.port, b.path.rstrip("/"))
 
 
-_BLOCKS = frozenset(("title", "h1", "h2", "h3", "h4", "h5", "h6", "p", "div", "li", "br", "hr", "td", "th", "center",
-                     "section", "header", "footer", "main", "pre", "code", "dd", "dt", "label", "button"))
+_BLOCKS = frozenset(
+    (
+        "title",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "p",
+        "div",
+        "li",
+        "br",
+        "hr",
+        "td",
+        "th",
+        "center",
+        "section",
+        "header",
+        "footer",
+        "main",
+        "pre",
+        "code",
+        "dd",
+        "dt",
+        "label",
+        "button",
+    )
+)
 
 
 class _Text(html.parser.HTMLParser):
@@ -299,8 +341,10 @@ def _check_token(
         return Finding("token_endpoint", PROBLEM, exc.message), _not_checked()
     return (
         Finding(
-            "token_endpoint", PROBLEM, f"The token endpoint {url} issued a token for a made-up code: it does not check "
-            "codes, so it is not a real authorization server. Check the profile's token URL."
+            "token_endpoint",
+            PROBLEM,
+            f"The token endpoint {url} issued a token for a made-up code: it does not check "
+            "codes, so it is not a real authorization server. Check the profile's token URL.",
         ),
         _not_checked(),
     )
@@ -315,21 +359,27 @@ def _token_refusal(profile: Profile, exc: TokenEndpointError) -> Finding:
     status = exc.status
     if status is not None and status >= 500:
         return Finding(
-            "token_endpoint", PROBLEM, f"The token endpoint {url} fails on its side ({status}). Try again later; if it "
-            "persists, check the profile's token URL."
+            "token_endpoint",
+            PROBLEM,
+            f"The token endpoint {url} fails on its side ({status}). Try again later; if it "
+            "persists, check the profile's token URL.",
         )
     if exc.error and status not in (404, 405):
         detail = f": {server_text(exc.description, 160)}" if exc.description else ""
         return Finding(
-            "token_endpoint", PROBLEM, f"The token endpoint {url} refused the app's token request ({status} "
+            "token_endpoint",
+            PROBLEM,
+            f"The token endpoint {url} refused the app's token request ({status} "
             f"{exc.error}{detail}). Check the profile's token_format (json for Zephr, form for RFC 6749 servers) "
-            "and client_auth."
+            "and client_auth.",
         )
     if status is not None and 300 <= status < 400:
         return Finding("token_endpoint", PROBLEM, exc.message)
     what = f"{status}{f' {exc.error}' if exc.error else ''}" if status is not None else "something unusable"
     zephrs = f" (Zephr's: {DEFAULT_TOKEN_URL}, or {profile.site_url}/zephr/oauth2/token)" if _zephr(profile) else ""
     return Finding(
-        "token_endpoint", PROBLEM, f"The token URL {url} is not an OAuth token endpoint (it answered {what} to a "
-        f"token request). Set the profile's token URL to the server's token endpoint{zephrs}."
+        "token_endpoint",
+        PROBLEM,
+        f"The token URL {url} is not an OAuth token endpoint (it answered {what} to a "
+        f"token request). Set the profile's token URL to the server's token endpoint{zephrs}.",
     )

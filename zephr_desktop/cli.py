@@ -453,12 +453,17 @@ def cmd_desktop_entry(args: argparse.Namespace, stdin: TextIO) -> int:
 
     if args.action == "install":
         written = desktop_entry.install()
-        print(f"Added Zephr Desktop to the app menu: {written[-1]} (and {len(written) - 1} icon files).",
-              file=sys.stderr)
+        print(
+            f"Added Zephr Desktop to the app menu: {written[-1]} (and {len(written) - 1} icon files).", file=sys.stderr
+        )
         return 0
     removed = desktop_entry.remove()
-    print(f"Removed the menu entry and icons ({len(removed)} files)." if removed
-          else "There was no menu entry to remove.", file=sys.stderr)
+    print(
+        f"Removed the menu entry and icons ({len(removed)} files)."
+        if removed
+        else "There was no menu entry to remove.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -494,8 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(func=cmd_gui, profile=None)
     # --verbose is accepted after any command too; SUPPRESS keeps a later absence from undoing it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log each step (redacted) on stderr")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log each step (redacted) on stderr"
+    )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     def add(name: str, func: Callable[[argparse.Namespace, TextIO], int], help_: str) -> argparse.ArgumentParser:
@@ -591,13 +597,20 @@ def build_parser() -> argparse.ArgumentParser:
     logout.add_argument("--all", action="store_true", help="also forget the client secret")
     api = with_profile(add("api", cmd_api, "call Zephr's Public API with the token and print the JSON"))
     api.add_argument("endpoint", choices=("account", "profile"))
-    entry = add("desktop-entry", cmd_desktop_entry,
-                "add the app to the desktop's menu (a .desktop file and icons), or remove it")
+    entry = add(
+        "desktop-entry",
+        cmd_desktop_entry,
+        "add the app to the desktop's menu (a .desktop file and icons), or remove it",
+    )
     entry.add_argument("action", choices=("install", "remove"))
     # The sandbox parses its own options (`zephr-desktop sandbox --help` lists them); see main().
     sandbox = add("sandbox", cmd_sandbox, "run the built-in Zephr sandbox in the foreground")
-    sandbox.add_argument("sandbox_args", nargs="*", metavar="OPTION",
-                         help="--host 127.0.0.1 --port N --expires-in S --rotate --mode zephr|rfc --fault NAME ...")
+    sandbox.add_argument(
+        "sandbox_args",
+        nargs="*",
+        metavar="OPTION",
+        help="--host 127.0.0.1 --port N --expires-in S --rotate --mode zephr|rfc --fault NAME ...",
+    )
     return parser
 
 
@@ -658,4 +671,3 @@ def _run(command: Callable[[], int]) -> int:
             "see where, and report it if it keeps happening."
         )
         return 1
-

@@ -353,7 +353,15 @@ def _validate(fields: Mapping[str, Any], path: str | None = None) -> Profile:
         # Zephr's own endpoint is kept as "the default", so it follows a later change of the site URL.
         if authorize_url != values["site_url"] + DEFAULT_AUTHORIZE_PATH:
             values["authorize_url"] = authorize_url
-    client_id = fields.get("client_id")
+    values["client_id"] = _check_client_id(fields.get("client_id"), name, path)
+    values["redirect_uri"] = check_redirect_uri(fields.get("redirect_uri") or DEFAULT_REDIRECT_URI, name, path)
+    scopes = fields.get("scopes")
+    values["scopes"] = DEFAULT_SCOPES if scopes is None else check_scopes(scopes, name, path)
+    values.update(_check_options(fields, name, path))
+    return Profile(**values)
+
+
+def _check_client_id(client_id: Any, name: str, path: str | None) -> str:
     if not isinstance(client_id, str) or not _CLIENT_ID_RE.match(client_id):
         raise ConfigError(
             "must be the client ID from the site's Third Party Authentication screen "
@@ -362,10 +370,12 @@ def _validate(fields: Mapping[str, Any], path: str | None = None) -> Profile:
             profile=name,
             field="client_id",
         )
-    values["client_id"] = client_id
-    values["redirect_uri"] = check_redirect_uri(fields.get("redirect_uri") or DEFAULT_REDIRECT_URI, name, path)
-    scopes = fields.get("scopes")
-    values["scopes"] = DEFAULT_SCOPES if scopes is None else check_scopes(scopes, name, path)
+    return client_id
+
+
+def _check_options(fields: Mapping[str, Any], name: str, path: str | None) -> dict[str, Any]:
+    """The optional settings (switches, formats, CA bundle) that ``fields`` gives, checked."""
+    values: dict[str, Any] = {}
     for key in _BOOL_FIELDS:
         if key in fields and fields[key] is not None:
             if not isinstance(fields[key], bool):
@@ -385,7 +395,7 @@ def _validate(fields: Mapping[str, Any], path: str | None = None) -> Profile:
                 f"CA bundle {ca_bundle!r} is not a readable file", path=path, profile=name, field="ca_bundle"
             )
         values["ca_bundle"] = str(Path(ca_bundle).expanduser())
-    return Profile(**values)
+    return values
 
 
 @dataclass(frozen=True)
@@ -516,8 +526,9 @@ def _upgrade(path: Path, raw: bytes, schema: int, profiles: Profiles) -> None:
         fileutil.atomic_write(path, new)
     except OSError as exc:
         # The profiles were read; only the upgrade could not be written. Try again next time.
-        log.warning("could not upgrade %s to schema %d (%s); it still works as it is", path, SCHEMA_VERSION,
-                    exc.strerror or exc)
+        log.warning(
+            "could not upgrade %s to schema %d (%s); it still works as it is", path, SCHEMA_VERSION, exc.strerror or exc
+        )
         return
     log.info("upgraded %s to schema %d; the old file is kept as %s", path, SCHEMA_VERSION, backup)
 

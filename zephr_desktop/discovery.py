@@ -149,8 +149,11 @@ def discover(issuer: str, *, fetch: Fetch | None = None, verify: bool | str = Tr
         given = data.get("issuer")
         if given != issuer:
             named = f"issuer '{server_text(given, 120)}'" if isinstance(given, str) else "no issuer"
-            hint = f" If that is the server you mean, run again with --issuer {server_text(given, 120)}" if (
-                isinstance(given, str) and given.startswith(("https://", "http://"))) else ""
+            hint = (
+                f" If that is the server you mean, run again with --issuer {server_text(given, 120)}"
+                if (isinstance(given, str) and given.startswith(("https://", "http://")))
+                else ""
+            )
             raise DiscoveryError(
                 f"The metadata at {url} names {named}, not '{issuer}'; RFC 8414 (section 3.3) says such metadata "
                 f"must not be used, so nothing was saved.{hint}"

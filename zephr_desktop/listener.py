@@ -145,7 +145,7 @@ class Rules:
             return _error(HTTPStatus.BAD_REQUEST, "The request target is not a path.")
         path, _, query = head.target.partition("?")
         if unquote(path, errors="replace") != self.path:
-            return _error(HTTPStatus.NOT_FOUND, "Nothing here: this address only receives the Zephr sign-in response.")
+            return _error(HTTPStatus.NOT_FOUND, "Nothing here: this address only receives the sign-in response.")
         if finished:
             over = "This sign-in is no longer in progress (it already finished or was cancelled)."
             return Outcome(
@@ -291,7 +291,7 @@ class CallbackListener:
         if already:
             return
         self._finish_waiting(
-            "Sign-in stopped: the redirect listener was closed before Zephr's response arrived. Run the login again."
+            "Sign-in stopped: the redirect listener closed before the sign-in response arrived. Run the login again."
         )
         self._reported.set()  # no report is coming any more: render the page now
         if accepted:

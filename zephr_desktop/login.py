@@ -192,7 +192,11 @@ class LoginFlow:
             log.debug("authorization code %s received from the %s", redact(code), code_source)
             try:
                 token = exchange_code(
-                    self.profile, self._secret, self._request, code, clock=self._clock,
+                    self.profile,
+                    self._secret,
+                    self._request,
+                    code,
+                    clock=self._clock,
                     session_factory=self._session_factory,
                 )
                 # Every save of a profile holds its lock, so tidy() elsewhere never takes a fresh secret.

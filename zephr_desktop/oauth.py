@@ -156,9 +156,7 @@ class AuthRequest:
         return parse_redirect_url(url, self.state, self.redirect_uri, profile=self.profile)
 
 
-def parse_callback(
-    params: Mapping[str, Sequence[str]], expected_state: str, *, profile: Profile | None = None
-) -> str:
+def parse_callback(params: Mapping[str, Sequence[str]], expected_state: str, *, profile: Profile | None = None) -> str:
     """Return the authorization code from callback query params, checking error, state, code in that order.
 
     ``profile`` names the server in an error (Zephr unless it is an RFC 6749 profile).

@@ -173,8 +173,16 @@ def site_session_dir(profile: str, data: Path | None = None) -> Path:
 def app_paths(data: Path | None = None) -> list[Path]:
     """The app's own directories and shared files, as every command checks them before it starts."""
     data = data or data_dir()
-    return [config_dir(), config_file(), data, secrets_file(data), tokens_dir(data), stamp_file(data),
-            locks_dir(data), site_sessions_dir(data)]
+    return [
+        config_dir(),
+        config_file(),
+        data,
+        secrets_file(data),
+        tokens_dir(data),
+        stamp_file(data),
+        locks_dir(data),
+        site_sessions_dir(data),
+    ]
 
 
 # -- who may write there ----------------------------------------------------------------------

@@ -82,8 +82,9 @@ class Endpoint:
 
 
 # -- the size cap ------------------------------------------------------------------------------
-def limit_size(session: requests.Session, too_big: Callable[[requests.Response], ZephrError],
-               limit: int = MAX_RESPONSE) -> None:
+def limit_size(
+    session: requests.Session, too_big: Callable[[requests.Response], ZephrError], limit: int = MAX_RESPONSE
+) -> None:
     """Refuse answers over ``limit`` bytes on this session: unread if declared, else once read that far."""
 
     def hook(resp: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
@@ -105,6 +106,7 @@ def limit_size(session: requests.Session, too_big: Callable[[requests.Response],
 
 
 # -- the network failures, one ordered table ------------------------------------------------------
+
 
 def _causes(exc: BaseException) -> list[BaseException]:
     """The exception and what it wraps (requests -> urllib3 -> socket), breadth first."""

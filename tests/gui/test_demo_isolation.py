@@ -52,9 +52,18 @@ def seed_user_files(gui: GuiApp) -> None:
     store = TokenStore(directory=gui.data_dir, secrets=secrets, notice=lambda _m: None)
     store.set_client_secret("work", "work-secret-value")
     store.set_client_secret("demo", "their-demo-secret")
-    store.save(work, Token(access_token="work-access", token_type="bearer", expires_at=4_000_000_000.0,
-                             obtained_at=1_700_000_000.0, scopes=("user.account:read",), user_id="u-1",
-                             refresh_token="work-refresh"))
+    store.save(
+        work,
+        Token(
+            access_token="work-access",
+            token_type="bearer",
+            expires_at=4_000_000_000.0,
+            obtained_at=1_700_000_000.0,
+            scopes=("user.account:read",),
+            user_id="u-1",
+            refresh_token="work-refresh",
+        ),
+    )
     (gui.data_dir / ".file-secret-store-noted").touch()
 
 
@@ -137,10 +146,18 @@ def test_a_running_demo_keeps_its_dir_while_another_demo_starts(gui: GuiApp, tmp
     running = demo_dirs(tmpdir_for_app)
     assert len(running) == 1
     second = subprocess.run(
-        [sys.executable, "-c", "from pathlib import Path; import sys;"
-         "from zephr_desktop.gui.app import remove_stale_demo_dirs;"
-         "print(len(remove_stale_demo_dirs(Path(sys.argv[1]))))", str(tmpdir_for_app)],
-        env={**gui.env(), "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path; import sys;"
+            "from zephr_desktop.gui.app import remove_stale_demo_dirs;"
+            "print(len(remove_stale_demo_dirs(Path(sys.argv[1]))))",
+            str(tmpdir_for_app),
+        ],
+        env={**gui.env(), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "0"

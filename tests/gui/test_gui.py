@@ -369,5 +369,9 @@ def test_nothing_for_tests_ships_in_the_app(tmp_path: Path) -> None:
         time.sleep(1.0)
         assert victim.is_file() and victim.read_text() == "keep me"
         assert gui.alive()
-        evidence.record(variable="ZEPHR_DESKTOP_TEST_CONTROL", victim_intact=victim.read_text() == "keep me",
-                        control_socket=victim.is_socket(), alive=gui.alive())
+        evidence.record(
+            variable="ZEPHR_DESKTOP_TEST_CONTROL",
+            victim_intact=victim.read_text() == "keep me",
+            control_socket=victim.is_socket(),
+            alive=gui.alive(),
+        )

@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 from support import evidence
+from support.signin import add_profile
 from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile, load_profiles, save_profile
 from zephr_desktop.gui.api import copy_text_for, page_functions
 from zephr_desktop.gui.session import ConsentHooks, Session
 from zephr_desktop.oauth import Token
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
+from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 from zephr_desktop.store import TokenStore
 
 SURFACE = {
@@ -105,27 +106,14 @@ class FakeShell:
 
 
 @pytest.fixture
-def sb(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
-    expires_in = getattr(request, "param", 3600)
-    server = Sandbox(settings=SandboxSettings(loopback_any_port=True, expires_in=expires_in)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def sb(sandbox: Sandbox) -> Sandbox:
+    """The suite's sandbox (conftest.py)."""
+    return sandbox
 
 
 @pytest.fixture
 def profile(sb: Sandbox) -> Profile:
-    created = Profile.create(
-        name="sb",
-        site_url=sb.url,
-        token_url=sb.token_url,
-        client_id=DEFAULT_CLIENT_ID,
-        redirect_uri="http://127.0.0.1:0/callback",
-    )
-    save_profile(created)
-    TokenStore(notice=lambda _m: None).set_client_secret("sb", DEFAULT_CLIENT_SECRET)
-    return created
+    return add_profile(sb, "sb")
 
 
 @pytest.fixture
@@ -494,10 +482,24 @@ def test_no_display_is_said_in_words(monkeypatch: pytest.MonkeyPatch, capsys: py
 def test_editing_a_profile_keeps_what_the_form_does_not_show(api: Page) -> None:
     from zephr_desktop.config import save_profile
 
-    save_profile(Profile.create(name="rfc", site_url="https://news.example.com", client_id="abc",
-                                token_format="form", client_auth="body", pkce=False))
-    form = {"original_name": "rfc", "name": "rfc", "site_url": "https://news.example.com", "client_id": "abc",
-            "scopes": ["user.account:read"], "redirect_uri": "http://127.0.0.1:8765/callback"}
+    save_profile(
+        Profile.create(
+            name="rfc",
+            site_url="https://news.example.com",
+            client_id="abc",
+            token_format="form",
+            client_auth="body",
+            pkce=False,
+        )
+    )
+    form = {
+        "original_name": "rfc",
+        "name": "rfc",
+        "site_url": "https://news.example.com",
+        "client_id": "abc",
+        "scopes": ["user.account:read"],
+        "redirect_uri": "http://127.0.0.1:8765/callback",
+    }
     assert api.save_profile(form)["ok"]
     edited = load_profiles().profiles["rfc"]
     assert (edited.token_format, edited.client_auth, edited.pkce) == ("form", "body", False)

@@ -25,7 +25,7 @@ from harness import GuiApp, consent_gone, consent_sign_in, seed_profile, wait_to
 from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile, load_profiles, save_profile
-from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
+from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 from zephr_desktop.sandbox.model import DEFAULT_CLIENT
 from zephr_desktop.store import TokenStore
 
@@ -36,13 +36,10 @@ THIRD_PARTY = "https://thirdparty.invalid/auth/callback"
 
 
 @pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    server = Sandbox(settings=SandboxSettings(loopback_any_port=True)).start()
-    server.register_client(replace(DEFAULT_CLIENT, redirect_uris=(*DEFAULT_CLIENT.redirect_uris, THIRD_PARTY)))
-    try:
-        yield server
-    finally:
-        server.stop()
+def sb(sandbox: Sandbox) -> Sandbox:
+    """The suite's sandbox (conftest.py), the third party's redirect URI registered for its client."""
+    sandbox.register_client(replace(DEFAULT_CLIENT, redirect_uris=(*DEFAULT_CLIENT.redirect_uris, THIRD_PARTY)))
+    return sandbox
 
 
 class ThirdParty:

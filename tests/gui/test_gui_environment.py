@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from harness import GuiApp, consent_sign_in, seed_profile, wait_token
+from support import evidence
 
 from zephr_desktop.sandbox import DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
 from zephr_desktop.store import TokenStore
@@ -58,6 +59,7 @@ def descendants(pid: int) -> dict[int, str]:
     return found
 
 
+@pytest.mark.reliability("client-secret-env")
 def test_no_process_under_the_app_inherits_the_client_secret(tmp_path: Path, sb: Sandbox) -> None:
     with GuiApp(tmp_path / "gui", env={"ZEPHR_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}) as gui:
         seed_profile(gui, sb)
@@ -79,3 +81,4 @@ def test_no_process_under_the_app_inherits_the_client_secret(tmp_path: Path, sb:
             assert DEFAULT_CLIENT_SECRET.encode() not in environ, f"{name} ({pid}) holds the client secret"
         consent_sign_in(gui)
         assert wait_token(gui) == sb.issued[-1]["access_token"]
+        evidence.record(child="web engine", processes=len(children), engines=len(engines), inherited=0, signed_in=1)

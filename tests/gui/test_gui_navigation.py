@@ -24,7 +24,7 @@ import pytest
 from harness import GuiApp, seed_profile
 from support import evidence
 
-from zephr_desktop.sandbox import Sandbox, SandboxSettings
+from zephr_desktop.sandbox import Sandbox
 
 pytestmark = pytest.mark.gui
 
@@ -33,12 +33,9 @@ SETTLE = 1.5  # seconds for a navigation, a new window or a launched handler to 
 
 
 @pytest.fixture
-def sb() -> Iterator[Sandbox]:
-    server = Sandbox(settings=SandboxSettings(loopback_any_port=True)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def sb(sandbox: Sandbox) -> Sandbox:
+    """The suite's sandbox (conftest.py)."""
+    return sandbox
 
 
 class Launches:
@@ -126,8 +123,14 @@ def test_a_script_cannot_move_the_main_window(gui: GuiApp, launches: Launches, s
     assert [child["frame"]["url"].startswith(sb.url) for child in tree.get("childFrames", [])] == [False], tree
     assert launches.handlers == []
     loaded = [c["frame"]["url"] for c in tree.get("childFrames", []) if c["frame"]["url"].startswith(sb.url)]
-    evidence.record(way="script", tried=3, moved=away_from_home(gui),
-                    framed=len(loaded), handlers=len(launches.handlers), browser=len(launches.browser))
+    evidence.record(
+        way="script",
+        tried=3,
+        moved=away_from_home(gui),
+        framed=len(loaded),
+        handlers=len(launches.handlers),
+        browser=len(launches.browser),
+    )
 
 
 @pytest.mark.reliability("main-window-navigation")
@@ -137,8 +140,13 @@ def test_a_popup_opens_nothing(gui: GuiApp, launches: Launches, sb: Sandbox) -> 
     time.sleep(SETTLE)
     assert_home(gui)
     assert launches.browser == [] and launches.handlers == []
-    evidence.record(way="window.open", tried=2, moved=away_from_home(gui),
-                    handlers=len(launches.handlers), browser=len(launches.browser))
+    evidence.record(
+        way="window.open",
+        tried=2,
+        moved=away_from_home(gui),
+        handlers=len(launches.handlers),
+        browser=len(launches.browser),
+    )
 
 
 @pytest.mark.reliability("main-window-navigation")
@@ -163,9 +171,15 @@ def test_a_clicked_link_goes_to_the_system_browser(gui: GuiApp, launches: Launch
     assert_home(gui)
     assert launches.browser == [sb.url + "/clicked", sb.url + "/new-window"]
     assert launches.handlers == []
-    evidence.record(way="click", tried=2 + other_clicks, web_links=2, other_links=other_clicks,
-                    moved=away_from_home(gui),
-                    handlers=len(launches.handlers), browser=len(launches.browser))
+    evidence.record(
+        way="click",
+        tried=2 + other_clicks,
+        web_links=2,
+        other_links=other_clicks,
+        moved=away_from_home(gui),
+        handlers=len(launches.handlers),
+        browser=len(launches.browser),
+    )
 
 
 def drop(gui: GuiApp, url: str, x: int = 300, y: int = 300, target: str = "main") -> None:
@@ -186,8 +200,13 @@ def test_a_dropped_url_does_not_load_in_the_main_window(gui: GuiApp, launches: L
     assert launches.handlers == []
     # The person's own drop of a web link may open it in their browser; nothing else goes anywhere.
     assert set(launches.browser) <= {f"{sb.url}/dropped"}, launches.browser
-    evidence.record(way="drop", tried=len(dropped), moved=away_from_home(gui),
-                    handlers=len(launches.handlers), browser=len(launches.browser))
+    evidence.record(
+        way="drop",
+        tried=len(dropped),
+        moved=away_from_home(gui),
+        handlers=len(launches.handlers),
+        browser=len(launches.browser),
+    )
 
 
 # -- the consent window: http and https only ----------------------------------------------------------------
@@ -256,9 +275,16 @@ def test_the_consent_window_follows_only_http_and_https(
         assert gui.page("consent")["url"] == hostile_site
         assert gui.js("location.href", target="consent") == hostile_site
         assert len(gui.pages()) == 2  # the main window's and this one: no popup
-        evidence.record(clicks=len(HANDLER_LINKS), schemes=sorted({h.split(":")[0] for h in HANDLER_LINKS.values()}),
-                        scripted=1, drops=len(dropped), handlers=len(launches.handlers), browser=len(launches.browser),
-                        popups=len(gui.pages()) - 2, moved=gui.js("location.href", target="consent") != hostile_site)
+        evidence.record(
+            clicks=len(HANDLER_LINKS),
+            schemes=sorted({h.split(":")[0] for h in HANDLER_LINKS.values()}),
+            scripted=1,
+            drops=len(dropped),
+            handlers=len(launches.handlers),
+            browser=len(launches.browser),
+            popups=len(gui.pages()) - 2,
+            moved=gui.js("location.href", target="consent") != hostile_site,
+        )
 
 
 # -- the consent window's title: always where the page came from -------------------------------------------
@@ -292,6 +318,10 @@ def test_the_consent_window_title_always_says_where_the_page_came_from(tmp_path:
         gui.js("location.href = 'about:blank'; true", target="consent")
         gui.wait_js("location.href === 'about:blank'", target="consent")
         title_becomes("(no trustworthy origin) - Sign in to Zephr")
-        evidence.record(pages=len(shown), punycode=len([t for t in shown if "xn--" in t]),
-                        untrusted=len([t for t in shown if t.startswith("(no trustworthy origin)")]),
-                        blank=len([t for t in shown if not t.strip()]), titles=shown)
+        evidence.record(
+            pages=len(shown),
+            punycode=len([t for t in shown if "xn--" in t]),
+            untrusted=len([t for t in shown if t.startswith("(no trustworthy origin)")]),
+            blank=len([t for t in shown if not t.strip()]),
+            titles=shown,
+        )

@@ -30,7 +30,11 @@ from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 INSTALL_TIMEOUT = 600
 SIZES = (16, 22, 24, 32, 48, 64, 128, 256, 512)
 SHIPPED_ASSETS = {
-    "index.html", "app.js", "style.css", "result.html", "icon.svg",
+    "index.html",
+    "app.js",
+    "style.css",
+    "result.html",
+    "icon.svg",
     *(f"icons/hicolor/{n}x{n}/apps/zephr-desktop.png" for n in SIZES),
 }
 
@@ -40,8 +44,14 @@ def clean_env(base: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in base.items() if not k.startswith(("ZEPHR_", "PYTHONPATH", "PYTHONHOME"))}
 
 
-def sh(args: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 120, stdin: str | None = None,
-       ) -> subprocess.CompletedProcess[str]:
+def sh(
+    args: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float = 120,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, input=stdin)
     assert proc.returncode == 0, f"{' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -52,8 +62,12 @@ def sh(args: list[str], *, env: dict[str, str], cwd: Path, timeout: float = 120,
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from the checkout, as `pip wheel .` builds it."""
     out = tmp_path_factory.mktemp("dist")
-    sh([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--wheel-dir", str(out), "-q"],
-       env=clean_env(dict(os.environ)), cwd=out, timeout=INSTALL_TIMEOUT)
+    sh(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--wheel-dir", str(out), "-q"],
+        env=clean_env(dict(os.environ)),
+        cwd=out,
+        timeout=INSTALL_TIMEOUT,
+    )
     wheels = list(out.glob("zephr_desktop-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
@@ -76,8 +90,15 @@ def test_the_wheel_carries_the_assets_inside_the_package(wheel: Path) -> None:
 
 def start_sandbox(launcher: Path, env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], str, str]:
     """`zephr-desktop sandbox` on a free port; returns it with its site and token URLs from the banner."""
-    proc = subprocess.Popen([str(launcher), "sandbox", "--port", "0", "--any-port", "--quiet"], env=env, cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(launcher), "sandbox", "--port", "0", "--any-port", "--quiet"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stderr is not None
     banner = ""
     deadline = time.monotonic() + 60
@@ -94,9 +115,13 @@ def start_sandbox(launcher: Path, env: dict[str, str], cwd: Path) -> tuple[subpr
 def page_pixels(gui: GuiApp, window: int) -> bytes:
     """The window's pixels as raw RGB (ImageMagick's import)."""
     time.sleep(0.5)
-    return subprocess.run(["import", "-window", str(window), "-depth", "8", "rgb:-"],
-                          env={**os.environ, "DISPLAY": gui.display or ""}, capture_output=True, check=True,
-                          timeout=30).stdout
+    return subprocess.run(
+        ["import", "-window", str(window), "-depth", "8", "rgb:-"],
+        env={**os.environ, "DISPLAY": gui.display or ""},
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout
 
 
 def accent_pixels(rgb: bytes) -> int:
@@ -117,16 +142,27 @@ def test_a_built_wheel_in_a_fresh_venv_runs_the_cli_the_sandbox_and_the_app(
     work.mkdir()
     base = clean_env(dict(os.environ))
     sh([sys.executable, "-m", "venv", str(venv)], env=base, cwd=work)
-    sh([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], env=base, cwd=work,
-       timeout=INSTALL_TIMEOUT)
+    sh(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        env=base,
+        cwd=work,
+        timeout=INSTALL_TIMEOUT,
+    )
     launcher = venv / "bin" / "zephr-desktop"
     env = clean_env(gui.env())  # the test's XDG dirs and X display; keyring: none (file secret store)
 
     # --version, and the package and its assets come from the venv, not from the checkout.
     version = sh([str(launcher), "--version"], env=env, cwd=work)
     assert version.stdout.strip() == f"zephr-desktop {zephr_desktop.__version__}"
-    where = sh([str(venv / "bin" / "python"), "-c",
-                "import zephr_desktop.resources as r; print(r.__file__); print(r.assets_dir())"], env=env, cwd=work)
+    where = sh(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import zephr_desktop.resources as r; print(r.__file__); print(r.assets_dir())",
+        ],
+        env=env,
+        cwd=work,
+    )
     module, assets = (Path(line) for line in where.stdout.split())
     assert module.is_relative_to(venv) and assets == module.parent / "assets"
     assert all((assets / name).is_file() for name in SHIPPED_ASSETS)
@@ -137,12 +173,36 @@ def test_a_built_wheel_in_a_fresh_venv_runs_the_cli_the_sandbox_and_the_app(
         assert requests.get(f"{site}/zephr/oauth2/config", timeout=10).status_code == 200
 
         # A sign-in through the CLI; the listener's result page comes from the installed assets.
-        added = sh([str(launcher), "profile", "add", "demo", "--site", site, "--token-url", token_url,
-                    "--client-id", DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback",
-                    "--client-secret-stdin"], env=env, cwd=work, stdin=DEFAULT_CLIENT_SECRET + "\n")
+        added = sh(
+            [
+                str(launcher),
+                "profile",
+                "add",
+                "demo",
+                "--site",
+                site,
+                "--token-url",
+                token_url,
+                "--client-id",
+                DEFAULT_CLIENT_ID,
+                "--redirect-uri",
+                "http://127.0.0.1:0/callback",
+                "--client-secret-stdin",
+            ],
+            env=env,
+            cwd=work,
+            stdin=DEFAULT_CLIENT_SECRET + "\n",
+        )
         assert "Saved profile 'demo'" in added.stderr
-        login = subprocess.Popen([str(launcher), "login", "--no-browser", "--timeout", "30"], env=env, cwd=work,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        login = subprocess.Popen(
+            [str(launcher), "login", "--no-browser", "--timeout", "30"],
+            env=env,
+            cwd=work,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert login.stdout is not None
         url = login.stdout.readline().strip()
         page = ScriptedUser().approve(url)
@@ -164,8 +224,15 @@ def test_a_built_wheel_in_a_fresh_venv_runs_the_cli_the_sandbox_and_the_app(
 
         # The app, started as the menu starts it: its window, WM_CLASS, icon and page.
         with open(gui.tmp / "installed-app.log", "wb") as log:
-            gui.app = subprocess.Popen(command, env=env, cwd=work, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            gui.app = subprocess.Popen(
+                command,
+                env=env,
+                cwd=work,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         window = int(gui.wait_for(lambda: gui.find_windows("^Zephr Desktop$"), "the main window", timeout=90)[0])
         assert wm_class(gui, window) == ("zephr-desktop", keys["StartupWMClass"])
         assert icon_sizes(gui, window) == {(n, n) for n in SIZES}
@@ -209,8 +276,9 @@ def test_pipx_install_from_a_clone_then_uninstall(tmp_path: Path) -> None:
         f"zephr-desktop {zephr_desktop.__version__}"
     )
     python = tmp_path / "pipx" / "venvs" / "zephr-desktop" / "bin" / "python"
-    where = sh([str(python), "-c", "import zephr_desktop.resources as r; print(r.assets_dir())"], env=pipx_env,
-               cwd=work)
+    where = sh(
+        [str(python), "-c", "import zephr_desktop.resources as r; print(r.assets_dir())"], env=pipx_env, cwd=work
+    )
     assets = Path(where.stdout.strip())
     assert assets.is_relative_to(tmp_path / "pipx") and (assets / "index.html").is_file()
 

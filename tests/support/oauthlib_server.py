@@ -141,42 +141,52 @@ class Validator(RequestValidator):  # type: ignore[misc]
     def validate_client_id(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> bool:
         return client_id in self.store.clients
 
-    def validate_redirect_uri(self, client_id: str, redirect_uri: str, request: Request, *args: Any,
-                              **kwargs: Any) -> bool:
+    def validate_redirect_uri(
+        self, client_id: str, redirect_uri: str, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
         client = self.store.clients[client_id]
         return any(_is_loopback_match(uri, redirect_uri) for uri in client.redirect_uris)
 
     def get_default_redirect_uri(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> str:
         return self.store.clients[client_id].redirect_uris[0]
 
-    def validate_scopes(self, client_id: str, scopes: list[str], client: Any, request: Request, *args: Any,
-                        **kwargs: Any) -> bool:
+    def validate_scopes(
+        self, client_id: str, scopes: list[str], client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
         return set(scopes) <= set(self.store.clients[client_id].scopes)
 
     def get_default_scopes(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> list[str]:
         return list(self.store.clients[client_id].scopes[:1])
 
-    def validate_response_type(self, client_id: str, response_type: str, client: Any, request: Request,
-                               *args: Any, **kwargs: Any) -> bool:
+    def validate_response_type(
+        self, client_id: str, response_type: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
         return response_type == "code"
 
-    def validate_grant_type(self, client_id: str, grant_type: str, client: Any, request: Request, *args: Any,
-                            **kwargs: Any) -> bool:
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
         return grant_type in ("authorization_code", "refresh_token")
 
     # -- codes -------------------------------------------------------------------------------------
     def is_pkce_required(self, client_id: str, request: Request) -> bool:
         return True
 
-    def save_authorization_code(self, client_id: str, code: dict[str, str], request: Request, *args: Any,
-                                **kwargs: Any) -> None:
+    def save_authorization_code(
+        self, client_id: str, code: dict[str, str], request: Request, *args: Any, **kwargs: Any
+    ) -> None:
         self.store.codes[code["code"]] = Code(
-            client_id, request.redirect_uri, list(request.scopes), request.code_challenge,
-            request.code_challenge_method, time.monotonic() + self.store.code_lifetime,
+            client_id,
+            request.redirect_uri,
+            list(request.scopes),
+            request.code_challenge,
+            request.code_challenge_method,
+            time.monotonic() + self.store.code_lifetime,
         )
 
-    def validate_code(self, client_id: str, code: str, client: Any, request: Request, *args: Any,
-                      **kwargs: Any) -> bool:
+    def validate_code(
+        self, client_id: str, code: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
         saved = self.store.codes.get(code)
         if saved is None or saved.client_id != client_id or time.monotonic() > saved.expires:
             return False
@@ -194,13 +204,15 @@ class Validator(RequestValidator):  # type: ignore[misc]
         saved = self.store.codes.get(code)
         return saved.method if saved else None
 
-    def confirm_redirect_uri(self, client_id: str, code: str, redirect_uri: str, client: Any, request: Request,
-                             *args: Any, **kwargs: Any) -> bool:
+    def confirm_redirect_uri(
+        self, client_id: str, code: str, redirect_uri: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
         saved = self.store.codes.get(code)
         return saved is not None and saved.redirect_uri == redirect_uri
 
-    def invalidate_authorization_code(self, client_id: str, code: str, request: Request, *args: Any,
-                                      **kwargs: Any) -> None:
+    def invalidate_authorization_code(
+        self, client_id: str, code: str, request: Request, *args: Any, **kwargs: Any
+    ) -> None:
         self.store.codes.pop(code, None)
 
     # -- tokens ------------------------------------------------------------------------------------
@@ -215,8 +227,9 @@ class Validator(RequestValidator):  # type: ignore[misc]
     def rotate_refresh_token(self, request: Request) -> bool:
         return self.store.rotate
 
-    def validate_refresh_token(self, refresh_token: str, client: Any, request: Request, *args: Any,
-                               **kwargs: Any) -> bool:
+    def validate_refresh_token(
+        self, refresh_token: str, client: Any, request: Request, *args: Any, **kwargs: Any
+    ) -> bool:
         grant = self.store.refresh_tokens.get(refresh_token)
         if grant is None or grant.client_id != client.client_id:
             return False
@@ -284,8 +297,9 @@ class OAuthlibServer:
         headers, _, status = self.server.create_authorization_response(uri, scopes=scopes, credentials=credentials)
         return status, headers
 
-    def add_client(self, client_id: str, secret: str, scopes: tuple[str, ...] = ("user.account:read",
-                                                                             "user.profile:read")) -> None:
+    def add_client(
+        self, client_id: str, secret: str, scopes: tuple[str, ...] = ("user.account:read", "user.profile:read")
+    ) -> None:
         """Register a confidential client with the loopback redirect URI the app uses (any port)."""
         self.store.clients[client_id] = Client(client_id, secret, ("http://127.0.0.1/callback",), scopes)
 
@@ -301,8 +315,7 @@ class OAuthlibServer:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._http.shutdown()
         self._http.server_close()
         self._thread.join(5)

@@ -1,19 +1,22 @@
-"""Profiles pointed at a sandbox and a whole sign-in in the test process: one copy for the tests, the GUI
-tests' harness and the benchmark.
+"""Adding a profile and signing in, once for every test, the GUI tests' harness and the benchmark: in
+the test process (``add_profile``, ``sign_in``) or through the CLI (``cli_add_profile``, ``cli_login``),
+and the CLI's failure contract.
 
-Each takes the app's config file and data dir where a caller keeps them elsewhere (the GUI harness's
-app, a benchmark workspace); by default, the paths this process's environment points at.
+Each in-process helper takes the app's config file and data dir where a caller keeps them elsewhere
+(the GUI harness's app, a benchmark workspace); by default, the paths this process's environment names.
 """
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
-from support.cli import Result, finish, run, start
+from support.cli import Result, call, finish, start
 from support.user import ScriptedUser
 from zephr_desktop.config import Profile, get_profile, save_profile, with_changes
 from zephr_desktop.login import LoginFlow
@@ -29,6 +32,9 @@ def quiet_store(data_dir: Path | None = None) -> TokenStore:
     return TokenStore(directory=data_dir, notice=lambda _: None)
 
 
+ANY_PORT = "http://127.0.0.1:0/callback"  # a loopback redirect URI on any free port (the sandbox allows it)
+
+
 def add_profile(
     sb: Sandbox,
     name: str = "demo",
@@ -39,7 +45,11 @@ def add_profile(
     make_default: bool | None = None,
     **fields: Any,
 ) -> Profile:
-    """Save a profile for the sandbox (any free redirect port) and its client secret, as `profile add` does."""
+    """Save a profile for the sandbox and its client secret, as `profile add` does.
+
+    ``config`` and ``data_dir``: another app's profiles.toml and data dir (a GUI test's app) instead of
+    the ones this process's environment names.
+    """
     values: dict[str, Any] = {
         "site_url": sb.url,
         "token_url": sb.token_url,
@@ -114,21 +124,58 @@ def error_line(result: Result) -> str:
     return lines[0]
 
 
-def cli_add_profile(env: dict[str, str], sb: Sandbox, *extra: str, name: str = "demo",
-                    secret: str = DEFAULT_CLIENT_SECRET) -> Result:
-    """`zephr-desktop profile add` for the sandbox, the secret on stdin, as a person would."""
-    result = run(env, "profile", "add", name, "--site", sb.url, "--token-url", sb.token_url, "--client-id",
-                 DEFAULT_CLIENT_ID, "--redirect-uri", "http://127.0.0.1:0/callback", "--client-secret-stdin", *extra,
-                 stdin=secret + "\n")
+def cli_add_profile(
+    env: dict[str, str],
+    site: str,
+    token_url: str,
+    *extra: str,
+    name: str = "demo",
+    client_id: str = DEFAULT_CLIENT_ID,
+    redirect_uri: str = ANY_PORT,
+    secret: str | None = DEFAULT_CLIENT_SECRET,
+    via: Callable[..., Result] = call,
+) -> Result:
+    """`zephr-desktop profile add`, the secret on stdin as a person would give it; it must succeed.
+
+    ``via``: ``support.cli.call`` (in this process) or ``support.cli.run`` (a child process).
+    """
+    args = ["profile", "add", name, "--site", site, "--token-url", token_url, "--client-id", client_id]
+    args += ["--redirect-uri", redirect_uri, *extra]
+    if secret is not None:
+        args.append("--client-secret-stdin")
+    result = via(env, *args, stdin="" if secret is None else secret + "\n")
     assert result.code == 0, result.err
     return result
 
 
-def cli_login(env: dict[str, str], *, user: ScriptedUser | None = None) -> tuple[Result, requests.Response]:
-    """`zephr-desktop login --no-browser`, the scripted user answering the printed URL; (result, page)."""
-    proc = start(env, "login", "--no-browser", "--timeout", "20")
+class Login(NamedTuple):
+    """A finished `login --no-browser`: the command, the page the browser ended on, the URL it was given."""
+
+    result: Result
+    page: requests.Response
+    url: str
+
+
+def start_login(env: dict[str, str], *args: str, timeout: float = 20) -> tuple[subprocess.Popen[str], str]:
+    """Start `zephr-desktop login --no-browser` (a child process: it waits); the process and the URL it printed."""
+    proc = start(env, "login", "--no-browser", "--timeout", str(timeout), *args)
     assert proc.stdout is not None
     url = proc.stdout.readline().strip()
     assert url.startswith(("http://", "https://")), f"login printed no URL: {url!r}"
-    page = (user or ScriptedUser()).approve(url)
-    return finish(proc), page
+    return proc, url
+
+
+def cli_login(
+    env: dict[str, str], *args: str, allow: bool = True, user: ScriptedUser | None = None, timeout: float = 20
+) -> Login:
+    """`zephr-desktop login --no-browser`, the scripted user answering the printed URL."""
+    proc, url = start_login(env, *args, timeout=timeout)
+    page = (user or ScriptedUser()).approve(url, allow=allow)
+    return Login(finish(proc), page, url)
+
+
+def stored_files(env: dict[str, str]) -> dict[str, bytes]:
+    """Every file the app keeps in its data dir, by path (lock files aside): the stored token and secrets."""
+    root = Path(env["XDG_DATA_HOME"])
+    files = (p for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock"))
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}

@@ -65,21 +65,16 @@ def copy_text_for(kind: str, token: Token, profile: Profile) -> str:
 
 def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
     """The functions the page calls as ``pywebview.api.<name>``, for ``window.expose``."""
+    functions = [*_profile_functions(session), *_sign_in_functions(session), *_token_functions(session, shell)]
+    return [_answering(fn) for fn in functions]
+
+
+def _profile_functions(session: Session) -> list[PageFunction]:
+    """Drawing the page, the About list, and the profiles: choosing, saving, checking and removing one."""
 
     def init() -> dict[str, Any]:
         """Everything the page needs to draw itself the first time."""
-        shown = session.snapshot()
-        view = _state_view(shown)
-        problem = session.requested_profile_problem(shown)
-        if problem:
-            view["error"] = problem
-        catalog = {
-            "scopes": dict(SCOPES),
-            "default_scopes": list(DEFAULT_SCOPES),
-            "default_redirect_uri": DEFAULT_REDIRECT_URI,
-            "default_token_url": DEFAULT_TOKEN_URL,
-        }
-        return {**view, "catalog": catalog}
+        return _first_view(session)
 
     def state() -> dict[str, Any]:
         """The current profiles, sign-in phase, token, messages and settings."""
@@ -91,72 +86,11 @@ def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
 
     def save_profile(form: dict[str, Any]) -> dict[str, Any]:
         """Add a profile, or change one (``form["original_name"]``); the client secret is write-only."""
-        if not isinstance(form, dict):
-            return {"ok": False, "error": "The settings form sent nothing to save."}
-        try:
-            session.save(form)
-        except ConfigError as exc:
-            if exc.path is not None:  # about profiles.toml, not the form: name the file
-                return {"ok": False, "error": exc.message, "field": exc.field}
-            return {"ok": False, "error": exc.detail, "field": exc.field or "name"}  # words for next to the field
-        return state()
+        return _save_profile(session, form)
 
     def remove_profile(name: str) -> dict[str, Any]:
         """Delete a profile with its tokens and client secret."""
         session.remove(str(name))
-        return state()
-
-    def sign_in() -> dict[str, Any]:
-        """Start a sign-in: bind the listener, open the consent window, wait in the background."""
-        session.sign_in()
-        return state()
-
-    def cancel_sign_in() -> dict[str, Any]:
-        """Stop waiting for the callback (listener closed, port freed)."""
-        session.cancel_sign_in()
-        return {"ok": True}
-
-    def open_in_browser() -> dict[str, Any]:
-        """Continue the sign-in in the system browser instead of the app's window."""
-        session.continue_in_browser()
-        return state()
-
-    def refresh() -> dict[str, Any]:
-        """Refresh the token now with the refresh token."""
-        session.refresh()
-        return state()
-
-    def set_auto_refresh(on: bool) -> dict[str, Any]:
-        """Turn automatic refresh before expiry on or off."""
-        session.set_auto_refresh(bool(on))
-        return state()
-
-    def copy(kind: str) -> dict[str, Any]:
-        """Copy the token as ``token``, ``header``, ``curl`` or ``export`` to the system clipboard."""
-        if kind not in COPY_KINDS:
-            return {"ok": False, "error": f"Unknown copy format '{kind}'."}
-        profile = session.current_profile()
-        token = session.cached_token(profile)
-        if token is None:
-            return {"ok": False, "error": "There is no token to copy yet. Sign in first."}
-        clear_after = shell.copy_text(copy_text_for(kind, token, profile))
-        return {"ok": True, "kind": kind, "clear_after": clear_after}
-
-    def copy_text(text: str) -> dict[str, Any]:
-        """Copy a short piece of page text (e.g. the redirect URI) to the system clipboard."""
-        return {"ok": True, "clear_after": shell.copy_text(str(text)[:MAX_COPY_TEXT])}
-
-    def test_token() -> dict[str, Any]:
-        """Call ``/blaize/account`` and/or ``/blaize/profile`` with the token, as its scopes allow."""
-        profile = session.current_profile()
-        token = session.cached_token(profile)
-        if token is None:
-            return {"ok": False, "error": "There is no token to test yet. Sign in first."}
-        return _test_token(profile, token)
-
-    def sign_out() -> dict[str, Any]:
-        """Forget the profile's tokens on this computer."""
-        session.sign_out()
         return state()
 
     def secret_status(name: str) -> dict[str, Any]:
@@ -173,21 +107,117 @@ def page_functions(session: Session, shell: Shell) -> list[PageFunction]:
 
     def check_profile(form: dict[str, Any]) -> dict[str, Any]:
         """Say what is wrong with the settings form's profile (unsaved edits included), before any sign-in."""
-        if not isinstance(form, dict):
-            return {"ok": False, "error": "The settings form sent nothing to check."}
-        try:
-            findings = session.check(form)
-        except ConfigError as exc:
-            if exc.path is not None:
-                return {"ok": False, "error": exc.message, "field": exc.field}
-            return {"ok": False, "error": exc.detail, "field": exc.field or "name"}
-        return {"ok": True, "all_ok": all(f.ok for f in findings), "findings": [f.as_dict() for f in findings]}
+        return _check_profile(session, form)
 
-    functions: list[PageFunction] = [
-        init, state, select_profile, save_profile, remove_profile, sign_in, cancel_sign_in, open_in_browser,
-        refresh, set_auto_refresh, copy, copy_text, test_token, sign_out, secret_status, check_profile, about,
-    ]  # fmt: skip
-    return [_answering(fn) for fn in functions]
+    return [init, state, select_profile, save_profile, remove_profile, secret_status, about, check_profile]
+
+
+def _sign_in_functions(session: Session) -> list[PageFunction]:
+    """Signing in (in the app's window or the browser), refreshing and signing out."""
+
+    def sign_in() -> dict[str, Any]:
+        """Start a sign-in: bind the listener, open the consent window, wait in the background."""
+        session.sign_in()
+        return _state_view(session.snapshot())
+
+    def cancel_sign_in() -> dict[str, Any]:
+        """Stop waiting for the callback (listener closed, port freed)."""
+        session.cancel_sign_in()
+        return {"ok": True}
+
+    def open_in_browser() -> dict[str, Any]:
+        """Continue the sign-in in the system browser instead of the app's window."""
+        session.continue_in_browser()
+        return _state_view(session.snapshot())
+
+    def refresh() -> dict[str, Any]:
+        """Refresh the token now with the refresh token."""
+        session.refresh()
+        return _state_view(session.snapshot())
+
+    def set_auto_refresh(on: bool) -> dict[str, Any]:
+        """Turn automatic refresh before expiry on or off."""
+        session.set_auto_refresh(bool(on))
+        return _state_view(session.snapshot())
+
+    def sign_out() -> dict[str, Any]:
+        """Forget the profile's tokens on this computer."""
+        session.sign_out()
+        return _state_view(session.snapshot())
+
+    return [sign_in, cancel_sign_in, open_in_browser, refresh, set_auto_refresh, sign_out]
+
+
+def _token_functions(session: Session, shell: Shell) -> list[PageFunction]:
+    """Using the token: copying it in some form, testing it against the site."""
+
+    def copy(kind: str) -> dict[str, Any]:
+        """Copy the token as ``token``, ``header``, ``curl`` or ``export`` to the system clipboard."""
+        return _copy_token(session, shell, kind)
+
+    def copy_text(text: str) -> dict[str, Any]:
+        """Copy a short piece of page text (e.g. the redirect URI) to the system clipboard."""
+        return {"ok": True, "clear_after": shell.copy_text(str(text)[:MAX_COPY_TEXT])}
+
+    def test_token() -> dict[str, Any]:
+        """Call ``/blaize/account`` and/or ``/blaize/profile`` with the token, as its scopes allow."""
+        profile = session.current_profile()
+        return _test_token(profile, session.cached_token(profile))
+
+    return [copy, copy_text, test_token]
+
+
+def _first_view(session: Session) -> dict[str, Any]:
+    shown = session.snapshot()
+    view = _state_view(shown)
+    problem = session.requested_profile_problem(shown)
+    if problem:
+        view["error"] = problem
+    catalog = {
+        "scopes": dict(SCOPES),
+        "default_scopes": list(DEFAULT_SCOPES),
+        "default_redirect_uri": DEFAULT_REDIRECT_URI,
+        "default_token_url": DEFAULT_TOKEN_URL,
+    }
+    return {**view, "catalog": catalog}
+
+
+def _save_profile(session: Session, form: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(form, dict):
+        return {"ok": False, "error": "The settings form sent nothing to save."}
+    try:
+        session.save(form)
+    except ConfigError as exc:
+        return _form_failure(exc)
+    return _state_view(session.snapshot())
+
+
+def _check_profile(session: Session, form: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(form, dict):
+        return {"ok": False, "error": "The settings form sent nothing to check."}
+    try:
+        findings = session.check(form)
+    except ConfigError as exc:
+        return _form_failure(exc)
+    return {"ok": True, "all_ok": all(f.ok for f in findings), "findings": [f.as_dict() for f in findings]}
+
+
+def _form_failure(exc: ConfigError) -> dict[str, Any]:
+    """What the settings form shows for a rejected profile."""
+    if exc.path is not None:  # about profiles.toml, not the form: name the file
+        return {"ok": False, "error": exc.message, "field": exc.field}
+    return {"ok": False, "error": exc.detail, "field": exc.field or "name"}  # words for next to the field
+
+
+def _copy_token(session: Session, shell: Shell, kind: str) -> dict[str, Any]:
+    if kind not in COPY_KINDS:
+        return {"ok": False, "error": f"Unknown copy format '{kind}'."}
+    profile = session.current_profile()
+    token = session.cached_token(profile)
+    if token is None:
+        return {"ok": False, "error": "There is no token to copy yet. Sign in first."}
+    clear_after = shell.copy_text(copy_text_for(kind, token, profile))
+    return {"ok": True, "kind": kind, "clear_after": clear_after}
 
 
 def _answering(fn: PageFunction) -> PageFunction:
@@ -208,9 +238,11 @@ def _answering(fn: PageFunction) -> PageFunction:
     return answer
 
 
-def _test_token(profile: Profile, token: Token) -> dict[str, Any]:
+def _test_token(profile: Profile, token: Token | None) -> dict[str, Any]:
     from ..zephr_api import get_account, get_profile
 
+    if token is None:
+        return {"ok": False, "error": "There is no token to test yet. Sign in first."}
     calls: list[tuple[str, Callable[[Profile, Token], Any]]] = []
     if not token.scopes or "user.account:read" in token.scopes:
         calls.append(("GET /blaize/account", get_account))

@@ -34,7 +34,8 @@ class GuiThread:
         # Emitted from a worker, the slot runs in the invoker's (GUI) thread (an automatic queued connection).
         self._invoker.request.connect(self._run)
         # Always queued, even from the GUI thread: the job runs after the current slot has returned.
-        self._invoker.later.connect(self._run, Qt.ConnectionType.QueuedConnection)
+        # PyQt6's stub declares connect(slot) only; the binding also takes the connection type.
+        self._invoker.later.connect(self._run, Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]
         self._thread = threading.current_thread()
 
     @staticmethod
@@ -46,22 +47,23 @@ class GuiThread:
         if threading.current_thread() is self._thread:
             return fn()
         done = threading.Event()
-        box: dict[str, Any] = {}
+        values: list[T] = []
+        errors: list[BaseException] = []
 
         def job() -> None:
             try:
-                box["value"] = fn()
+                values.append(fn())
             except BaseException as exc:  # handed back to the caller's thread
-                box["error"] = exc
+                errors.append(exc)
             finally:
                 done.set()
 
         self._invoker.request.emit(job)
         if not done.wait(timeout):
             raise TimeoutError(f"the GUI thread did not answer within {timeout:.0f} s")
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
+        if errors:
+            raise errors[0]
+        return values[0]
 
     def post(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the GUI thread later (from any thread, the GUI thread too), without waiting."""

@@ -192,8 +192,7 @@ def popup_login_page(users: Mapping[str, Mapping[str, str]], nonce: str, error: 
 def popup_done_page(user_label: str, nonce: str) -> str:
     """After a Popup ID sign-in: tells the opener and closes itself."""
     body = (
-        f"<h1>Signed in</h1><p>Signed in as <strong>{escape(user_label)}</strong>.</p>"
-        '<p id="status" role="status"></p>'
+        f'<h1>Signed in</h1><p>Signed in as <strong>{escape(user_label)}</strong>.</p><p id="status" role="status"></p>'
     )
     return layout("Signed in", body, nonce, script=_POPUP_DONE_SCRIPT)
 
