@@ -213,10 +213,30 @@ def _growth_cause(fig: Figure) -> str:
 
 def _soak_memory_cause(fig: Figure) -> str:
     x = fig.extra
-    uss = x.get("uss_mib")
+    uss, own = x.get("uss_mib"), x.get("python_uss_mib")
+    where = ""
+    if isinstance(uss, dict) and isinstance(own, dict) and None not in (*uss.values(), *own.values()):
+        tree_growth = float(uss["late"]) - float(uss["early"])
+        own_growth = float(own["late"]) - float(own["early"])
+        where = (
+            f" Of the private pages (USS), the tree grew by {tree_growth:.1f} MiB: the app's own process "
+            f"(Python, Qt and the compositor) by {own_growth:.1f} MiB, the web engine's other processes (the "
+            f"main page's renderer) by {tree_growth - own_growth:.1f} MiB."
+        )
+    sizes = x.get("page_size")
+    page = ""
+    if isinstance(sizes, dict) and len(sizes) == 2:
+        (first, a), (last, b) = sorted(sizes.items(), key=lambda kv: int(kv[0]))
+        page = (
+            f" The page itself does not grow: [elements, pending bridge callbacks] {a} at cycle {first}, "
+            f"{b} at cycle {last}."
+        )
     return (
-        f"PSS shares library pages among every process on the machine that maps them, so it moves when other "
-        f"programs start or stop; the app's private pages (USS) went {_pair_names(uss, 'early', 'late', 'MiB')}."
+        "Each refresh pushes the new state to the page, which draws the token panel again (new token text, "
+        "scope chips, expiry), and the countdown redraws four times a second: what grows is the web engine's "
+        "memory for running and drawing the page, not the page's content. PSS also shares library pages with "
+        "every other process on the machine that maps them, so it moves when other programs start or stop."
+        f"{page}{where}"
     )
 
 
@@ -312,7 +332,8 @@ def _detail(fig: Figure) -> str:
             )
         if fig.key == "8c":
             return (
-                f"USS (private pages) {_pair_names(x.get('uss_mib'), 'early', 'late', 'MiB')}; "
+                f"USS (private pages) {_pair_names(x.get('uss_mib'), 'early', 'late', 'MiB')}; of that, the "
+                f"app's own process {_pair_names(x.get('python_uss_mib'), 'early', 'late', 'MiB')}; "
                 f"{x.get('processes')} processes."
             )
         return f"{len(fig.ours.values) if fig.ours else 0} cycles counted{age}."

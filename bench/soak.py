@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import statistics
 import subprocess
 import sys
@@ -179,10 +180,16 @@ class AppRun:
     page_expired: int = 0
     pss: dict[int, int] = field(default_factory=dict)  # cycle -> PSS bytes
     uss: dict[int, int] = field(default_factory=dict)
+    python_uss: dict[int, int] = field(default_factory=dict)  # the app's own (Python and Qt) process alone
+    page: dict[int, object] = field(default_factory=dict)  # cycle -> [DOM elements, pending bridge callbacks]
     processes: int = 0
 
 
-def run_app(gui: Any, sb: Sandbox, cycles: int, budget: float) -> AppRun:
+_PAGE_SIZE = """JSON.stringify([document.getElementsByTagName('*').length,
+  Object.keys((window.pywebview && window.pywebview._returnValues) || {}).length])"""
+
+
+def run_app(gui: Any, sb: Sandbox, cycles: int, budget: float, memory_from: int) -> AppRun:
     """Launch the app on the soak profile and watch it through ``cycles`` refreshes."""
     log = IssueLog(sb)
     with Poller(log):
@@ -215,7 +222,11 @@ def run_app(gui: Any, sb: Sandbox, cycles: int, budget: float) -> AppRun:
         def weigh(n: int) -> None:
             pss, uss, count = tree_memory(gui.app.pid)
             run.pss[n], run.uss[n] = pss, uss
+            run.python_uss[n] = process_uss(gui.app.pid)
             run.processes = max(run.processes, count)
+            if n in (memory_from, cycles):
+                with contextlib.suppress(Exception):
+                    run.page[n] = json.loads(str(gui.js(_PAGE_SIZE)))
 
         sampler = threading.Thread(target=sample, name="bench-soak-sampler", daemon=True)
         sampler.start()
@@ -286,6 +297,22 @@ def run_loops(ws: Workspace, sb: Sandbox, cycles: int, budget: float) -> tuple[I
 
 
 # -- the figures ------------------------------------------------------------------------------------------
+def process_uss(pid: int) -> int:
+    """One process's private pages (USS) in bytes; 0 if it cannot be read."""
+    total = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name in ("Private_Clean", "Private_Dirty"):
+                total += int(rest.split()[0]) * 1024
+    return total
+
+
+def _median_mib(values: dict[int, int], cycles: range) -> float | None:
+    picked = [values[n] / MIB for n in cycles if n in values]
+    return round(statistics.median(picked), 1) if picked else None
+
+
 def _memory_window(pss: dict[int, int], first: int, last: int, span: int) -> tuple[list[float], list[float]]:
     early = [pss[n] / MIB for n in range(first, first + span) if n in pss]
     late = [pss[n] / MIB for n in range(last - span + 1, last + 1) if n in pss]
@@ -298,6 +325,7 @@ def app_figures(run: AppRun, cycles: int, memory_from: int) -> list[Figure]:
     ages = refresh_ages(run.starts, run.log.refreshes)
     span = max(1, min(5, cycles // 10))
     early, late = _memory_window(run.pss, memory_from, cycles, span)
+    early_cycles, late_cycles = range(memory_from, memory_from + span), range(cycles - span + 1, cycles + 1)
     expired_moments = len(run.expired_samples) + run.page_expired
     extra: dict[str, object] = {
         "cycles": cycles,
@@ -315,19 +343,14 @@ def app_figures(run: AppRun, cycles: int, memory_from: int) -> list[Figure]:
         else {},
         "memory_from": memory_from,
         "memory_span": span,
-        "uss_mib": {
-            "early": round(
-                statistics.median(run.uss[n] / MIB for n in range(memory_from, memory_from + span) if n in run.uss), 1
-            )
-            if run.uss
-            else None,
-            "late": round(
-                statistics.median(run.uss[n] / MIB for n in range(cycles - span + 1, cycles + 1) if n in run.uss), 1
-            )
-            if run.uss
-            else None,
+        "uss_mib": {"early": _median_mib(run.uss, early_cycles), "late": _median_mib(run.uss, late_cycles)},
+        # Where it grows: the app's own process (Python, Qt, the compositor) against the web engine's others.
+        "python_uss_mib": {
+            "early": _median_mib(run.python_uss, early_cycles),
+            "late": _median_mib(run.python_uss, late_cycles),
         },
         "processes": run.processes,
+        "page_size": {str(n): v for n, v in run.page.items()},
     }
     return [
         Figure(
@@ -473,7 +496,7 @@ def soak_figures(tmp: Path, *, cycles: int, memory_from: int, budget: float) -> 
             side = threading.Thread(target=loops, name="bench-soak-loops", daemon=True)
             side.start()
             try:
-                app_run = run_app(gui, app_sb, cycles, budget)
+                app_run = run_app(gui, app_sb, cycles, budget, memory_from)
             finally:
                 side.join(budget + 60)
         figures = app_figures(app_run, cycles, memory_from)

@@ -81,6 +81,13 @@ def app_icon() -> Any:
     return icon
 
 
+def _set_app_icon(app: Any) -> None:
+    try:
+        app.setWindowIcon(app_icon())
+    except Exception:  # an exception escaping a slot would abort the process
+        log.exception("could not set the app icon")
+
+
 def site_session_dir(profile: Profile) -> Path:
     """Where a profile that keeps its site session stores the consent window's cookies."""
     return TokenStore().site_session_dir(profile.name)
@@ -130,7 +137,11 @@ class DesktopShell:
             # StartupWMClass and file name must match them for docks to group the windows.
             app.setApplicationName(APP_ID)
             app.setDesktopFileName(APP_ID)
-            app.setWindowIcon(app_icon())  # every window without its own icon shows this one
+            # Every window without its own icon shows this one. Its nine sizes are decoded and handed to the
+            # window manager on the GUI thread (~25 ms): done just after the window shows, while the page loads.
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, lambda: _set_app_icon(app))
         self.ready.set()
 
     def close(self) -> None:
