@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from support import signin
 from support.user import ScriptedUser
 
-from zephr_desktop.config import Profile
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import Sandbox, SandboxSettings
 from zephr_desktop.store import TokenStore
 

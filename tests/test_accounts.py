@@ -12,9 +12,10 @@ from support import evidence
 from support.cli import call
 
 from zephr_desktop import accounts
-from zephr_desktop.config import Profile, Profiles, load_profiles
+from zephr_desktop.config import Profiles, load_profiles
 from zephr_desktop.errors import ConfigError, ProfileNotFoundError
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.store import TokenStore
 
 BASE = {"name": "news", "site_url": "https://news.example.com", "client_id": "news-client"}

@@ -10,7 +10,6 @@ from support.cli import call
 from support.signin import ANY_PORT, cli_add_profile
 
 from zephr_desktop.check import OK, PROBLEM, SKIPPED, Finding, check_profile
-from zephr_desktop.config import Profile
 from zephr_desktop.discovery import Answer
 from zephr_desktop.errors import (
     InvalidClientError,
@@ -19,6 +18,7 @@ from zephr_desktop.errors import (
     TokenEndpointError,
 )
 from zephr_desktop.oauth import AuthRequest, Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
 SITE = "https://news.example.com"

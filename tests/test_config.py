@@ -7,24 +7,11 @@ from pathlib import Path
 import pytest
 from support import evidence
 
-from zephr_desktop.config import (
-    DEFAULT_SCOPES,
-    DEFAULT_TOKEN_URL,
-    SCOPES,
-    Profile,
-    check_redirect_uri,
-    get_profile,
-    how_redirect_is_received,
-    listens_on_loopback,
-    load_profiles,
-    remove_profile,
-    save_profile,
-    set_default,
-    unknown_scope_warning,
-    with_changes,
-)
+from zephr_desktop.config import get_profile, load_profiles, remove_profile, save_profile, set_default
 from zephr_desktop.errors import ConfigError, ProfileNotFoundError
 from zephr_desktop.paths import config_file
+from zephr_desktop.profile import DEFAULT_SCOPES, SCOPES, Profile, unknown_scope_warning, with_changes
+from zephr_desktop.urls import DEFAULT_TOKEN_URL, check_redirect_uri, how_redirect_is_received, listens_on_loopback
 
 GOOD = {"name": "news", "site_url": "https://news.example.com/", "client_id": "abc123"}
 

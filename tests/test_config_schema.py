@@ -12,14 +12,10 @@ from support.cli import call, run
 from support.signin import cli_add_profile, cli_login, error_line
 
 from zephr_desktop import fileutil
-from zephr_desktop.config import (
-    SCHEMA_VERSION,
-    Profile,
-    load_profiles,
-    save_profile,
-)
+from zephr_desktop.config import SCHEMA_VERSION, load_profiles, save_profile
 from zephr_desktop.errors import ConfigError
 from zephr_desktop.paths import config_file
+from zephr_desktop.profile import Profile
 
 # Today's format before the version key: comments and layout a person may have written by hand.
 OLD_FILE = b"""# my Zephr sites

@@ -30,6 +30,8 @@ HEAVY = {
     "ssl",
     "zephr_desktop.cli",
     "zephr_desktop.config",
+    "zephr_desktop.profile",
+    "zephr_desktop.urls",
 }
 PROBE = (
     "import runpy, sys\n"

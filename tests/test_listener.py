@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from support.rawhttp import exchange
 
-from zephr_desktop.config import check_redirect_uri
 from zephr_desktop.errors import ConfigError, ListenerError, LoginCancelledError, LoginTimeoutError, PortInUseError
 from zephr_desktop.listener import (
     BIND_ADDRESSES,
@@ -34,6 +33,7 @@ from zephr_desktop.listener import (
 )
 from zephr_desktop.loopback import MAX_HEAD_BYTES, bind
 from zephr_desktop.resources import asset_text, assets_dir
+from zephr_desktop.urls import check_redirect_uri
 
 STATE = "st-" + secrets.token_urlsafe(16)
 CODE = "kcpa10fzqa9nmut95duwok0c"

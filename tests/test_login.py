@@ -11,10 +11,10 @@ import pytest
 import requests
 from support.fake_session import FakeTokenEndpoint, token_json
 
-from zephr_desktop.config import Profile
 from zephr_desktop.errors import InvalidGrantError, NotLoggedInError, ZephrError
 from zephr_desktop.login import LoginFlow, ensure_fresh_token, refresh_token_now
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.store import TokenStore
 
 PROFILE = Profile.create(

@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from zephr_desktop.config import Profile
 from zephr_desktop.errors import AccessDeniedError, AuthorizationError, CallbackError
 from zephr_desktop.oauth import (
     AuthRequest,
@@ -18,6 +17,7 @@ from zephr_desktop.oauth import (
     parse_scopes,
     redact,
 )
+from zephr_desktop.profile import Profile
 
 PROFILE = Profile.create(name="news", site_url="https://news.example.com", client_id="cid")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from zephr_desktop import paths
-from zephr_desktop.config import Profile
 from zephr_desktop.errors import UnsafePathError
 from zephr_desktop.fileutil import atomic_write, check_private, ensure_private_dir
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 
 ISSUER = paths.issuer(
     "https://news.example.com",

@@ -130,7 +130,18 @@ def test_loads_reads_the_apps_own_files() -> None:
     assert paths.read_stamp(stamp, [1, 2, 3]) == ("demo", {"demo": issued})
 
 
-HEAVY = ("platformdirs", "pathlib", "json", "re", "typing", "tomllib", "argparse", "zephr_desktop.config")
+HEAVY = (
+    "platformdirs",
+    "pathlib",
+    "json",
+    "re",
+    "typing",
+    "tomllib",
+    "argparse",
+    "zephr_desktop.config",
+    "zephr_desktop.profile",
+    "zephr_desktop.urls",
+)
 PROBE = """
 import runpy, sys
 before = set(sys.modules)

@@ -17,10 +17,10 @@ from support.cli import call, finish, run, start
 from support.signin import cli_add_profile, start_login
 from support.user import ScriptedUser
 
-from zephr_desktop.config import Profile
 from zephr_desktop.errors import AccessDeniedError, CallbackError, LoginCancelledError
 from zephr_desktop.gui.consent import RedirectTarget
 from zephr_desktop.login import LoginFlow
+from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from zephr_desktop.sandbox.model import DEFAULT_CLIENT
 from zephr_desktop.store import TokenStore

@@ -24,7 +24,8 @@ from support.signin import (
 )
 from support.user import ScriptedUser
 
-from zephr_desktop.config import get_profile, save_profile, with_changes
+from zephr_desktop.config import get_profile, save_profile
+from zephr_desktop.profile import with_changes
 from zephr_desktop.sandbox import Sandbox, SandboxSettings
 
 # -- https required (also for a hand-edited profiles.toml) -------------------------------------

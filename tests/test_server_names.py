@@ -13,10 +13,10 @@ from support.fake_session import FakeTokenEndpoint
 from support.signin import cli_add_profile, cli_login, error_line
 from support.token_server import TokenServer
 
-from zephr_desktop.config import Profile
 from zephr_desktop.errors import ZephrError
 from zephr_desktop.login import ensure_fresh_token
 from zephr_desktop.oauth import AuthRequest, Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import Sandbox
 from zephr_desktop.store import TokenStore
 from zephr_desktop.token_client import check_answer

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from zephr_desktop.config import Profile, with_changes
 from zephr_desktop.errors import SecretStoreError, UnsafePathError
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile, with_changes
 from zephr_desktop.store import (
     FileBackend,
     KeyringBackend,

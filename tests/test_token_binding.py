@@ -24,7 +24,8 @@ from support.signin import cli_add_profile, error_line, quiet_store, sign_in
 from support.user import ScriptedUser
 from test_fasttoken import probe
 
-from zephr_desktop.config import Profile, get_profile, save_profile, with_changes
+from zephr_desktop.config import get_profile, save_profile
+from zephr_desktop.profile import Profile, with_changes
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 from support.fake_session import FakeTokenEndpoint, token_json
 
-from zephr_desktop.config import Profile
 from zephr_desktop.errors import InvalidClientError, InvalidGrantError, TokenEndpointError
 from zephr_desktop.oauth import AuthRequest, Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.token_client import (
     basic_credentials,
     check_answer,

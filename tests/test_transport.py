@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from zephr_desktop.config import Profile
 from zephr_desktop.errors import ApiError, NetworkError
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.transport import Endpoint, network_error
 from zephr_desktop.zephr_api import get_account
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import Profile, Profiles, load_profiles, remove_profile, save_profile, with_changes
+from .config import Profiles, load_profiles, remove_profile, save_profile
 from .errors import ConfigError
+from .profile import Profile, with_changes
 from .store import TokenStore
 
 

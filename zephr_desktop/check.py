@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-from .config import DEFAULT_TOKEN_URL, SCOPES, Profile
 from .discovery import Answer, Fetch, http_get
 from .errors import InvalidClientError, InvalidGrantError, NetworkError, TokenEndpointError, ZephrError
 from .oauth import AuthRequest, server_text
+from .profile import SCOPES, Profile
+from .urls import DEFAULT_TOKEN_URL
 
 OK, PROBLEM, SKIPPED = "ok", "problem", "not checked"
 #: What is read of a page the authorize endpoint answers with (enough for an error message).

@@ -116,7 +116,8 @@ def _discovered(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_profile_add(args: argparse.Namespace, stdin: TextIO) -> int:
     from . import accounts
-    from .config import Profile, how_redirect_is_received, unknown_scope_warning
+    from .profile import Profile, unknown_scope_warning
+    from .urls import how_redirect_is_received
 
     if not args.site and not args.issuer:
         _err("profile add: give --site URL (the Zephr site), or --issuer URL (another OAuth server).")
@@ -476,7 +477,7 @@ def cmd_gui(args: argparse.Namespace, stdin: TextIO) -> int:
 # -- parser ------------------------------------------------------------------------------
 def _scopes_epilog() -> str:
     """Zephr's scopes, explained, for ``profile add --help``."""
-    from .config import DEFAULT_SCOPES, SCOPES
+    from .profile import DEFAULT_SCOPES, SCOPES
 
     lines = [f"scopes (--scope, repeat for each; default {' and '.join(DEFAULT_SCOPES)}):", "  Zephr's:"]
     lines += [f"    {scope:<22}{what}" for scope, what in SCOPES.items()]

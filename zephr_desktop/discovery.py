@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from .config import check_endpoint_url
 from .errors import ConfigError, DiscoveryError
+from .urls import check_endpoint_url
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from http import HTTPStatus
 from types import TracebackType
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .config import check_redirect_uri
 from .errors import ListenerError, LoginCancelledError, LoginTimeoutError
 from .loopback import MAX_HEAD_BYTES, LoopbackServer, bind, head_end
 from .resources import asset_text
+from .urls import check_redirect_uri
 
 log = logging.getLogger("zephr_desktop.listener")
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
-from .config import Profile, listens_on_loopback
 from .errors import (
     AuthorizationError,
     CallbackError,
@@ -25,8 +24,10 @@ from .errors import (
     ZephrError,
 )
 from .oauth import AuthRequest, Token, redact, registration, server_name
+from .profile import Profile
 from .store import TokenStore
 from .token_client import SessionFactory, authlib_session, exchange_code, refresh
+from .urls import listens_on_loopback
 
 if TYPE_CHECKING:
     from .listener import CallbackListener

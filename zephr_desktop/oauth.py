@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from .config import Profile
 from .errors import (
     AccessDeniedError,
     AuthorizationError,
@@ -25,6 +24,7 @@ from .errors import (
     TokenEndpointError,
 )
 from .paths import refresh_due, refresh_margin
+from .profile import Profile
 
 _MAX_SERVER_TEXT = 200
 #: RFC 6750 2.1 ``b64token``: what a bearer token (and, here, a refresh token) may consist of.

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
-from .config import Profile, Profiles
+from .config import Profiles
 from .errors import SecretStoreError, ZephrError
 from .fileutil import atomic_write, check_private, ensure_private_dir, remove_stale_temps
 from .oauth import Token
+from .profile import Profile
 
 log = logging.getLogger(__name__)
 KEYRING_SERVICE = paths.APP_NAME

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote_plus, urlencode
 
-from .config import Profile
 from .errors import InvalidClientError, InvalidGrantError, TokenEndpointError, ZephrError
 from .oauth import (
     AuthRequest,
@@ -34,6 +33,7 @@ from .oauth import (
     server_name,
     server_text,
 )
+from .profile import Profile
 from .transport import Endpoint, http_timeout, limit_size, send, tls_verify
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .config import Profile
 from .errors import ApiError, ZephrError
 from .oauth import Token, is_zephr
+from .profile import Profile
 from .transport import Endpoint, http_timeout, limit_size, send, tls_verify
 
 if TYPE_CHECKING:

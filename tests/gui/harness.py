@@ -40,7 +40,7 @@ from typing import Any
 import websocket
 from support.signin import add_profile
 
-from zephr_desktop.config import Profile
+from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import TEST_USERS, Sandbox
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,11 +22,12 @@ import webview
 from support import evidence
 from webview.util import inject_pywebview, js_bridge_call
 
-from zephr_desktop.config import Profile, save_profile
+from zephr_desktop.config import save_profile
 from zephr_desktop.gui.api import NO_ATTRIBUTES
 from zephr_desktop.gui.app import DesktopShell, create_main_window
 from zephr_desktop.gui.session import Session
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.store import TokenStore
 
 SURFACE = {

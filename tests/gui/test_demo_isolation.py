@@ -18,8 +18,9 @@ import pytest
 from harness import REPO, GuiApp
 from test_gui import consent_sign_in, report_failure, wait_token
 
-from zephr_desktop.config import Profile, save_profile
+from zephr_desktop.config import save_profile
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.store import FileBackend, TokenStore
 
 pytestmark = pytest.mark.gui

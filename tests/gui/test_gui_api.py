@@ -16,10 +16,11 @@ from support import evidence
 from support.signin import add_profile
 from support.user import ScriptedUser
 
-from zephr_desktop.config import Profile, load_profiles, save_profile
+from zephr_desktop.config import load_profiles, save_profile
 from zephr_desktop.gui.api import copy_text_for, page_functions
 from zephr_desktop.gui.session import ConsentHooks, Session
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 from zephr_desktop.store import TokenStore
 

@@ -24,7 +24,8 @@ import pytest
 from harness import GuiApp, consent_gone, consent_sign_in, seed_profile, wait_token
 from support.user import ScriptedUser
 
-from zephr_desktop.config import Profile, load_profiles, save_profile
+from zephr_desktop.config import load_profiles, save_profile
+from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 from zephr_desktop.sandbox.model import DEFAULT_CLIENT
 from zephr_desktop.store import TokenStore

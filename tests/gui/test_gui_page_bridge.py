@@ -20,8 +20,9 @@ import pytest
 from harness import GuiApp
 from support import evidence
 
-from zephr_desktop.config import Profile, save_profile
+from zephr_desktop.config import save_profile
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.store import TokenStore
 
 pytestmark = pytest.mark.gui

@@ -21,7 +21,8 @@ import pytest
 from harness import REPO, GuiApp, HarnessError, _kill_group, free_port, port_is_free, seed_profile
 from test_gui import report_failure
 
-from zephr_desktop.config import Profile, save_profile
+from zephr_desktop.config import save_profile
+from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox, SandboxSettings
 from zephr_desktop.store import TokenStore
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import filelock  # noqa: F401 - the store imports it on first use; here once, not in every child
 
-from zephr_desktop.config import Profile
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile
 from zephr_desktop.store import FileBackend, TokenStore
 
 PROFILE = Profile.create(name="p", site_url="https://news.example.com", client_id="crash-safety")

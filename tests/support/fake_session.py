@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from zephr_desktop.config import Profile
+from zephr_desktop.profile import Profile
 
 
 @dataclass

@@ -18,9 +18,10 @@ import requests
 
 from support.cli import Result, call, finish, start
 from support.user import ScriptedUser
-from zephr_desktop.config import Profile, get_profile, save_profile, with_changes
+from zephr_desktop.config import get_profile, save_profile
 from zephr_desktop.login import LoginFlow
 from zephr_desktop.oauth import Token
+from zephr_desktop.profile import Profile, with_changes
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox
 from zephr_desktop.store import TokenStore
 

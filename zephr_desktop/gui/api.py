@@ -19,9 +19,10 @@ import shlex
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from ..config import DEFAULT_REDIRECT_URI, DEFAULT_SCOPES, DEFAULT_TOKEN_URL, SCOPES, Profile
 from ..errors import ConfigError, ZephrError
 from ..oauth import Token
+from ..profile import DEFAULT_SCOPES, SCOPES, Profile
+from ..urls import DEFAULT_REDIRECT_URI, DEFAULT_TOKEN_URL
 from .session import Session, Shell, Snapshot
 
 log = logging.getLogger(__name__)

@@ -29,10 +29,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..config import SCOPES, Profile, save_profile
+from ..config import save_profile
 from ..desktop_entry import APP_ID, ICON_THEME
 from ..errors import ZephrError
 from ..instance import InstanceError, Rendezvous, Server
+from ..profile import SCOPES, Profile
 from ..resources import assets_dir
 from ..store import TokenStore, take_env_client_secret
 from .api import NO_ATTRIBUTES, page_functions

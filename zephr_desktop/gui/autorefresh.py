@@ -10,9 +10,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..config import Profile
 from ..errors import InvalidClientError, InvalidGrantError, ZephrError
 from ..oauth import Token
+from ..profile import Profile
 from ..store import TokenStore
 
 AUTO_REFRESH_RETRY = 30.0  # seconds before retrying a failed automatic refresh of the same token

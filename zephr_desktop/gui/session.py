@@ -17,17 +17,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import accounts
-from ..config import (
-    Profile,
-    Profiles,
-    how_redirect_is_received,
-    listens_on_loopback,
-    load_profiles,
-    unknown_scope_warning,
-)
+from ..config import Profiles, load_profiles
 from ..errors import ConfigError, LoginCancelledError, ZephrError
 from ..oauth import Token
+from ..profile import Profile, unknown_scope_warning
 from ..store import CachedToken, TokenStore
+from ..urls import how_redirect_is_received, listens_on_loopback
 from .autorefresh import AUTO_FAILED, AutoRefresh
 
 if TYPE_CHECKING:
