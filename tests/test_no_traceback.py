@@ -19,6 +19,7 @@ from support import evidence
 from support.cli import Result, run
 
 from zephr_desktop import cli
+from zephr_desktop.cli import tokens
 
 SITE = ("--site", "https://news.example.com", "--client-id", "news-client")
 
@@ -155,7 +156,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_verbose_l
     def broken(args: object, stdin: object) -> int:
         raise RuntimeError("the token oa_abcdefghijklmnop was here")
 
-    monkeypatch.setattr(cli, "cmd_status", broken)
+    monkeypatch.setattr(tokens, "cmd_status", broken)
     assert cli.main(["status"], stdin=io.StringIO()) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
