@@ -156,7 +156,7 @@ def one_line(text: str, limit: int = 300) -> str:
 
 
 def valid_profile_name(value: Any) -> bool:
-    """A profile name as ``config`` allows them (checked again there); None means none was asked for."""
+    """A profile name as ``profile.check_name`` allows them (checked again there); None means none was asked for."""
     return value is None or (
         isinstance(value, str) and 0 < len(value) <= 64 and set(value) <= _PROFILE_CHARS and value[0].isalnum()
     )
