@@ -22,7 +22,8 @@ from typing import Any, NoReturn
 from ..config import DEFAULT_REDIRECT_URI, DEFAULT_SCOPES, DEFAULT_TOKEN_URL, SCOPES, Profile
 from ..errors import ConfigError, ZephrError
 from ..oauth import Token
-from .session import Session, Shell, Snapshot
+from .contracts import Shell
+from .session import Session, Snapshot
 
 log = logging.getLogger(__name__)
 

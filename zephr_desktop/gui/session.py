@@ -1,8 +1,8 @@
 """The main window's state, without Qt: the profile shown, the sign-in in progress, messages, auto refresh.
 
 The page's bridge (``api``) turns each page call into a call here. The window side (the
-consent window, the clipboard, pushing events to the page) is a ``Shell``; the store and
-the clock are parameters, so tests run this against the sandbox with a fake clock.
+consent window, the clipboard, pushing events to the page) is a ``Shell`` (see ``contracts``);
+the store and the clock are parameters, so tests run this against the sandbox with a fake clock.
 Methods raise ``ZephrError`` with a message for the page; the bridge turns it into words.
 """
 
@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .. import accounts
 from ..config import (
@@ -29,6 +29,7 @@ from ..errors import ConfigError, LoginCancelledError, ZephrError
 from ..oauth import Token
 from ..store import CachedToken, TokenStore
 from .autorefresh import AUTO_FAILED, AutoRefresh
+from .contracts import ConsentHandle, ConsentHooks, Shell
 
 if TYPE_CHECKING:
     from ..check import Finding
@@ -38,42 +39,6 @@ log = logging.getLogger(__name__)
 
 AUTO_REFRESH_TICK = 0.5  # seconds between two checks of the shown token
 LOGIN_TIMEOUT = 600.0
-
-
-class ConsentHandle(Protocol):
-    """What the session needs of an open consent window."""
-
-    def close(self) -> None:
-        """Close it from the app (not a cancel)."""
-
-
-@dataclass(frozen=True)
-class ConsentHooks:
-    """What the consent window tells the session, and what it must catch."""
-
-    on_user_close: Callable[[], None]  # the person closed the window: cancel
-    continue_in_browser: Callable[[], None] | None  # None: the system browser cannot finish this sign-in
-    catch_redirect: str | None  # the redirect URI to catch in the window (no listener), or None
-    hand_over: Callable[[str], str | None]  # a caught redirect URL for the sign-in; returns why it was refused
-
-
-class Shell(Protocol):
-    """The window side of the app, as the session and the bridge use it."""
-
-    def push(self, event: dict[str, Any]) -> None:
-        """Tell the page something changed (it then asks for the state)."""
-
-    def open_consent(self, url: str, profile: Profile, hooks: ConsentHooks) -> ConsentHandle:
-        """Open the consent window on ``url``; it calls ``hooks`` (e.g. if the person closes it)."""
-
-    def copy_text(self, text: str) -> float | None:
-        """Put ``text`` on the system clipboard; returns after how many seconds it is cleared, if it is."""
-
-    def open_browser(self, url: str) -> None:
-        """Open ``url`` in the system browser."""
-
-    def browser_only(self) -> str | None:
-        """Why sign-ins go to the system browser here instead of the consent window (None: they do not)."""
 
 
 @dataclass(frozen=True)
