@@ -13,14 +13,8 @@ import pytest
 from zephr_desktop.errors import SecretStoreError, UnsafePathError
 from zephr_desktop.oauth import Token
 from zephr_desktop.profile import Profile, with_changes
-from zephr_desktop.store import (
-    FileBackend,
-    KeyringBackend,
-    MigratingBackend,
-    TokenStore,
-    default_backend,
-    take_env_client_secret,
-)
+from zephr_desktop.secret_store import FileBackend, KeyringBackend, MigratingBackend, default_backend
+from zephr_desktop.store import TokenStore, take_env_client_secret
 
 NEWS = Profile.create(name="news", site_url="https://news.example.com", client_id="abc123")
 OTHER = Profile.create(name="other", site_url="https://other.example.com", client_id="abc123")

@@ -2,19 +2,24 @@
 
 A crash while writing leaves either the old content or the new, never a mix. A file or
 directory another user could write, or that belongs to someone else, is refused with
-``UnsafePathError`` (see ``paths.unsafe_reason``), as ssh refuses a writable ``~/.ssh``.
+``UnsafePathError`` (see ``paths.unsafe_reason``), as ssh refuses a writable ``~/.ssh``; a
+secret file others could merely read is made 0600 with a warning (``tighten``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 from .errors import UnsafePathError
 from .paths import unsafe_reason
+
+log = logging.getLogger(__name__)
 
 
 def check_private(*paths: Path) -> None:
@@ -23,6 +28,16 @@ def check_private(*paths: Path) -> None:
         reason = unsafe_reason(path)
         if reason is not None:
             raise UnsafePathError(reason, path=path)
+
+
+def tighten(path: Path) -> None:
+    """A secret file readable by others is made 0600, with a warning."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+        log.warning("%s was readable by other users (mode %o); it is now 0600", path, mode)
 
 
 def make_dirs(path: Path) -> Path:

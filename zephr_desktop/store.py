@@ -8,7 +8,8 @@
   from before the binding, the profile is signed out and nothing of the token is handed out.
 - Every directory is 0700 and every file 0600; one another user could write is refused.
 - The long-lived secrets (client secret, refresh token): the OS keyring; where no usable
-  keyring exists, a 0600 ``secrets.json`` in the data dir (said once on stderr).
+  keyring exists, a 0600 ``secrets.json`` in the data dir (said once on stderr). The backends
+  that keep them are in ``secret_store``; this module holds ``TokenStore`` and its token files.
 - Crash safety: a refresh token is stored under a fresh key *before* the token file that
   names it is atomically replaced, so a crash at any point leaves the old token file and
   its (still stored) refresh token, or the new pair - never a mix.
@@ -20,12 +21,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import os
 import shutil
-import stat
-import sys
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,13 +31,11 @@ from typing import Any
 from . import paths
 from .config import Profiles
 from .errors import SecretStoreError, ZephrError
-from .fileutil import atomic_write, check_private, ensure_private_dir, remove_stale_temps
+from .fileutil import atomic_write, check_private, ensure_private_dir, remove_stale_temps, tighten
 from .oauth import Token
 from .profile import Profile
+from .secret_store import LOCK_TIMEOUT, FileBackend, MigratingBackend, SecretBackend, default_backend, stderr_notice
 
-log = logging.getLogger(__name__)
-KEYRING_SERVICE = paths.APP_NAME
-LOCK_TIMEOUT = 120.0
 ENV_CLIENT_SECRET = "ZEPHR_CLIENT_SECRET"
 _ISSUER_LABELS = {
     "site_url": "site",
@@ -57,186 +52,6 @@ def take_env_client_secret(environ: MutableMapping[str, str] = os.environ) -> st
     inherit it; the value then lives only in memory (``TokenStore(client_secret_override=...)``).
     """
     return environ.pop(ENV_CLIENT_SECRET, None) or None
-
-
-def _stderr_notice(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-class SecretBackend:
-    """Key/value secret storage: the OS keyring, or the 0600 file fallback."""
-
-    name = "abstract"
-
-    def get(self, key: str) -> str | None:
-        raise NotImplementedError
-
-    def set(self, key: str, value: str) -> None:
-        raise NotImplementedError
-
-    def delete(self, key: str) -> None:
-        raise NotImplementedError
-
-
-class KeyringBackend(SecretBackend):
-    """Secrets in the OS keyring (Keychain, Credential Locker, Secret Service)."""
-
-    def __init__(self, keyring_module: Any) -> None:
-        self._keyring = keyring_module
-        self.name = f"keyring ({type(keyring_module.get_keyring()).__name__})"
-
-    def get(self, key: str) -> str | None:
-        try:
-            value = self._keyring.get_password(KEYRING_SERVICE, key)
-        except Exception as exc:  # keyring backends raise many unrelated types
-            raise SecretStoreError(f"The system keyring could not be read ({type(exc).__name__}).") from exc
-        return value if isinstance(value, str) else None
-
-    def set(self, key: str, value: str) -> None:
-        try:
-            self._keyring.set_password(KEYRING_SERVICE, key, value)
-        except Exception as exc:
-            raise SecretStoreError(
-                f"The system keyring refused to store a secret ({type(exc).__name__}). Unlock it and try again."
-            ) from exc
-
-    def delete(self, key: str) -> None:
-        with contextlib.suppress(Exception):
-            self._keyring.delete_password(KEYRING_SERVICE, key)
-
-
-class FileBackend(SecretBackend):
-    """Secrets in a 0600 JSON file, read-modify-write under a file lock."""
-
-    name = "file"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _read(self) -> dict[str, str]:
-        check_private(self.path.parent, self.path)
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        _tighten(self.path)
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise SecretStoreError(
-                f"{self.path} is damaged (not JSON). Move it aside and store the secrets again."
-            ) from exc
-        if not isinstance(data, dict):
-            raise SecretStoreError(f"{self.path} is damaged (not an object). Move it aside.")
-        return {str(k): str(v) for k, v in data.items()}
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, str]]:
-        from filelock import FileLock, Timeout
-
-        ensure_private_dir(self.path.parent)
-        lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT, mode=0o600)
-        try:
-            lock.acquire()
-        except Timeout as exc:
-            raise SecretStoreError(
-                f"{self.path} has been locked by another zephr-desktop process for over {LOCK_TIMEOUT:.0f} s. "
-                f"Try again; if it persists, delete {lock.lock_file}."
-            ) from exc
-        try:
-            data = self._read()
-            yield data
-            atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
-        finally:
-            lock.release()
-
-    def get(self, key: str) -> str | None:
-        return self._read().get(key)
-
-    def set(self, key: str, value: str) -> None:
-        with self._locked() as data:
-            data[key] = value
-
-    def delete(self, key: str) -> None:
-        if self.path.exists():
-            with self._locked() as data:
-                data.pop(key, None)
-
-    def delete_where(self, doomed: Callable[[str], bool]) -> int:
-        """Delete every key ``doomed`` picks; returns how many went."""
-        if not any(doomed(key) for key in self._read()):
-            return 0  # the common case: nothing to rewrite
-        with self._locked() as data:
-            keys = [key for key in data if doomed(key)]
-            for key in keys:
-                del data[key]
-        return len(keys)
-
-
-class MigratingBackend(SecretBackend):
-    """The keyring, still reading what an earlier run left in the file fallback, and moving it over."""
-
-    def __init__(self, primary: SecretBackend, legacy: FileBackend) -> None:
-        self.primary = primary
-        self.legacy = legacy
-        self.name = primary.name
-
-    def get(self, key: str) -> str | None:
-        value = self.primary.get(key)
-        if value is None:
-            value = self.legacy.get(key)
-            if value is not None:
-                self.primary.set(key, value)
-                self.legacy.delete(key)
-        return value
-
-    def set(self, key: str, value: str) -> None:
-        self.primary.set(key, value)
-        self.legacy.delete(key)
-
-    def delete(self, key: str) -> None:
-        self.primary.delete(key)
-        self.legacy.delete(key)
-
-
-def _tighten(path: Path) -> None:
-    """A secret file readable by others is made 0600, with a warning."""
-    if os.name != "posix":
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        os.chmod(path, 0o600)
-        log.warning("%s was readable by other users (mode %o); it is now 0600", path, mode)
-
-
-def _keyring_usable(keyring_module: Any) -> bool:
-    backend = keyring_module.get_keyring()
-    try:
-        return float(getattr(backend, "priority", 0)) > 0 and type(backend).__module__ != "keyring.backends.fail"
-    except Exception:  # a priority that raises means the backend is unusable
-        return False
-
-
-def default_backend(directory: Path, notice: Callable[[str], None] = _stderr_notice) -> SecretBackend:
-    """The keyring when a usable backend exists, else the 0600 file (said once per data dir)."""
-    if os.environ.get("ZEPHR_DESKTOP_SECRET_STORE") != "file":
-        import keyring
-
-        if _keyring_usable(keyring):
-            ring = KeyringBackend(keyring)
-            legacy = FileBackend(paths.secrets_file(directory))
-            # Secrets stored while no keyring was usable are moved into it as they are read.
-            return MigratingBackend(ring, legacy) if legacy.path.exists() else ring
-    backend = FileBackend(paths.secrets_file(directory))
-    marker = paths.file_store_noted(directory)
-    check_private(directory, marker)
-    if not marker.exists():
-        notice(
-            f"zephr-desktop: no system keyring is available; secrets are kept in {backend.path} (readable only by you)."
-        )
-        ensure_private_dir(directory)
-        marker.touch(mode=0o600)
-    return backend
 
 
 @dataclass(frozen=True)
@@ -259,7 +74,7 @@ class TokenStore:
         self,
         directory: Path | None = None,
         secrets: SecretBackend | None = None,
-        notice: Callable[[str], None] = _stderr_notice,
+        notice: Callable[[str], None] = stderr_notice,
         client_secret_override: str | None = None,
     ) -> None:
         self.directory = directory or paths.data_dir()
@@ -291,7 +106,7 @@ class TokenStore:
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        _tighten(path)
+        tighten(path)
         try:
             return paths.read_token_document(raw)
         except (ValueError, KeyError, TypeError) as exc:

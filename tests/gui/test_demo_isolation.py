@@ -21,7 +21,8 @@ from test_gui import consent_sign_in, report_failure, wait_token
 from zephr_desktop.config import save_profile
 from zephr_desktop.oauth import Token
 from zephr_desktop.profile import Profile
-from zephr_desktop.store import FileBackend, TokenStore
+from zephr_desktop.secret_store import FileBackend
+from zephr_desktop.store import TokenStore
 
 pytestmark = pytest.mark.gui
 

@@ -18,7 +18,8 @@ from support.user import ScriptedUser
 
 from zephr_desktop.config import load_profiles, save_profile
 from zephr_desktop.gui.api import copy_text_for, page_functions
-from zephr_desktop.gui.session import ConsentHooks, Session
+from zephr_desktop.gui.contracts import ConsentHooks
+from zephr_desktop.gui.session import Session
 from zephr_desktop.oauth import Token
 from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, Sandbox

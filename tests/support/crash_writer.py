@@ -19,7 +19,8 @@ import filelock  # noqa: F401 - the store imports it on first use; here once, no
 
 from zephr_desktop.oauth import Token
 from zephr_desktop.profile import Profile
-from zephr_desktop.store import FileBackend, TokenStore
+from zephr_desktop.secret_store import FileBackend
+from zephr_desktop.store import TokenStore
 
 PROFILE = Profile.create(name="p", site_url="https://news.example.com", client_id="crash-safety")
 

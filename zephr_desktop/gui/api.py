@@ -23,7 +23,8 @@ from ..errors import ConfigError, ZephrError
 from ..oauth import Token
 from ..profile import DEFAULT_SCOPES, SCOPES, Profile
 from ..urls import DEFAULT_REDIRECT_URI, DEFAULT_TOKEN_URL
-from .session import Session, Shell, Snapshot
+from .contracts import Shell
+from .session import Session, Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,9 @@ from ..resources import assets_dir
 from ..store import TokenStore, take_env_client_secret
 from .api import NO_ATTRIBUTES, page_functions
 from .backend import Backend, running_backend
+from .contracts import ConsentHooks
 from .qt import GuiThread, confine_to_app_page, deny_page_permissions
-from .session import ConsentHooks, Session
+from .session import Session
 
 if TYPE_CHECKING:
     from .consent import ConsentWindow

@@ -42,7 +42,7 @@ from ..resources import asset_text
 from .qt import GuiThread, catch_navigations, deny_page_permissions, follow_only_web, redirect_interceptor
 
 if TYPE_CHECKING:
-    from .session import ConsentHooks
+    from .contracts import ConsentHooks
 
 log = logging.getLogger(__name__)
 

@@ -1,74 +1,39 @@
 """The main window's state, without Qt: the profile shown, the sign-in in progress, messages, auto refresh.
 
 The page's bridge (``api``) turns each page call into a call here. The window side (the
-consent window, the clipboard, pushing events to the page) is a ``Shell``; the store and
-the clock are parameters, so tests run this against the sandbox with a fake clock.
+consent window, the clipboard, pushing events to the page) is a ``Shell`` (see ``contracts``);
+the store and the clock are parameters, so tests run this against the sandbox with a fake clock.
+A sign-in itself is run by ``signin.SignIn``, which the session holds and shares its lock with.
 Methods raise ``ZephrError`` with a message for the page; the bridge turns it into words.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .. import accounts
 from ..config import Profiles, load_profiles
-from ..errors import ConfigError, LoginCancelledError, ZephrError
+from ..errors import ConfigError, ZephrError
 from ..oauth import Token
 from ..profile import Profile, unknown_scope_warning
 from ..store import CachedToken, TokenStore
 from ..urls import how_redirect_is_received, listens_on_loopback
 from .autorefresh import AUTO_FAILED, AutoRefresh
+from .contracts import Shell
+from .signin import SignIn
 
 if TYPE_CHECKING:
     from ..check import Finding
-    from ..login import LoginFlow
 
 log = logging.getLogger(__name__)
 
 AUTO_REFRESH_TICK = 0.5  # seconds between two checks of the shown token
 LOGIN_TIMEOUT = 600.0
-
-
-class ConsentHandle(Protocol):
-    """What the session needs of an open consent window."""
-
-    def close(self) -> None:
-        """Close it from the app (not a cancel)."""
-
-
-@dataclass(frozen=True)
-class ConsentHooks:
-    """What the consent window tells the session, and what it must catch."""
-
-    on_user_close: Callable[[], None]  # the person closed the window: cancel
-    continue_in_browser: Callable[[], None] | None  # None: the system browser cannot finish this sign-in
-    catch_redirect: str | None  # the redirect URI to catch in the window (no listener), or None
-    hand_over: Callable[[str], str | None]  # a caught redirect URL for the sign-in; returns why it was refused
-
-
-class Shell(Protocol):
-    """The window side of the app, as the session and the bridge use it."""
-
-    def push(self, event: dict[str, Any]) -> None:
-        """Tell the page something changed (it then asks for the state)."""
-
-    def open_consent(self, url: str, profile: Profile, hooks: ConsentHooks) -> ConsentHandle:
-        """Open the consent window on ``url``; it calls ``hooks`` (e.g. if the person closes it)."""
-
-    def copy_text(self, text: str) -> float | None:
-        """Put ``text`` on the system clipboard; returns after how many seconds it is cleared, if it is."""
-
-    def open_browser(self, url: str) -> None:
-        """Open ``url`` in the system browser."""
-
-    def browser_only(self) -> str | None:
-        """Why sign-ins go to the system browser here instead of the consent window (None: they do not)."""
 
 
 @dataclass(frozen=True)
@@ -90,16 +55,6 @@ class Snapshot:
     browser_only: str | None = None
 
 
-@dataclass
-class _SignIn:
-    """The sign-in in progress."""
-
-    flow: LoginFlow
-    consent: ConsentHandle | None = None
-    in_browser: bool = False
-    closed_by_user: bool = False
-
-
 class Session:
     """The main window's state: profiles, the sign-in in progress, the token, messages, auto refresh."""
 
@@ -116,16 +71,23 @@ class Session:
         self._shell = shell
         self._store = store or TokenStore()
         self._clock = clock
-        self._login_timeout = login_timeout
         self._demo_hint = demo_hint
         self._requested = profile_name
         self._lock = threading.RLock()
         self._current: str | None = None
-        self._signin: _SignIn | None = None
         self._error: str | None = None
         self._notice: str | None = None
         self._secret_known: dict[str, bool] = {}
         self.auto = AutoRefresh(self._store, clock)
+        self._signin = SignIn(
+            shell,
+            self._store,
+            self.auto,
+            lock=self._lock,
+            set_messages=self._set_messages,
+            clock=clock,
+            login_timeout=login_timeout,
+        )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -152,7 +114,7 @@ class Session:
                 shown = cached
                 self.auto.shown(name, cached.token)
         with self._lock:
-            signin = self._signin
+            signin = self._signin.current
             return Snapshot(
                 profiles=profiles,
                 current=name,
@@ -216,7 +178,7 @@ class Session:
         profiles = load_profiles()
         profiles.get(name)
         with self._lock:
-            if self._signin is not None:
+            if self._signin.current is not None:
                 raise ZephrError("Finish or cancel the sign-in in progress before switching profiles.")
             self._current = name
             self._error = self._notice = None
@@ -233,7 +195,7 @@ class Session:
         if saved.signed_out:
             self.auto.forget(profile.name)
         with self._lock:
-            if self._signin is None:
+            if self._signin.current is None:
                 self._current = profile.name
             self._error = None
             self._notice = f"Profile '{profile.name}' saved." + (
@@ -262,7 +224,7 @@ class Session:
     def remove(self, name: str) -> None:
         """Delete a profile with its tokens and client secret."""
         with self._lock:
-            if self._signin is not None:
+            if self._signin.current is not None:
                 raise ZephrError("Finish or cancel the sign-in in progress first.")
         accounts.remove(name, store=self._store)
         self._secret_known.pop(name, None)
@@ -273,136 +235,26 @@ class Session:
             self._notice = f"Profile '{name}' removed."
             self._error = None
 
-    # -- sign-in ---------------------------------------------------------------------------
+    # -- sign-in (run by ``signin.SignIn``) ---------------------------------------------------
     def sign_in(self) -> None:
         """Bind the listener, open the consent window, and wait for the callback in the background."""
-        profile = self.current_profile()
-        # Read before taking the lock: a keyring may block on an unlock prompt.
-        secret = self._store.get_client_secret(profile.name)
-        in_browser = self._shell.browser_only() is not None  # no isolated consent window on this backend
-        with self._lock:
-            if self._signin is not None:
-                raise ZephrError("A sign-in is already waiting for you to click Allow.")
-            from ..login import LoginFlow  # the app's start does not need the sign-in's modules
-
-            flow = LoginFlow(profile, secret, store=self._store, timeout=self._login_timeout, clock=self._clock)
-            if in_browser and not flow.listens:
-                # The browser would deliver the code to the third party itself; only the Qt window can catch it.
-                raise ZephrError(
-                    f"This profile's redirect URI ({flow.redirect_uri}) is not on this computer, and on this "
-                    "platform the app cannot catch it in its own window. Use `zephr-desktop login` and paste "
-                    "the final address, or register a loopback redirect URI."
-                )
-            self._error = self._notice = None
-            url = flow.start()  # the listener is bound before the page is shown
-            signin = self._signin = _SignIn(flow, in_browser=in_browser)
-        threading.Thread(target=self._wait, args=(signin, profile), name="zephr-sign-in", daemon=True).start()
-        hooks = ConsentHooks(
-            on_user_close=functools.partial(self._consent_closed, signin),
-            continue_in_browser=functools.partial(self._continue_in_browser, signin) if flow.listens else None,
-            catch_redirect=None if flow.listens else flow.redirect_uri,
-            hand_over=functools.partial(self._hand_over, signin),
-        )
-        try:
-            if in_browser:
-                self._shell.open_browser(url)
-                return
-            consent = self._shell.open_consent(url, profile, hooks)
-        except BaseException:
-            flow.cancel()  # free the port now rather than when the wait times out
-            raise
-        with self._lock:
-            if self._signin is signin and not signin.in_browser:
-                signin.consent = consent
-                return
-        consent.close()  # the sign-in already ended (or moved to the browser)
+        self._signin.start(self.current_profile())
 
     def listening_on(self) -> str | None:
         """The redirect URI the sign-in in progress listens on (None when none is in progress)."""
-        with self._lock:
-            return self._signin.flow.redirect_uri if self._signin is not None else None
+        return self._signin.listening_on()
 
     def cancel_sign_in(self) -> None:
         """Stop waiting for the callback (listener closed, port freed)."""
-        with self._lock:
-            signin = self._signin
-        if signin is not None:
-            signin.flow.cancel()
+        self._signin.cancel()
 
     def continue_in_browser(self) -> None:
         """Carry on the sign-in in progress in the system browser (same state, PKCE and listener)."""
-        with self._lock:
-            signin = self._signin
-        if signin is None:
-            raise ZephrError("No sign-in is in progress. Press Sign in first.")
-        self._continue_in_browser(signin)
+        self._signin.continue_in_browser()
 
-    def _continue_in_browser(self, signin: _SignIn) -> None:
-        if not signin.flow.listens:
-            # The browser would send the code to that site, and nothing here would receive it.
-            raise ZephrError(
-                f"This profile's redirect URI ({signin.flow.redirect_uri}) is not on this computer, so the system "
-                "browser cannot hand the sign-in back to the app: finish it in the sign-in window, or run "
-                "`zephr-desktop login --browser` and paste the final address."
-            )
+    def _set_messages(self, error: str | None, notice: str | None) -> None:
         with self._lock:
-            if self._signin is not signin:
-                raise ZephrError("That sign-in has already ended. Press Sign in to start again.")
-            signin.in_browser = True
-            consent, signin.consent = signin.consent, None
-        if consent is not None:
-            consent.close()
-        self._shell.open_browser(signin.flow.url)
-        self._shell.push({"type": "sign_in_in_browser"})
-
-    def _hand_over(self, signin: _SignIn, url: str) -> str | None:
-        """A redirect the consent window caught: the sign-in's if its state matches (else why not)."""
-        with self._lock:
-            if self._signin is not signin:
-                return "This sign-in is no longer in progress. Return to the app and sign in again."
-        try:
-            signin.flow.submit_redirect_url(url)
-        except ZephrError as exc:
-            log.warning("refused a redirect caught in the sign-in window: %s", type(exc).__name__)
-            return exc.message
-        return None
-
-    def _consent_closed(self, signin: _SignIn) -> None:
-        with self._lock:
-            if self._signin is not signin or signin.in_browser:
-                return
-            signin.closed_by_user = True
-            signin.consent = None
-        signin.flow.cancel()
-
-    def _wait(self, signin: _SignIn, profile: Profile) -> None:
-        error: str | None = None
-        notice: str | None = None
-        event = "signed_in"
-        try:
-            signin.flow.wait()
-            notice = f"Signed in to {profile.site_url}."
-        except LoginCancelledError:
-            # The person's own choice: said in the status line, not as an error.
-            event = "sign_in_cancelled"
-            with self._lock:
-                by_window = signin.closed_by_user
-            notice = "Sign-in cancelled: the sign-in window was closed." if by_window else "Sign-in cancelled."
-        except ZephrError as exc:
-            event, error = "sign_in_failed", exc.message
-        except Exception as exc:
-            log.error("sign-in failed: %s", type(exc).__name__)
-            event, error = "sign_in_failed", f"Sign-in failed unexpectedly ({type(exc).__name__}). Try again."
-        with self._lock:
-            consent = None
-            if self._signin is signin:
-                consent, self._signin = signin.consent, None
             self._error, self._notice = error, notice
-        self.auto.clear_failure()
-        # The page first: closing a window keeps the GUI thread busy while the page waits for its new state.
-        self._shell.push({"type": event})
-        if consent is not None:
-            consent.close()
 
     # -- the token ---------------------------------------------------------------------------
     def refresh(self) -> Token:
@@ -445,7 +297,7 @@ class Session:
     def watch_once(self) -> None:
         """Refresh the shown token if it is due, and tell the page about tokens that changed."""
         with self._lock:
-            if self._signin is not None:
+            if self._signin.current is not None:
                 return
             name = self._current
         if name is None:
@@ -465,15 +317,7 @@ class Session:
     def shutdown(self) -> None:
         """Stop the watcher and cancel a sign-in in progress (the main window is closing)."""
         self._stop.set()
-        with self._lock:
-            signin = self._signin
-            consent = signin.consent if signin is not None else None
-            if signin is not None:
-                signin.consent = None
-        if signin is not None:
-            signin.flow.cancel()
-        if consent is not None:
-            consent.close()
+        self._signin.shutdown()
 
     def _pick(self, profiles: Profiles) -> str | None:
         with self._lock:
