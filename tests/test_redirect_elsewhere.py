@@ -19,7 +19,7 @@ from support.user import ScriptedUser
 
 from zephr_desktop.config import Profile
 from zephr_desktop.errors import AccessDeniedError, CallbackError, LoginCancelledError
-from zephr_desktop.gui.consent import RedirectTarget
+from zephr_desktop.gui.origin import RedirectTarget
 from zephr_desktop.login import LoginFlow
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from zephr_desktop.sandbox.model import DEFAULT_CLIENT

@@ -7,7 +7,8 @@
   scheme is refused instead of being handed to the desktop (``qt.follow_only_web``), and a
   dropped URL does not load.
 - The title shows the current origin and the scheme, updated on each navigation: hosts in
-  punycode (with the Unicode form beside), and pages without a web origin marked as such.
+  punycode (with the Unicode form beside), and pages without a web origin marked as such
+  (``origin.format_title``).
 - Cookies: a fresh off-the-record ``QWebEngineProfile`` per window (pywebview's
   ``private_mode`` is one global switch), or a persistent per-profile storage folder when
   the profile keeps its site session.
@@ -25,20 +26,17 @@
 
 from __future__ import annotations
 
-import encodings.idna
 import functools
 import html
 import logging
 import string
 import threading
-import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from ..fileutil import ensure_private_dir
 from ..resources import asset_text
+from .origin import POPUP_SUFFIX, TITLE_SUFFIX, RedirectTarget, format_title
 from .qt import GuiThread, catch_navigations, deny_page_permissions, follow_only_web, redirect_interceptor
 
 if TYPE_CHECKING:
@@ -46,109 +44,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TITLE_SUFFIX = "Sign in to Zephr"
-POPUP_SUFFIX = "Sign-in popup"
 BROWSER_BUTTON = "Trouble signing in here? Continue in your browser \u2197"
 MAX_POPUPS = 4  # open at once: a page that opens windows in a loop gets no more
 POPUP_SIZE = (480, 640)
 _BLANK = "<!doctype html><title>Sign in to Zephr</title><body style='background:#f6f7f9'></body>"
-
-
-UNTRUSTED = "(no trustworthy origin)"
-_WEB_PORTS = {"http": 80, "https": 443}
-
-
-def _unicode_host(ace: str) -> str | None:
-    """The Unicode form of a punycode (``xn--``) host, or None when it has none that can be shown safely."""
-    labels = ace.split(".")
-    if not any(label.lower().startswith("xn--") for label in labels):
-        return None
-    try:
-        shown = ".".join(
-            label[4:].encode("ascii").decode("punycode") if label.lower().startswith("xn--") else label
-            for label in labels
-        )
-    except (UnicodeError, ValueError):
-        return None
-    # Direction overrides, joiners and other invisible characters would make the "readable" form lie.
-    if any(unicodedata.category(ch)[0] in "CZ" for ch in shown):
-        return None
-    return shown
-
-
-def _ace_host(host: str) -> str:
-    """``host`` with every international label in punycode (Qt gives it so; this covers a Unicode one)."""
-    if host.isascii():
-        return host
-    try:
-        return ".".join(encodings.idna.ToASCII(label).decode("ascii") if label else "" for label in host.split("."))
-    except UnicodeError:
-        return host.encode("ascii", "backslashreplace").decode("ascii")
-
-
-def format_title(scheme: str, host: str, port: int | None, suffix: str = TITLE_SUFFIX) -> str:
-    """Where the consent page came from, as its window title.
-
-    ``news.example.com - https - Sign in to Zephr``; the port only when it is not the
-    default; an international host in punycode first, its Unicode form after it in
-    brackets (``xn--pple-43d.com (аpple.com) - https - ...``) so a look-alike cannot pass
-    for the real name; pages without a web origin (``about:``, ``blob:``, ``data:``) say
-    so. Before anything has loaded (no scheme): just ``Sign in to Zephr``. Popups end in
-    ``Sign-in popup`` instead.
-    """
-    if not scheme:
-        return suffix
-    if scheme not in _WEB_PORTS or not host:
-        return f"{UNTRUSTED} - {suffix}"
-    if ":" in host:  # IPv6
-        origin = host if host.startswith("[") else f"[{host}]"
-        shown = None
-    else:
-        origin = _ace_host(host)
-        shown = _unicode_host(origin)
-    if port not in (None, -1, _WEB_PORTS[scheme]):
-        origin = f"{origin}:{port}"
-    if shown is not None:
-        origin = f"{origin} ({shown})"
-    return f"{origin} - {scheme} - {suffix}"
-
-
-@dataclass(frozen=True)
-class RedirectTarget:
-    """Where the redirect URI points: a URL with this scheme, host, port and path is the redirect, any query."""
-
-    scheme: str
-    host: str
-    port: int
-    path: str
-
-    @classmethod
-    def of(cls, uri: str) -> RedirectTarget:
-        """The target of a (valid) redirect URI."""
-        found = cls._parts(uri)
-        if found is None:
-            raise ValueError(f"not a URL with a host: {uri!r}")
-        return found
-
-    @staticmethod
-    def _parts(url: str) -> RedirectTarget | None:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return None
-        scheme = parts.scheme.lower()
-        if not parts.hostname:
-            return None
-        host = _ace_host(parts.hostname).lower().rstrip(".")
-        return RedirectTarget(scheme, host, port or _WEB_PORTS.get(scheme, -1), unquote(parts.path) or "/")
-
-    def matches(self, url: str) -> bool:
-        """True when ``url`` is a request for the redirect URI (a URL that does not parse counts as one)."""
-        found = self._parts(url)
-        if found is None:
-            return url.partition(":")[0].lower() in _WEB_PORTS  # an http(s) URL we cannot read: stop it
-        return found == self
 
 
 @functools.lru_cache(maxsize=1)
