@@ -14,7 +14,7 @@
   the profile keeps its site session.
 - Popups the sign-in page opens (``window.open``, ``target=_blank``: social sign-in) get a
   child window under the same rules, in the same profile (so the opener sees the session they
-  sign in), titled with their own origin; they close with the sign-in.
+  sign in), titled with their own origin; they close with the sign-in (``popups``).
 - When the redirect URI is not on this computer (no listener), every request for it is
   stopped before it is sent (navigations, server redirects and any other request) and the
   URL goes to the sign-in, which takes it only if its state is this sign-in's.
@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..fileutil import ensure_private_dir
 from ..resources import asset_text
-from .origin import POPUP_SUFFIX, TITLE_SUFFIX, RedirectTarget, format_title
+from .origin import TITLE_SUFFIX, RedirectTarget, format_title
+from .popups import Popups
 from .qt import GuiThread, catch_navigations, deny_page_permissions, follow_only_web, redirect_interceptor
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BROWSER_BUTTON = "Trouble signing in here? Continue in your browser \u2197"
-MAX_POPUPS = 4  # open at once: a page that opens windows in a loop gets no more
-POPUP_SIZE = (480, 640)
 _BLANK = "<!doctype html><title>Sign in to Zephr</title><body style='background:#f6f7f9'></body>"
 
 
@@ -88,7 +87,7 @@ class ConsentWindow:
         self._profile: Any = None
         self._interceptor: Any = None
         self._live_pages = 0
-        self._popups: list[Any] = []
+        self._popups = Popups(self._popup_parent, self._new_page, self._retitle)
         self._handed_over = False
         self._closing_by_app = False
         self._closing = False
@@ -167,7 +166,7 @@ class ConsentWindow:
         # The engine asks createWindow() first, without the URL; refused there, it asks again through
         # newWindowRequested, with it: popups are opened (or refused) there.
         page.createWindow = lambda _kind: None
-        page.newWindowRequested.connect(self._on_new_window)
+        page.newWindowRequested.connect(self._popups.on_new_window)
         deny_page_permissions(page)
         follow_only_web(page)
         if self._target is not None:
@@ -206,52 +205,11 @@ class ConsentWindow:
             log.exception("could not update the sign-in window title")
 
     # -- popups ------------------------------------------------------------------------
-    def _on_new_window(self, request: Any) -> None:
-        try:
-            url = request.requestedUrl()
-            # about:blank: a popup opened empty and sent on by its opener (its next URL is checked then).
-            if str(url.scheme()) not in ("http", "https") and url.toString() != "about:blank":
-                log.warning("refused a popup for a %s URL", url.scheme() or "relative")
-                return
-            page = self._open_popup()
-            if page is not None:
-                request.openIn(page)
-        except Exception:  # an exception escaping a slot would abort the process
-            log.exception("could not open a popup of the sign-in page")
-
-    def _open_popup(self) -> Any:
-        """A child window for a popup of a sign-in page (GUI thread); its page, or None to refuse it."""
-        if self._closing or self._profile is None or len(self._popups) >= MAX_POPUPS:
-            log.warning("refused a popup of the sign-in page (%d open)", len(self._popups))
+    def _popup_parent(self) -> Any:
+        """The native window popups open under, or None while none may open (closing, or the profile gone)."""
+        if self._closing or self._profile is None:
             return None
-        from qtpy.QtCore import Qt
-        from qtpy.QtWebEngineWidgets import QWebEngineView
-
-        view = QWebEngineView(self._window.native)
-        # A window of its own, owned by the consent window; deleted once closed.
-        view.setWindowFlags(Qt.WindowType.Window)
-        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        view.setWindowTitle(POPUP_SUFFIX)
-        view.resize(*POPUP_SIZE)
-        page = self._new_page(view)
-        view.setPage(page)
-        page.urlChanged.connect(lambda _url: self._retitle(view, page, POPUP_SUFFIX))
-        page.loadFinished.connect(lambda _ok: self._retitle(view, page, POPUP_SUFFIX))
-        page.windowCloseRequested.connect(view.close)  # the popup's own window.close()
-        view.destroyed.connect(lambda *_: self._forget_popup(view))
-        self._popups.append(view)
-        view.show()
-        return page
-
-    def _forget_popup(self, view: Any) -> None:
-        self._popups = [popup for popup in self._popups if popup is not view]
-
-    def _close_popups(self) -> None:
-        for view in list(self._popups):
-            try:
-                view.close()
-            except RuntimeError:  # already deleted
-                self._forget_popup(view)
+        return self._window.native
 
     # -- the redirect, caught ---------------------------------------------------------------
     def _caught_soon(self, url: str) -> None:
@@ -321,7 +279,7 @@ class ConsentWindow:
     # -- closing ------------------------------------------------------------------------------
     def _on_closing(self) -> None:
         self._closing = True
-        self._close_popups()  # on the GUI thread, before the window's own page goes
+        self._popups.close_all()  # on the GUI thread, before the window's own page goes
         if not self._closing_by_app:
             # Cancelling closes the listener; keep that off the GUI thread.
             threading.Thread(target=self._hooks.on_user_close, name="zephr-consent-closed", daemon=True).start()
