@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..config import SCOPES, Profile, save_profile
+from ..config import Profile
 from ..desktop_entry import APP_ID, ICON_THEME
 from ..errors import ZephrError
 from ..instance import InstanceError, Rendezvous, Server
@@ -37,6 +37,7 @@ from ..resources import assets_dir
 from ..store import TokenStore, take_env_client_secret
 from .api import NO_ATTRIBUTES, page_functions
 from .backend import Backend, running_backend
+from .demo import DemoSession, quiet_notice, start_demo
 from .qt import GuiThread, confine_to_app_page, deny_page_permissions
 from .session import ConsentHooks, Session
 
@@ -49,11 +50,6 @@ APP_TITLE = "Zephr Desktop"
 WINDOW_SIZE = (920, 760)
 MIN_SIZE = (640, 560)
 CLIPBOARD_CLEAR_AFTER = 120.0  # seconds; cleared only if the clipboard still holds what we put there
-DEMO_PROFILE = "demo"
-DEMO_DIR_PREFIX = "zephr-desktop-demo-"
-DEMO_LOCK = "session.lock"
-DEMO_LIVE = "session.live"
-DEMO_UNMARKED_GRACE = 86400.0  # seconds before a demo dir that never got its live mark counts as stale
 ACTIVATE_WAIT = 15.0  # seconds another launch's request waits for this app's window to exist
 
 
@@ -241,114 +237,6 @@ class DesktopShell:
         threading.Thread(target=self.open_browser, args=(url,), name="zephr-open-link", daemon=True).start()
 
 
-class DemoSession:
-    """A private config and data dir for one demo run, so the demo never writes the user's files.
-
-    The demo's profile, client secret and tokens go to a fresh 0700 temp dir named
-    ``zephr-desktop-demo-*``, selected through ``ZEPHR_DESKTOP_CONFIG_DIR`` and
-    ``ZEPHR_DESKTOP_DATA_DIR`` before anything reads a path, with the 0600 file secret store
-    (``ZEPHR_DESKTOP_SECRET_STORE=file``) instead of the keyring. ``close()`` deletes the dir. A
-    demo that is killed leaves only its temp dir; the lock it held dies with it, and the next
-    demo's start deletes such dirs.
-    """
-
-    def __init__(self, root: Path, lock: Any, saved_env: dict[str, str | None]) -> None:
-        self.root = root
-        self._lock = lock
-        self._saved_env = saved_env
-
-    @classmethod
-    def open(cls, parent: Path | None = None) -> DemoSession:
-        """Clean up after killed demos, make this run's dir, lock it and point the app's paths at it."""
-        import tempfile
-
-        from filelock import FileLock
-
-        parent = parent or Path(tempfile.gettempdir())
-        remove_stale_demo_dirs(parent)
-        root = Path(tempfile.mkdtemp(prefix=DEMO_DIR_PREFIX, dir=parent))
-        lock = FileLock(str(root / DEMO_LOCK), timeout=10)
-        lock.acquire()  # held until close() or the process's death
-        (root / DEMO_LIVE).touch()  # from now on, a free lock means this run is over
-        settings = {
-            "ZEPHR_DESKTOP_CONFIG_DIR": str(root / "config"),
-            "ZEPHR_DESKTOP_DATA_DIR": str(root / "data"),
-            "ZEPHR_DESKTOP_SECRET_STORE": "file",  # never the user's keyring
-        }
-        saved = {name: os.environ.get(name) for name in settings}
-        os.environ.update(settings)
-        return cls(root, lock, saved)
-
-    def close(self) -> None:
-        """Delete the session's dir and put the environment back."""
-        import shutil
-
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        try:
-            shutil.rmtree(self.root, ignore_errors=True)
-        finally:
-            self._lock.release()
-
-
-def remove_stale_demo_dirs(parent: Path) -> list[Path]:
-    """Delete the dirs of demos that were killed: ours, marked live, and with their lock free."""
-    import shutil
-    import stat
-    import time
-
-    from filelock import FileLock, Timeout
-
-    removed: list[Path] = []
-    for path in parent.glob(f"{DEMO_DIR_PREFIX}*"):
-        try:
-            info = path.lstat()
-        except OSError:
-            continue
-        if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
-            continue
-        if not (path / DEMO_LIVE).exists() and time.time() - info.st_mtime < DEMO_UNMARKED_GRACE:
-            continue  # a demo between making its dir and locking it (or one killed right there, a day ago)
-        lock = FileLock(str(path / DEMO_LOCK), timeout=0)
-        try:
-            lock.acquire()
-        except (Timeout, OSError):
-            continue  # a demo that is running now
-        try:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-        finally:
-            lock.release()
-    return removed
-
-
-def _start_demo(store: TokenStore) -> tuple[Any, str, str]:
-    """Start the sandbox on loopback and save a profile pointing at it (in the demo's own files)."""
-    from ..sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox, SandboxSettings
-
-    sandbox = Sandbox(host="127.0.0.1", port=0, settings=SandboxSettings(loopback_any_port=True)).start()
-    profile = Profile.create(
-        name=DEMO_PROFILE,
-        site_url=sandbox.url,
-        token_url=sandbox.token_url,
-        client_id=DEFAULT_CLIENT_ID,
-        redirect_uri="http://127.0.0.1:0/callback",
-        scopes=list(SCOPES),
-    )
-    save_profile(profile, make_default=True)
-    store.set_client_secret(DEMO_PROFILE, DEFAULT_CLIENT_SECRET)
-    email = next(iter(TEST_USERS))
-    hint = f"Demo: a local Zephr sandbox. Sign in as {email} with password {TEST_USERS[email]['password']}."
-    return sandbox, DEMO_PROFILE, hint
-
-
-def _quiet(_message: str) -> None:
-    """The demo's secret store is a temp file on purpose: nothing to tell the user about it."""
-
-
 def missing_display() -> str | None:
     """A sentence saying why no window can open here, or None."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
@@ -527,8 +415,8 @@ def _run_window(profile_name: str | None, *, demo: bool, server: Server | None, 
     try:
         if demo:
             demo_session = DemoSession.open()  # before the store, or anything else, reads a path
-            store = TokenStore(notice=_quiet)
-            sandbox, profile_name, demo_hint = _start_demo(store)
+            store = TokenStore(notice=quiet_notice)
+            sandbox, profile_name, demo_hint = start_demo(store)
         session = Session(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
         create_main_window(session, shell)
         if server is not None:
