@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from zephr_desktop.config import load_profiles
-from zephr_desktop.gui.app import DEMO_DIR_PREFIX, DEMO_LIVE, DemoSession, remove_stale_demo_dirs
+from zephr_desktop.gui.demo import DEMO_DIR_PREFIX, DEMO_LIVE, DemoSession, remove_stale_demo_dirs
 from zephr_desktop.paths import config_file, data_dir
 from zephr_desktop.store import TokenStore
 
@@ -73,7 +73,7 @@ def test_leftovers_of_killed_demos_go_and_nothing_else(tmp_path: Path) -> None:
 
 def test_a_running_demo_in_another_process_is_never_removed(tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from zephr_desktop.gui.app import DemoSession;"
+        "import sys; from pathlib import Path; from zephr_desktop.gui.demo import DemoSession;"
         "s = DemoSession.open(Path(sys.argv[1])); print(s.root, flush=True); sys.stdin.read(); s.close()"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -18,7 +18,7 @@ from support.signin import cli_add_profile, start_login
 from support.user import ScriptedUser
 
 from zephr_desktop.errors import AccessDeniedError, CallbackError, LoginCancelledError
-from zephr_desktop.gui.consent import RedirectTarget
+from zephr_desktop.gui.origin import RedirectTarget
 from zephr_desktop.login import LoginFlow
 from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET

@@ -42,14 +42,14 @@ def _around(owner: Any, attr: str, name: str, *, end: bool = True) -> None:
 
 def _install() -> None:
     from zephr_desktop import listener, login, store
-    from zephr_desktop.gui import app, consent, session
+    from zephr_desktop.gui import consent, session, shell
 
     _around(listener.CallbackListener, "_exchange", "listener", end=False)
     _around(login, "exchange_code", "exchange")
     _around(store.TokenStore, "save", "save")
     _around(login.LoginFlow, "wait", "wait")
     _around(consent.ConsentWindow, "close", "close")
-    _around(app.DesktopShell, "push", "push", end=False)
+    _around(shell.DesktopShell, "push", "push", end=False)
     _around(session.Session, "snapshot", "snapshot")
     _around(session.Session, "sign_in", "sign-in")
     _around(consent.ConsentWindow, "open", "consent-open")

@@ -13,9 +13,9 @@ from test_gui_api import FakeClock, FakeShell, profile, sb  # noqa: F401  (fixtu
 
 from zephr_desktop.config import save_profile
 from zephr_desktop.gui.api import page_functions
-from zephr_desktop.gui.app import DesktopShell
 from zephr_desktop.gui.backend import Backend, running_backend
 from zephr_desktop.gui.session import Session
+from zephr_desktop.gui.shell import DesktopShell
 from zephr_desktop.profile import Profile
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, Sandbox
 from zephr_desktop.store import TokenStore

@@ -2,7 +2,7 @@
 
 pywebview 6 resolves a name the page calls with ``window._functions.get(name)`` and then
 ``getattr`` along the dotted path on ``js_api``. These tests build the real main window
-(``app.create_main_window``, no GUI started), put a recording stand-in where the web engine
+(``shell.create_main_window``, no GUI started), put a recording stand-in where the web engine
 goes, and call ``webview.util.js_bridge_call`` as the page's ``pywebview.api`` calls do.
 """
 
@@ -24,8 +24,8 @@ from webview.util import inject_pywebview, js_bridge_call
 
 from zephr_desktop.config import save_profile
 from zephr_desktop.gui.api import NO_ATTRIBUTES
-from zephr_desktop.gui.app import DesktopShell, create_main_window
 from zephr_desktop.gui.session import Session
+from zephr_desktop.gui.shell import DesktopShell, create_main_window
 from zephr_desktop.oauth import Token
 from zephr_desktop.profile import Profile
 from zephr_desktop.store import TokenStore

@@ -152,7 +152,7 @@ def test_a_running_demo_keeps_its_dir_while_another_demo_starts(gui: GuiApp, tmp
             sys.executable,
             "-c",
             "from pathlib import Path; import sys;"
-            "from zephr_desktop.gui.app import remove_stale_demo_dirs;"
+            "from zephr_desktop.gui.demo import remove_stale_demo_dirs;"
             "print(len(remove_stale_demo_dirs(Path(sys.argv[1]))))",
             str(tmpdir_for_app),
         ],

@@ -466,7 +466,7 @@ def test_changing_the_site_forgets_the_old_token(api: Page, shell: FakeShell, pr
     ],
 )
 def test_consent_title_shows_origin_and_scheme(scheme: str, host: str, port: int, title: str) -> None:
-    from zephr_desktop.gui.consent import format_title
+    from zephr_desktop.gui.origin import format_title
 
     assert format_title(scheme, host, port) == title
 

@@ -1,62 +1,35 @@
-"""The desktop app: the main window over the page's functions (``api``), the Qt fixes, the clipboard.
+"""The desktop app's start: one app per user (``handoff``), the Qt fixes, the main window's run.
 
+``run`` checks for a display, becomes the running app (or hands over to it), then opens the
+main window (``shell``) on a session, or on the demo's own files and sandbox (``demo``).
 Qt workarounds applied here (each verified under Xvfb with PyQt6 6.11 / pywebview 6.2.1):
 - Running as root, QtWebEngine refuses to start without ``QTWEBENGINE_DISABLE_SANDBOX=1``;
   it is set before Qt loads, for root only.
-- pywebview's Qt permission handler aborts the process under PyQt6 on any page permission
-  request (e.g. ``navigator.clipboard``); it is replaced in the window's ``before_show``
-  (see ``qt.deny_page_permissions``).
 - An exception escaping any PyQt6 slot aborts the process unless ``sys.excepthook`` is
   replaced; the hook installed here logs the error type instead.
 - The Qt backend is forced on Linux (``webview.start(gui="qt")``).
-- pywebview injects the bridge into whatever the main window loads: ``qt.confine_to_app_page``
-  keeps it on the app's own page (links the person clicks go to the system browser).
+The ones for the main window's page are applied in ``shell.DesktopShell.attach``.
 Missing X libraries show up as a misleading "xcb-cursor0 is needed"; ``QT_DEBUG_PLUGINS=1``
 names the library that is really missing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import queue
 import sys
-import threading
-from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-from ..config import save_profile
-from ..desktop_entry import APP_ID, ICON_THEME
 from ..errors import ZephrError
-from ..instance import InstanceError, Rendezvous, Server
-from ..profile import SCOPES, Profile
-from ..resources import assets_dir
+from ..instance import Server
 from ..store import TokenStore, take_env_client_secret
-from .api import NO_ATTRIBUTES, page_functions
-from .backend import Backend, running_backend
-from .contracts import ConsentHooks
-from .qt import GuiThread, confine_to_app_page, deny_page_permissions
+from .demo import DemoSession, quiet_notice, start_demo
+from .handoff import claim_instance, instance_handler
 from .session import Session
-
-if TYPE_CHECKING:
-    from .consent import ConsentWindow
+from .shell import DesktopShell, create_main_window
 
 log = logging.getLogger(__name__)
-
-APP_TITLE = "Zephr Desktop"
-WINDOW_SIZE = (920, 760)
-MIN_SIZE = (640, 560)
-CLIPBOARD_CLEAR_AFTER = 120.0  # seconds; cleared only if the clipboard still holds what we put there
-DEMO_PROFILE = "demo"
-DEMO_DIR_PREFIX = "zephr-desktop-demo-"
-DEMO_LOCK = "session.lock"
-DEMO_LIVE = "session.live"
-DEMO_UNMARKED_GRACE = 86400.0  # seconds before a demo dir that never got its live mark counts as stale
-ACTIVATE_WAIT = 15.0  # seconds another launch's request waits for this app's window to exist
 
 
 def prepare_environment() -> None:
@@ -71,286 +44,6 @@ def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: TracebackT
     log.error("unhandled %s in the GUI: %s", kind.__name__, exc if isinstance(exc, ZephrError) else "")
 
 
-def app_icon() -> Any:
-    """The app icon as a ``QIcon`` holding every shipped PNG size (16 to 512 pixels)."""
-    from qtpy.QtCore import QSize
-    from qtpy.QtGui import QIcon
-
-    icon = QIcon()
-    for png in sorted((assets_dir() / "icons" / ICON_THEME).glob(f"*/apps/{APP_ID}.png")):
-        side = int(png.parent.parent.name.split("x", 1)[0])
-        icon.addFile(str(png), QSize(side, side))
-    return icon
-
-
-def _set_app_icon(app: Any) -> None:
-    try:
-        app.setWindowIcon(app_icon())
-    except Exception:  # an exception escaping a slot would abort the process
-        log.exception("could not set the app icon")
-
-
-def site_session_dir(profile: Profile) -> Path:
-    """Where a profile that keeps its site session stores the consent window's cookies."""
-    return TokenStore().site_session_dir(profile.name)
-
-
-class DesktopShell:
-    """The window side of the app as the session and the bridge see it (see ``session.Shell``)."""
-
-    def __init__(self, clear_after: float | None = CLIPBOARD_CLEAR_AFTER) -> None:
-        self.window: Any = None
-        self.gui: GuiThread | None = None
-        self.consent: ConsentWindow | None = None
-        self.backend: Backend | None = None
-        self.ready = threading.Event()  # set once the main window is about to show
-        self.clear_after = clear_after
-        # The page's state() function: each pushed event carries the state, saving the page a call back.
-        self.describe: Callable[[], dict[str, Any]] | None = None
-        # The page's init(): its answer is handed to the page as it loads (``seed_first_state``).
-        self.describe_first: Callable[[], dict[str, Any]] | None = None
-        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._pusher = threading.Thread(target=self._push_loop, name="zephr-push", daemon=True)
-        self._pusher.start()
-
-    def attach(self, window: Any) -> None:
-        """Called on the GUI thread in the main window's ``before_show``."""
-        import webview
-
-        self.window = window
-        self.backend = running_backend(webview, window)
-        if not self.backend.is_qt:
-            # Another backend than the one asked for (pywebview fell back): none of the Qt parts apply,
-            # and sign-ins go to the system browser (see ``browser_only``).
-            log.warning("pywebview runs on %s: sign-ins open in the system browser", self.backend.label)
-            self.ready.set()
-            return
-        self.gui = GuiThread()
-        page = window.native.webview.page()
-        deny_page_permissions(page)
-        confine_to_app_page(page, str(window.real_url), self._open_link)
-        if self.describe_first is not None:
-            seed_first_state(page, self.describe_first())
-        from qtpy.QtWidgets import QApplication
-
-        app = QApplication.instance()
-        if isinstance(app, QApplication):
-            # WM_CLASS (X11) and the app id (Wayland) come from these names: the menu entry's
-            # StartupWMClass and file name must match them for docks to group the windows.
-            app.setApplicationName(APP_ID)
-            app.setDesktopFileName(APP_ID)
-            # Every window without its own icon shows this one. Its nine sizes are decoded and handed to the
-            # window manager on the GUI thread (~25 ms): done just after the window shows, while the page loads.
-            from qtpy.QtCore import QTimer
-
-            QTimer.singleShot(0, lambda: _set_app_icon(app))
-        self.ready.set()
-
-    def close(self) -> None:
-        """Stop the event pusher."""
-        self._events.put(None)
-
-    # -- session.Shell -------------------------------------------------------------------
-    def push(self, event: dict[str, Any]) -> None:
-        """Queue an event for the page; one thread delivers them in order."""
-        self._events.put(event)
-
-    def _push_loop(self) -> None:
-        while True:
-            event = self._events.get()
-            if event is None:
-                return
-            window = self.window
-            if window is None:
-                continue
-            try:
-                if self.describe is not None:
-                    event = {**event, "state": self.describe()}
-                window.evaluate_js(f"window.zephrPush && window.zephrPush({json.dumps(event)})")
-            except Exception as exc:  # the window may be closing
-                log.debug("could not push %s: %s", event.get("type"), type(exc).__name__)
-
-    def open_consent(self, url: str, profile: Profile, hooks: ConsentHooks) -> ConsentWindow:
-        """Open the sign-in window on ``url``."""
-        assert self.gui is not None
-        storage = site_session_dir(profile) if profile.keep_site_session else None
-        from .consent import ConsentWindow  # imported at the first sign-in, not at the app's start
-
-        consent = ConsentWindow(url, gui=self.gui, hooks=hooks, storage_dir=storage)
-        self.consent = consent
-        consent.open()
-        return consent
-
-    def copy_text(self, text: str) -> float | None:
-        """Set the system clipboard on the GUI thread; clear it later if it still holds ``text``."""
-        if self.gui is None:
-            raise ZephrError("Copying needs the Qt web view; select the token and copy it by hand.")
-        clear_after = self.clear_after
-
-        def copy() -> None:
-            from qtpy.QtCore import QTimer
-            from qtpy.QtWidgets import QApplication
-
-            clipboard = QApplication.clipboard()
-            if clipboard is None:
-                raise RuntimeError("the system clipboard is not available")
-            clipboard.setText(text)
-            if clear_after:
-
-                def clear() -> None:
-                    if clipboard.text() == text:
-                        clipboard.clear()
-
-                QTimer.singleShot(int(clear_after * 1000), clear)
-
-        self.gui.call(copy)
-        return clear_after
-
-    def open_browser(self, url: str) -> None:
-        """Open ``url`` in the system browser."""
-        import webbrowser  # only for 'Open in browser instead' and links
-
-        webbrowser.open(url)
-
-    def browser_only(self) -> str | None:
-        """Why sign-ins go to the system browser: the backend that runs cannot isolate the consent window."""
-        if self.backend is None:
-            return "Sign-in opens in your browser: the window is still starting."
-        return self.backend.browser_only_reason()
-
-    def bring_to_front(self) -> None:
-        """Show the main window if minimized, raise it and give it the focus (another launch asked for it)."""
-        window = self.window
-        if window is None:
-            return
-        if self.gui is None:  # not Qt: pywebview's own calls
-            window.restore()
-            window.show()
-            return
-
-        def front() -> None:
-            native = window.native
-            if native.isMinimized():
-                native.showNormal()
-            native.show()
-            native.raise_()
-            native.activateWindow()
-
-        self.gui.call(front)
-
-    def _open_link(self, url: str) -> None:
-        # Called on the GUI thread; a browser command may take its time to return.
-        threading.Thread(target=self.open_browser, args=(url,), name="zephr-open-link", daemon=True).start()
-
-
-class DemoSession:
-    """A private config and data dir for one demo run, so the demo never writes the user's files.
-
-    The demo's profile, client secret and tokens go to a fresh 0700 temp dir named
-    ``zephr-desktop-demo-*``, selected through ``ZEPHR_DESKTOP_CONFIG_DIR`` and
-    ``ZEPHR_DESKTOP_DATA_DIR`` before anything reads a path, with the 0600 file secret store
-    (``ZEPHR_DESKTOP_SECRET_STORE=file``) instead of the keyring. ``close()`` deletes the dir. A
-    demo that is killed leaves only its temp dir; the lock it held dies with it, and the next
-    demo's start deletes such dirs.
-    """
-
-    def __init__(self, root: Path, lock: Any, saved_env: dict[str, str | None]) -> None:
-        self.root = root
-        self._lock = lock
-        self._saved_env = saved_env
-
-    @classmethod
-    def open(cls, parent: Path | None = None) -> DemoSession:
-        """Clean up after killed demos, make this run's dir, lock it and point the app's paths at it."""
-        import tempfile
-
-        from filelock import FileLock
-
-        parent = parent or Path(tempfile.gettempdir())
-        remove_stale_demo_dirs(parent)
-        root = Path(tempfile.mkdtemp(prefix=DEMO_DIR_PREFIX, dir=parent))
-        lock = FileLock(str(root / DEMO_LOCK), timeout=10)
-        lock.acquire()  # held until close() or the process's death
-        (root / DEMO_LIVE).touch()  # from now on, a free lock means this run is over
-        settings = {
-            "ZEPHR_DESKTOP_CONFIG_DIR": str(root / "config"),
-            "ZEPHR_DESKTOP_DATA_DIR": str(root / "data"),
-            "ZEPHR_DESKTOP_SECRET_STORE": "file",  # never the user's keyring
-        }
-        saved = {name: os.environ.get(name) for name in settings}
-        os.environ.update(settings)
-        return cls(root, lock, saved)
-
-    def close(self) -> None:
-        """Delete the session's dir and put the environment back."""
-        import shutil
-
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        try:
-            shutil.rmtree(self.root, ignore_errors=True)
-        finally:
-            self._lock.release()
-
-
-def remove_stale_demo_dirs(parent: Path) -> list[Path]:
-    """Delete the dirs of demos that were killed: ours, marked live, and with their lock free."""
-    import shutil
-    import stat
-    import time
-
-    from filelock import FileLock, Timeout
-
-    removed: list[Path] = []
-    for path in parent.glob(f"{DEMO_DIR_PREFIX}*"):
-        try:
-            info = path.lstat()
-        except OSError:
-            continue
-        if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
-            continue
-        if not (path / DEMO_LIVE).exists() and time.time() - info.st_mtime < DEMO_UNMARKED_GRACE:
-            continue  # a demo between making its dir and locking it (or one killed right there, a day ago)
-        lock = FileLock(str(path / DEMO_LOCK), timeout=0)
-        try:
-            lock.acquire()
-        except (Timeout, OSError):
-            continue  # a demo that is running now
-        try:
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-        finally:
-            lock.release()
-    return removed
-
-
-def _start_demo(store: TokenStore) -> tuple[Any, str, str]:
-    """Start the sandbox on loopback and save a profile pointing at it (in the demo's own files)."""
-    from ..sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox, SandboxSettings
-
-    sandbox = Sandbox(host="127.0.0.1", port=0, settings=SandboxSettings(loopback_any_port=True)).start()
-    profile = Profile.create(
-        name=DEMO_PROFILE,
-        site_url=sandbox.url,
-        token_url=sandbox.token_url,
-        client_id=DEFAULT_CLIENT_ID,
-        redirect_uri="http://127.0.0.1:0/callback",
-        scopes=list(SCOPES),
-    )
-    save_profile(profile, make_default=True)
-    store.set_client_secret(DEMO_PROFILE, DEFAULT_CLIENT_SECRET)
-    email = next(iter(TEST_USERS))
-    hint = f"Demo: a local Zephr sandbox. Sign in as {email} with password {TEST_USERS[email]['password']}."
-    return sandbox, DEMO_PROFILE, hint
-
-
-def _quiet(_message: str) -> None:
-    """The demo's secret store is a temp file on purpose: nothing to tell the user about it."""
-
-
 def missing_display() -> str | None:
     """A sentence saying why no window can open here, or None."""
     if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
@@ -361,132 +54,6 @@ def missing_display() -> str | None:
         "No graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set). Run the app in a desktop "
         "session, or use the command line: `zephr-desktop login --browser` or `--no-browser`."
     )
-
-
-def seed_first_state(page: Any, first: dict[str, Any]) -> None:
-    """Give the app's page its first state (what ``init()`` answers) as it loads (runs on the GUI thread).
-
-    A script run as the page's document is created, in the page's own world, sets
-    ``window.zephrFirst``; the page draws itself from it while its scripts run, instead of
-    asking ``init()`` over the bridge once the bridge is ready (after the load, then a round
-    trip through the GUI thread). Only for the first load: a reload asks ``init()``.
-    """
-    from qtpy.QtWebEngineCore import QWebEngineScript
-
-    script = QWebEngineScript()
-    script.setName("zephr-first-state")
-    script.setSourceCode(f"window.zephrFirst = {json.dumps(first)};")
-    script.setInjectionPoint(QWebEngineScript.InjectionPoint.DocumentCreation)
-    script.setWorldId(QWebEngineScript.ScriptWorldId.MainWorld)
-    script.setRunsOnSubFrames(False)
-    page.scripts().insert(script)
-
-    def forget(_ok: bool) -> None:
-        try:
-            page.scripts().remove(script)
-            page.loadFinished.disconnect(forget)
-        except Exception:  # an exception escaping a slot would abort the process
-            log.debug("could not remove the first-state script", exc_info=True)
-
-    page.loadFinished.connect(forget)
-
-
-def create_main_window(session: Session, shell: DesktopShell) -> Any:
-    """The main window on the app's page; the page reaches Python only through ``page_functions``."""
-    import webview
-
-    window = webview.create_window(
-        APP_TITLE,
-        url=str(assets_dir() / "index.html"),
-        # pywebview looks names up on js_api with getattr along any dotted path: give it nothing to walk.
-        js_api=NO_ATTRIBUTES,
-        width=WINDOW_SIZE[0],
-        height=WINDOW_SIZE[1],
-        min_size=MIN_SIZE,
-        background_color="#f4f5f7",
-        text_select=True,  # pywebview's default blocks selecting text (user id, test results)
-    )
-    if window is None:
-        raise RuntimeError("pywebview could not create the main window")
-    functions = page_functions(session, shell)
-    window.expose(*functions)  # found by exact name only
-    shell.describe = next(fn for fn in functions if fn.__name__ == "state")
-    shell.describe_first = next(fn for fn in functions if fn.__name__ == "init")
-    window.events.before_show += shell.attach
-    window.events.closed += session.shutdown
-    return window
-
-
-def instance_handler(session: Session, shell: DesktopShell) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """What the running app does when another launch (``activate``) or the CLI (``status``) asks."""
-
-    def handle(request: dict[str, Any]) -> dict[str, Any]:
-        if request["op"] == "status":
-            uri = session.listening_on()
-            return {"ok": True, "listening": urlsplit(uri).netloc if uri else None}
-        if not shell.ready.wait(ACTIVATE_WAIT):
-            return {"ok": False, "error": "the window is still starting; try again in a moment"}
-        error: str | None = None
-        if request["profile"]:
-            try:
-                session.select(request["profile"])
-                shell.push({"type": "profile_selected"})
-            except ZephrError as exc:
-                error = exc.message
-        shell.bring_to_front()
-        return {"ok": error is None, "error": error}
-
-    return handle
-
-
-def claim_instance(profile_name: str | None) -> tuple[Server | None, int | None]:
-    """Become the running app, or hand over to the one that runs.
-
-    Returns (the server to answer other launches with, None) to go on opening the window,
-    (None, None) to go on without one (no usable rendezvous: said on stderr), or
-    (None, exit code) when the running app took over (or could not be reached).
-    """
-    from ..paths import config_dir
-
-    rendezvous: Rendezvous | None = None
-    try:
-        rendezvous = Rendezvous.for_config(config_dir())
-        reply = _hand_over(rendezvous, profile_name)
-    except InstanceError as exc:
-        if rendezvous is None or not rendezvous.running():
-            print(f"zephr-desktop: cannot tell whether the app already runs ({exc}); opening a new window.",
-                  file=sys.stderr)  # fmt: skip
-            return None, None
-        print(
-            f"zephr-desktop: the app is already running but did not answer ({exc}). "
-            "Close its window (or end its process) and start it again.",
-            file=sys.stderr,
-        )
-        return None, 1
-    if isinstance(reply, Server):
-        return reply, None
-    if not reply["ok"]:
-        print(f"zephr-desktop: the app is already running; brought its window to the front, but: {reply['error']}",
-              file=sys.stderr)  # fmt: skip
-        return None, 1
-    shown = f", showing profile '{profile_name}'" if profile_name else ""
-    print(f"zephr-desktop: the app is already running; brought its window to the front{shown}.", file=sys.stderr)
-    return None, 0
-
-
-def _hand_over(rendezvous: Rendezvous, profile_name: str | None) -> Server | dict[str, Any]:
-    """Claim the rendezvous (a Server), or ask the app that holds it to come to the front (its reply)."""
-    for _attempt in range(3):
-        server = rendezvous.claim()
-        if server is not None:
-            return server
-        try:
-            return rendezvous.ask({"op": "activate", "profile": profile_name})
-        except InstanceError:
-            if rendezvous.running():
-                raise
-            # It quit between our look and our call: try to be the running app again.
-    raise InstanceError("the running app keeps starting and stopping")
 
 
 def run(profile_name: str | None = None, *, demo: bool = False, client_secret: str | None = None) -> int:
@@ -529,8 +96,8 @@ def _run_window(profile_name: str | None, *, demo: bool, server: Server | None, 
     try:
         if demo:
             demo_session = DemoSession.open()  # before the store, or anything else, reads a path
-            store = TokenStore(notice=_quiet)
-            sandbox, profile_name, demo_hint = _start_demo(store)
+            store = TokenStore(notice=quiet_notice)
+            sandbox, profile_name, demo_hint = start_demo(store)
         session = Session(shell, store=store, profile_name=profile_name, demo_hint=demo_hint)
         create_main_window(session, shell)
         if server is not None:

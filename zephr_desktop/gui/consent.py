@@ -7,13 +7,14 @@
   scheme is refused instead of being handed to the desktop (``qt.follow_only_web``), and a
   dropped URL does not load.
 - The title shows the current origin and the scheme, updated on each navigation: hosts in
-  punycode (with the Unicode form beside), and pages without a web origin marked as such.
+  punycode (with the Unicode form beside), and pages without a web origin marked as such
+  (``origin.format_title``).
 - Cookies: a fresh off-the-record ``QWebEngineProfile`` per window (pywebview's
   ``private_mode`` is one global switch), or a persistent per-profile storage folder when
   the profile keeps its site session.
 - Popups the sign-in page opens (``window.open``, ``target=_blank``: social sign-in) get a
   child window under the same rules, in the same profile (so the opener sees the session they
-  sign in), titled with their own origin; they close with the sign-in.
+  sign in), titled with their own origin; they close with the sign-in (``popups``).
 - When the redirect URI is not on this computer (no listener), every request for it is
   stopped before it is sent (navigations, server redirects and any other request) and the
   URL goes to the sign-in, which takes it only if its state is this sign-in's.
@@ -25,20 +26,18 @@
 
 from __future__ import annotations
 
-import encodings.idna
 import functools
 import html
 import logging
 import string
 import threading
-import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from ..fileutil import ensure_private_dir
 from ..resources import asset_text
+from .origin import TITLE_SUFFIX, RedirectTarget, format_title
+from .popups import Popups
 from .qt import GuiThread, catch_navigations, deny_page_permissions, follow_only_web, redirect_interceptor
 
 if TYPE_CHECKING:
@@ -46,109 +45,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TITLE_SUFFIX = "Sign in to Zephr"
-POPUP_SUFFIX = "Sign-in popup"
 BROWSER_BUTTON = "Trouble signing in here? Continue in your browser \u2197"
-MAX_POPUPS = 4  # open at once: a page that opens windows in a loop gets no more
-POPUP_SIZE = (480, 640)
 _BLANK = "<!doctype html><title>Sign in to Zephr</title><body style='background:#f6f7f9'></body>"
-
-
-UNTRUSTED = "(no trustworthy origin)"
-_WEB_PORTS = {"http": 80, "https": 443}
-
-
-def _unicode_host(ace: str) -> str | None:
-    """The Unicode form of a punycode (``xn--``) host, or None when it has none that can be shown safely."""
-    labels = ace.split(".")
-    if not any(label.lower().startswith("xn--") for label in labels):
-        return None
-    try:
-        shown = ".".join(
-            label[4:].encode("ascii").decode("punycode") if label.lower().startswith("xn--") else label
-            for label in labels
-        )
-    except (UnicodeError, ValueError):
-        return None
-    # Direction overrides, joiners and other invisible characters would make the "readable" form lie.
-    if any(unicodedata.category(ch)[0] in "CZ" for ch in shown):
-        return None
-    return shown
-
-
-def _ace_host(host: str) -> str:
-    """``host`` with every international label in punycode (Qt gives it so; this covers a Unicode one)."""
-    if host.isascii():
-        return host
-    try:
-        return ".".join(encodings.idna.ToASCII(label).decode("ascii") if label else "" for label in host.split("."))
-    except UnicodeError:
-        return host.encode("ascii", "backslashreplace").decode("ascii")
-
-
-def format_title(scheme: str, host: str, port: int | None, suffix: str = TITLE_SUFFIX) -> str:
-    """Where the consent page came from, as its window title.
-
-    ``news.example.com - https - Sign in to Zephr``; the port only when it is not the
-    default; an international host in punycode first, its Unicode form after it in
-    brackets (``xn--pple-43d.com (аpple.com) - https - ...``) so a look-alike cannot pass
-    for the real name; pages without a web origin (``about:``, ``blob:``, ``data:``) say
-    so. Before anything has loaded (no scheme): just ``Sign in to Zephr``. Popups end in
-    ``Sign-in popup`` instead.
-    """
-    if not scheme:
-        return suffix
-    if scheme not in _WEB_PORTS or not host:
-        return f"{UNTRUSTED} - {suffix}"
-    if ":" in host:  # IPv6
-        origin = host if host.startswith("[") else f"[{host}]"
-        shown = None
-    else:
-        origin = _ace_host(host)
-        shown = _unicode_host(origin)
-    if port not in (None, -1, _WEB_PORTS[scheme]):
-        origin = f"{origin}:{port}"
-    if shown is not None:
-        origin = f"{origin} ({shown})"
-    return f"{origin} - {scheme} - {suffix}"
-
-
-@dataclass(frozen=True)
-class RedirectTarget:
-    """Where the redirect URI points: a URL with this scheme, host, port and path is the redirect, any query."""
-
-    scheme: str
-    host: str
-    port: int
-    path: str
-
-    @classmethod
-    def of(cls, uri: str) -> RedirectTarget:
-        """The target of a (valid) redirect URI."""
-        found = cls._parts(uri)
-        if found is None:
-            raise ValueError(f"not a URL with a host: {uri!r}")
-        return found
-
-    @staticmethod
-    def _parts(url: str) -> RedirectTarget | None:
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return None
-        scheme = parts.scheme.lower()
-        if not parts.hostname:
-            return None
-        host = _ace_host(parts.hostname).lower().rstrip(".")
-        return RedirectTarget(scheme, host, port or _WEB_PORTS.get(scheme, -1), unquote(parts.path) or "/")
-
-    def matches(self, url: str) -> bool:
-        """True when ``url`` is a request for the redirect URI (a URL that does not parse counts as one)."""
-        found = self._parts(url)
-        if found is None:
-            return url.partition(":")[0].lower() in _WEB_PORTS  # an http(s) URL we cannot read: stop it
-        return found == self
 
 
 @functools.lru_cache(maxsize=1)
@@ -189,7 +87,7 @@ class ConsentWindow:
         self._profile: Any = None
         self._interceptor: Any = None
         self._live_pages = 0
-        self._popups: list[Any] = []
+        self._popups = Popups(self._popup_parent, self._new_page, self._retitle)
         self._handed_over = False
         self._closing_by_app = False
         self._closing = False
@@ -268,7 +166,7 @@ class ConsentWindow:
         # The engine asks createWindow() first, without the URL; refused there, it asks again through
         # newWindowRequested, with it: popups are opened (or refused) there.
         page.createWindow = lambda _kind: None
-        page.newWindowRequested.connect(self._on_new_window)
+        page.newWindowRequested.connect(self._popups.on_new_window)
         deny_page_permissions(page)
         follow_only_web(page)
         if self._target is not None:
@@ -307,52 +205,11 @@ class ConsentWindow:
             log.exception("could not update the sign-in window title")
 
     # -- popups ------------------------------------------------------------------------
-    def _on_new_window(self, request: Any) -> None:
-        try:
-            url = request.requestedUrl()
-            # about:blank: a popup opened empty and sent on by its opener (its next URL is checked then).
-            if str(url.scheme()) not in ("http", "https") and url.toString() != "about:blank":
-                log.warning("refused a popup for a %s URL", url.scheme() or "relative")
-                return
-            page = self._open_popup()
-            if page is not None:
-                request.openIn(page)
-        except Exception:  # an exception escaping a slot would abort the process
-            log.exception("could not open a popup of the sign-in page")
-
-    def _open_popup(self) -> Any:
-        """A child window for a popup of a sign-in page (GUI thread); its page, or None to refuse it."""
-        if self._closing or self._profile is None or len(self._popups) >= MAX_POPUPS:
-            log.warning("refused a popup of the sign-in page (%d open)", len(self._popups))
+    def _popup_parent(self) -> Any:
+        """The native window popups open under, or None while none may open (closing, or the profile gone)."""
+        if self._closing or self._profile is None:
             return None
-        from qtpy.QtCore import Qt
-        from qtpy.QtWebEngineWidgets import QWebEngineView
-
-        view = QWebEngineView(self._window.native)
-        # A window of its own, owned by the consent window; deleted once closed.
-        view.setWindowFlags(Qt.WindowType.Window)
-        view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        view.setWindowTitle(POPUP_SUFFIX)
-        view.resize(*POPUP_SIZE)
-        page = self._new_page(view)
-        view.setPage(page)
-        page.urlChanged.connect(lambda _url: self._retitle(view, page, POPUP_SUFFIX))
-        page.loadFinished.connect(lambda _ok: self._retitle(view, page, POPUP_SUFFIX))
-        page.windowCloseRequested.connect(view.close)  # the popup's own window.close()
-        view.destroyed.connect(lambda *_: self._forget_popup(view))
-        self._popups.append(view)
-        view.show()
-        return page
-
-    def _forget_popup(self, view: Any) -> None:
-        self._popups = [popup for popup in self._popups if popup is not view]
-
-    def _close_popups(self) -> None:
-        for view in list(self._popups):
-            try:
-                view.close()
-            except RuntimeError:  # already deleted
-                self._forget_popup(view)
+        return self._window.native
 
     # -- the redirect, caught ---------------------------------------------------------------
     def _caught_soon(self, url: str) -> None:
@@ -422,7 +279,7 @@ class ConsentWindow:
     # -- closing ------------------------------------------------------------------------------
     def _on_closing(self) -> None:
         self._closing = True
-        self._close_popups()  # on the GUI thread, before the window's own page goes
+        self._popups.close_all()  # on the GUI thread, before the window's own page goes
         if not self._closing_by_app:
             # Cancelling closes the listener; keep that off the GUI thread.
             threading.Thread(target=self._hooks.on_user_close, name="zephr-consent-closed", daemon=True).start()
