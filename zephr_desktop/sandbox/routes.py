@@ -22,7 +22,6 @@ from .state import (
     RedirectError,
     SandboxState,
     UntrustedRequestError,
-    note_secret,
     random_alnum,
     single_values,
     validate_authorization,
@@ -179,7 +178,6 @@ def _decode_basic(credentials: str) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise OAuthError("invalid_client", "The Basic credentials are not valid base64.", 401) from None
     client_id, colon, secret = text.partition(":")
-    note_secret("client_secret", secret)
     if not colon:
         raise OAuthError("invalid_client", "The Basic credentials have no ':' between ID and secret.", 401)
     return client_id, secret
@@ -214,8 +212,11 @@ def token_error(error: OAuthError) -> Response:
     return json_response(error.status, {"error": error.error, "error_description": error.description}, headers)
 
 
-def fault_response(fault: str, settings: SandboxSettings) -> Response | None:
-    """The token endpoint's answer under an injected fault (None: drop the connection)."""
+def fault_response(fault: str, settings: SandboxSettings, state: SandboxState) -> Response | None:
+    """The token endpoint's answer under an injected fault (None: drop the connection).
+
+    The made-up tokens and MAC key are noted in state's known secrets, like real ones.
+    """
     fake: dict[str, Any] = {
         "scope": "user.account:read, user.profile:read",
         "access_token": "oa_" + random_alnum(),
@@ -224,8 +225,8 @@ def fault_response(fault: str, settings: SandboxSettings) -> Response | None:
         "refresh_token": random_alnum(),
         "user_id": TEST_USERS["joe@example.com"]["user_id"],
     }
-    note_secret("access_token", fake["access_token"])
-    note_secret("refresh_token", fake["refresh_token"])
+    state.note_secret("access_token", fake["access_token"])
+    state.note_secret("refresh_token", fake["refresh_token"])
     if fault == "invalid_grant":
         description = "The code or refresh token is invalid (sandbox fault)."
         return json_response(400, {"error": "invalid_grant", "error_description": description})
@@ -245,7 +246,7 @@ def fault_response(fault: str, settings: SandboxSettings) -> Response | None:
         return json_response(200, {k: v for k, v in fake.items() if k != "access_token"})
     if fault == "token_type_mac":
         mac = {"token_type": "mac", "mac_key": random_alnum(), "mac_algorithm": "hmac-sha-256"}
-        note_secret("mac_key", mac["mac_key"])
+        state.note_secret("mac_key", mac["mac_key"])
         return json_response(200, fake | mac)
     if fault == "huge_body":
         return json_response(200, fake | {"padding": "x" * (MAX_BODY + 64 * 1024)})
@@ -521,13 +522,13 @@ class SandboxApp:
         settings = self.settings()
         body, problem = parse_token_body(request.media_type, request.body)
         for key in ("client_secret", "code", "code_verifier", "refresh_token"):
-            note_secret(key, body.get(key))
+            self.state.note_secret(key, body.get(key))
         self.state.record_token_request(_shape(request, body))
         if settings.delay:
             time.sleep(settings.delay)
         if settings.fault:
             self.state.count("token_errors")
-            return fault_response(settings.fault, settings)
+            return fault_response(settings.fault, settings, self.state)
         try:
             if problem:
                 raise OAuthError("invalid_request", problem)
@@ -584,11 +585,12 @@ class SandboxApp:
         if body_secret is not None:
             raise OAuthError("invalid_request", "Use one client authentication method, not Basic and client_secret.")
         client_id, secret = _decode_basic(credentials.strip())
+        self.state.note_secret("client_secret", secret)
         if mode == "rfc":
             # RFC 6749 2.3.1: both parts are form-urlencoded first, and only that is accepted here,
             # as certified servers do: '+' reads as a space, a bare '%' is refused.
             client_id, secret = _form_decode(client_id), _form_decode(secret)
-            note_secret("client_secret", secret)
+            self.state.note_secret("client_secret", secret)
         client = self.state.client(client_id)
         if client is not None and _secret_matches(client, secret):
             return client

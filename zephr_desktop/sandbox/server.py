@@ -398,6 +398,11 @@ class Sandbox:
         """A snapshot of every token response issued, in order (fault answers excluded)."""
         return self._state.issued()
 
+    @property
+    def known_secrets(self) -> tuple[tuple[str, str], ...]:
+        """A snapshot of every secret issued or received so far, as (kind, value) pairs."""
+        return self._state.known_secrets()
+
 
 # --- command line ---------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:

@@ -28,23 +28,11 @@ STAT_NAMES = (
     "api",
 )
 
-#: Called as ``observer(kind, value)`` for every secret any sandbox mints or receives (client
-#: secrets, sessions, codes, tokens, PKCE verifiers). Empty unless a test harness checks that no
-#: secret ever reaches a log line, stderr or a page.
-SECRET_OBSERVERS: list[Callable[[str, str], None]] = []
-
 _ALPHANUM = string.ascii_lowercase + string.digits
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 _VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 _AUTH_KEYS = ("client_id", "response_type", "redirect_uri", "scope", "state")
 _PKCE_KEYS = ("code_challenge", "code_challenge_method")
-
-
-def note_secret(kind: str, value: object) -> None:
-    """Tell SECRET_OBSERVERS about a secret value (non-strings and empty values are ignored)."""
-    if isinstance(value, str) and value:
-        for observer in tuple(SECRET_OBSERVERS):
-            observer(kind, value)
 
 
 def random_alnum(length: int = 24) -> str:
@@ -252,11 +240,30 @@ class SandboxState:
         self._stats = dict.fromkeys(STAT_NAMES, 0)
         self._token_requests: list[dict[str, Any]] = []
         self._issued: list[dict[str, Any]] = []
+        # Every secret issued or received, value -> kind (the first kind it was noted as).
+        self._secrets: dict[str, str] = {}
+        self._secrets_lock = threading.Lock()
+
+    # --- secrets ---------------------------------------------------------------------
+    def note_secret(self, kind: str, value: object) -> None:
+        """Remember a secret this sandbox issued or received (non-strings and empty values are ignored)."""
+        if isinstance(value, str) and value:
+            with self._secrets_lock:
+                self._secrets.setdefault(value, kind)
+
+    def known_secrets(self) -> tuple[tuple[str, str], ...]:
+        """Every secret noted so far as (kind, value) pairs, one per value, in the order first seen.
+
+        Kinds: client_secret, session, code, code_verifier, access_token, refresh_token, mac_key.
+        A test harness reads these to check that no secret ever reaches a log line, stderr or a page.
+        """
+        with self._secrets_lock:
+            return tuple((kind, value) for value, kind in self._secrets.items())
 
     # --- clients, users, sessions -------------------------------------------------
     def register_client(self, client: Client) -> None:
         """Add a client, replacing one with the same ID."""
-        note_secret("client_secret", client.client_secret)
+        self.note_secret("client_secret", client.client_secret)
         with self._lock:
             self._clients[client.client_id] = client
 
@@ -271,7 +278,7 @@ class SandboxState:
         if user is None or not hmac.compare_digest(user["password"].encode(), password.encode()):
             return None
         session = secrets.token_urlsafe(32)
-        note_secret("session", session)
+        self.note_secret("session", session)
         with self._lock:
             self._sessions[session] = email.strip().lower()
             self._stats["login"] += 1
@@ -319,7 +326,7 @@ class SandboxState:
     def issue_code(self, params: AuthParams, email: str, lifetime: float) -> str:
         """A fresh single-use code bound to the request and user; records the consent."""
         code = random_alnum()
-        note_secret("code", code)
+        self.note_secret("code", code)
         grant = CodeGrant(
             client_id=params.client_id,
             redirect_uri=params.redirect_uri,
@@ -397,7 +404,7 @@ class SandboxState:
     ) -> dict[str, Any]:
         """Mint tokens in Zephr's response shape; caller holds the lock."""
         access = "oa_" + random_alnum()
-        note_secret("access_token", access)
+        self.note_secret("access_token", access)
         self._access[access] = TokenGrant(client_id, email, scopes, family, self._clock() + expires_in)
         body: dict[str, Any] = {
             "scope": joiner.join(scopes),
@@ -407,7 +414,7 @@ class SandboxState:
         }
         if with_refresh:
             refresh = random_alnum()
-            note_secret("refresh_token", refresh)
+            self.note_secret("refresh_token", refresh)
             self._refresh[refresh] = TokenGrant(client_id, email, scopes, family)
             body["refresh_token"] = refresh
         body["user_id"] = TEST_USERS[email]["user_id"]
