@@ -16,16 +16,16 @@ from urllib.parse import parse_qs, unquote, unquote_plus, urlencode, urlsplit, u
 
 from . import pages
 from .model import SCOPES, TEST_USERS, Client, SandboxSettings
-from .state import (
+from .protocol import (
     AuthParams,
     OAuthError,
     RedirectError,
-    SandboxState,
     UntrustedRequestError,
     random_alnum,
     single_values,
     validate_authorization,
 )
+from .state import SandboxState
 
 MAX_BODY = 1024 * 1024
 SESSION_COOKIE = "blaize_session"
