@@ -23,6 +23,7 @@ from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .messages import MAX_BODY, SESSION_COOKIE, Request, Response
 from .model import (
     DEFAULT_CLIENT,
     DEFAULT_CLIENT_ID,
@@ -35,7 +36,7 @@ from .model import (
     host_is_ours,
     is_loopback_host,
 )
-from .routes import MAX_BODY, SESSION_COOKIE, Request, Response, SandboxApp
+from .routes import SandboxApp
 from .state import SandboxState
 
 _log = logging.getLogger(__name__)
