@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,24 +21,13 @@ from support.secrets_scan import MIN_LENGTH, PREFIX_OK, scan
 from support.signin import account_status, cli_add_profile, cli_login, error_line
 
 from zephr_desktop.sandbox import DEFAULT_CLIENT_SECRET, Sandbox
-from zephr_desktop.sandbox.state import SECRET_OBSERVERS
 
 NOTICE = "no system keyring is available"
 
 
-@contextmanager
-def observed_secrets() -> Iterator[dict[str, str]]:
-    """Every secret the sandbox mints or receives while the block runs: value -> kind."""
-    seen: dict[str, str] = {}
-
-    def note(kind: str, value: str) -> None:
-        seen.setdefault(value, kind)
-
-    SECRET_OBSERVERS.append(note)
-    try:
-        yield seen
-    finally:
-        SECRET_OBSERVERS.remove(note)
+def secrets_of(sandbox: Sandbox) -> dict[str, str]:
+    """Every secret the sandbox has minted or received so far: value -> kind."""
+    return {value: kind for kind, value in sandbox.known_secrets}
 
 
 def keyring_env(env: dict[str, str], ring: Path) -> dict[str, str]:
@@ -81,23 +70,62 @@ def test_the_scan_finds_a_planted_secret_and_allows_a_short_prefix() -> None:
     assert len("short") < MIN_LENGTH  # too short to scan for: it would match by chance
 
 
+LEAKY_TEST = """
+import logging
+
+from zephr_desktop.sandbox import DEFAULT_PASSWORD
+from zephr_desktop.sandbox.state import SandboxState
+
+
+def test_signs_in() -> None:
+    session = SandboxState().sign_in("joe@example.com", DEFAULT_PASSWORD)
+    assert session
+    logging.getLogger("zephr_desktop.demo").warning("signed in: %s", session{cut})
+"""
+
+
+@pytest.mark.reliability("secrets-scan")
+def test_the_plugin_fails_a_session_whose_log_holds_a_sandbox_secret(child_env: dict[str, str], tmp_path: Path) -> None:
+    outcomes = {}
+    for name, cut in (("leaky", ""), ("redacted", f"[:{PREFIX_OK}]")):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / "conftest.py").write_text('pytest_plugins = ["support.secrets_scan"]\n')
+        (run_dir / "test_leak.py").write_text(LEAKY_TEST.format(cut=cut))
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_leak.py"],
+            cwd=run_dir,
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=110,
+        )
+        outcomes[name] = (proc.returncode, proc.stdout)
+    code, out = outcomes["leaky"]
+    assert code == pytest.ExitCode.TESTS_FAILED and "1 passed" in out, out
+    assert "checked for 1 secrets: 1 leak(s)" in out and "session " in out, out
+    code, out = outcomes["redacted"]
+    assert code == pytest.ExitCode.OK and "checked for 1 secrets: 0 leak(s)" in out, out
+    evidence.record(runs=len(outcomes), leaky_exit=int(outcomes["leaky"][0]), redacted_exit=int(code))
+
+
 @pytest.mark.reliability("secrets-scan")
 def test_a_verbose_cli_session_logs_every_step_and_no_secret(sandbox: Sandbox, child_env: dict[str, str]) -> None:
     sandbox.settings.rotate_refresh_tokens = True
     results: dict[str, Result] = {}
-    with observed_secrets() as seen:
-        results["profile add"] = cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
-        results["login"], page, _ = cli_login(child_env)
-        for args in (
-            ("token",),
-            ("status", "--json"),
-            ("refresh",),
-            ("api", "account"),
-            ("api", "profile"),
-            ("profile", "show", "demo"),
-            ("logout", "--all"),
-        ):
-            results[" ".join(args)] = run(child_env, *args)
+    results["profile add"] = cli_add_profile(child_env, sandbox.url, sandbox.token_url, via=run)
+    results["login"], page, _ = cli_login(child_env)
+    for args in (
+        ("token",),
+        ("status", "--json"),
+        ("refresh",),
+        ("api", "account"),
+        ("api", "profile"),
+        ("profile", "show", "demo"),
+        ("logout", "--all"),
+    ):
+        results[" ".join(args)] = run(child_env, *args)
+    seen = secrets_of(sandbox)
     failed = {name: r.err for name, r in results.items() if r.code != 0}
     assert not failed, failed
     stderr = "\n".join(r.err for r in results.values())
@@ -172,9 +200,9 @@ def test_with_a_keyring_the_secrets_go_there_and_not_to_disk(
     sandbox: Sandbox, child_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = keyring_env(child_env, tmp_path / "ring.json")
-    with observed_secrets() as seen:
-        added = cli_add_profile(env, sandbox.url, sandbox.token_url, via=run)
-        results = [added, cli_login(env).result, run(env, "refresh"), run(env, "token")]
+    added = cli_add_profile(env, sandbox.url, sandbox.token_url, via=run)
+    results = [added, cli_login(env).result, run(env, "refresh"), run(env, "token")]
+    seen = secrets_of(sandbox)
     assert all(r.code == 0 for r in results), [r.err for r in results]
     assert not any(NOTICE in r.err for r in results), "the file-fallback notice appeared although a keyring works"
     ring = json.loads((tmp_path / "ring.json").read_text())

@@ -9,10 +9,13 @@ While the session runs it collects
 - every listener result page the scripted user (``support.user``) or a test received;
 - what the test process itself wrote to stderr;
 
-and every secret any sandbox minted or received (client secrets, sessions, codes, access and
-refresh tokens, PKCE verifiers; see ``zephr_desktop.sandbox.state.SECRET_OBSERVERS``). At the
-end, any run of more than ``PREFIX_OK`` characters of a secret in any collected text fails the
-session: a redacted prefix (``oa_rrc…``) is fine, anything longer is a leak.
+and every secret any sandbox of the session minted or received (client secrets, sessions, codes,
+access and refresh tokens, PKCE verifiers, MAC keys): ``pytest_configure`` wraps
+``SandboxState.__init__`` so each sandbox state made in the test process is kept, and at the end
+each one's ``known_secrets()`` is read, along with the secrets tests ``register`` themselves (from
+servers that are not the sandbox). Then any run of more than ``PREFIX_OK`` characters of a secret
+in any collected text fails the session: a redacted prefix (``oa_rrc…``) is fine, anything longer
+is a leak.
 
 urllib3's own DEBUG lines in the test process are not collected: the scripted user's "browser"
 shares that logger, and its request lines legitimately carry the code it is delivering. The
@@ -21,14 +24,18 @@ child processes cover urllib3 as the app really configures it (root logger, ``--
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from zephr_desktop.sandbox.state import SandboxState
 
 #: A redacted prefix of up to this many characters is allowed; one more is a leak.
 PREFIX_OK = 8
@@ -41,6 +48,8 @@ APP_LOGGERS = ("zephr_desktop", "authlib")
 _lock = threading.Lock()
 _texts: list[tuple[str, str]] = []
 _secrets: dict[str, str] = {}
+_states: list[SandboxState] = []  # every sandbox state made in this session, read at the end
+_patch = pytest.MonkeyPatch()
 _current = ["(outside a test)"]
 _result: dict[str, Any] = {}
 _active = [False]  # only under pytest with this plugin: the benchmarks use the scripted user too
@@ -130,12 +139,38 @@ def _install() -> None:
         logging.getLogger(name).setLevel(logging.DEBUG)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    from zephr_desktop.sandbox.state import SECRET_OBSERVERS
+def _watch_sandbox_states() -> None:
+    """Keep every SandboxState made from now on, so its known_secrets() can be read at the end."""
+    from zephr_desktop.sandbox.state import SandboxState
 
-    SECRET_OBSERVERS.append(register)
+    original = SandboxState.__init__
+
+    @functools.wraps(original)
+    def init(self: SandboxState, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        with _lock:
+            _states.append(self)
+
+    _patch.setattr(SandboxState, "__init__", init)
+
+
+def _register_sandbox_secrets() -> None:
+    """Register what every kept sandbox state issued or received."""
+    with _lock:
+        states = list(_states)
+    for state in states:
+        for kind, value in state.known_secrets():
+            register(kind, value)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _watch_sandbox_states()
     _active[0] = True
     _install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _patch.undo()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -156,6 +191,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from support import evidence
 
+    _register_sandbox_secrets()
     with _lock:
         texts, secrets = list(_texts), dict(_secrets)
     hits = scan(texts, secrets)

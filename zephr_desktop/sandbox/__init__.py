@@ -28,6 +28,7 @@ the consent page), POSTs the consent JSON with ``"allow": true`` to
 ``redirect_uri?code=<code>&state=<state>`` itself, as the page's script would.
 """
 
+from .cli import main
 from .model import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -40,7 +41,7 @@ from .model import (
     Client,
     SandboxSettings,
 )
-from .server import Sandbox, main
+from .server import Sandbox
 
 __all__ = [
     "DEFAULT_CLIENT_ID",

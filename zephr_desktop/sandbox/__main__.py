@@ -1,5 +1,5 @@
 """``python -m zephr_desktop.sandbox``: run the sandbox in the foreground."""
 
-from .server import main
+from .cli import main
 
 raise SystemExit(main())

@@ -1,22 +1,22 @@
-"""The sandbox's protocol logic and in-memory state, free of HTTP: one lock guards it all."""
+"""The sandbox's in-memory state, free of HTTP: one lock guards it all.
+
+SandboxState holds the registered clients, sessions, codes, tokens, consents, profiles and
+counters, mints codes and tokens and redeems them, and records every secret it issues or
+receives (known_secrets). The protocol checks it applies live in protocol.py.
+"""
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 import hmac
-import re
 import secrets
-import string
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from .model import SCOPES, TEST_USERS, Client, SandboxSettings, is_loopback_host
+from .model import SCOPES, TEST_USERS, Client, SandboxSettings
+from .protocol import AuthParams, CodeGrant, OAuthError, TokenGrant, check_code, random_alnum
 
 STAT_NAMES = (
     "authorize",
@@ -27,207 +27,6 @@ STAT_NAMES = (
     "token_errors",
     "api",
 )
-
-#: Called as ``observer(kind, value)`` for every secret any sandbox mints or receives (client
-#: secrets, sessions, codes, tokens, PKCE verifiers). Empty unless a test harness checks that no
-#: secret ever reaches a log line, stderr or a page.
-SECRET_OBSERVERS: list[Callable[[str, str], None]] = []
-
-_ALPHANUM = string.ascii_lowercase + string.digits
-_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
-_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
-_AUTH_KEYS = ("client_id", "response_type", "redirect_uri", "scope", "state")
-_PKCE_KEYS = ("code_challenge", "code_challenge_method")
-
-
-def note_secret(kind: str, value: object) -> None:
-    """Tell SECRET_OBSERVERS about a secret value (non-strings and empty values are ignored)."""
-    if isinstance(value, str) and value:
-        for observer in tuple(SECRET_OBSERVERS):
-            observer(kind, value)
-
-
-def random_alnum(length: int = 24) -> str:
-    """A random string of lowercase letters and digits, the shape of Zephr's codes and tokens."""
-    return "".join(secrets.choice(_ALPHANUM) for _ in range(length))
-
-
-def s256(verifier: str) -> str:
-    """The RFC 7636 S256 challenge of a verifier."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-class OAuthError(Exception):
-    """An RFC 6749 error answer: status, error code and a human description."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(f"{error}: {description}")
-        self.error = error
-        self.description = description
-        self.status = status
-
-
-class UntrustedRequestError(Exception):
-    """The authorization request names no usable client or redirect URI: never redirect."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
-
-
-class RedirectError(Exception):
-    """An authorization request error to send back to the (trusted) redirect URI."""
-
-    def __init__(self, error: str, description: str, redirect_uri: str, state: str | None) -> None:
-        super().__init__(f"{error}: {description}")
-        self.error = error
-        self.description = description
-        self.redirect_uri = redirect_uri
-        self.state = state
-
-
-@dataclass(frozen=True)
-class AuthParams:
-    """A validated authorization request (the same set the consent page posts to /grant)."""
-
-    client_id: str
-    redirect_uri: str
-    scopes: tuple[str, ...]
-    state: str
-    code_challenge: str | None = None
-    code_challenge_method: str | None = None
-
-    def as_dict(self) -> dict[str, str]:
-        """The request parameters, as sent in the authorize URL and the grant JSON."""
-        params = {
-            "client_id": self.client_id,
-            "response_type": "code",
-            "redirect_uri": self.redirect_uri,
-            "scope": " ".join(self.scopes),
-            "state": self.state,
-        }
-        if self.code_challenge:
-            params["code_challenge"] = self.code_challenge
-            params["code_challenge_method"] = self.code_challenge_method or "S256"
-        return params
-
-
-@dataclass(frozen=True)
-class CodeGrant:
-    """What an authorization code is bound to."""
-
-    client_id: str
-    redirect_uri: str
-    email: str
-    scopes: tuple[str, ...]
-    code_challenge: str | None
-    expires_at: float
-
-
-@dataclass(frozen=True)
-class TokenGrant:
-    """What an access or refresh token is bound to; family is the code it descends from."""
-
-    client_id: str
-    email: str
-    scopes: tuple[str, ...]
-    family: str
-    expires_at: float | None = None
-
-
-def redirect_matches(requested: str, registered: str, any_port: bool) -> bool:
-    """Exact match, or (any_port) loopback URIs equal but for the port (RFC 8252 7.3)."""
-    if requested == registered:
-        return True
-    if not any_port:
-        return False
-    want, have = urlsplit(requested), urlsplit(registered)
-    try:
-        want.port, have.port  # noqa: B018 - parsing the ports raises on a malformed one
-    except ValueError:
-        return False
-    return (
-        want.scheme == have.scheme == "http"
-        and have.hostname is not None
-        and is_loopback_host(have.hostname)
-        and want.hostname == have.hostname
-        and want.username is None
-        and want.path == have.path
-        and want.query == have.query
-        and not want.fragment
-    )
-
-
-def single_values(query: Mapping[str, list[str]]) -> tuple[dict[str, str], set[str]]:
-    """First value of each parameter, and the names that appeared more than once."""
-    return {k: v[0] for k, v in query.items()}, {k for k, v in query.items() if len(v) > 1}
-
-
-def validate_authorization(
-    values: Mapping[str, str],
-    duplicates: Collection[str],
-    lookup: Callable[[str], Client | None],
-    any_port: bool,
-) -> AuthParams:
-    """Check an authorization request the way RFC 6749 4.1.1/4.1.2.1 and RFC 7636 ask."""
-    client_id, redirect_uri = _trusted_client(values, duplicates, lookup, any_port)
-    state = values.get("state") or None
-
-    def fail(error: str, description: str) -> RedirectError:
-        return RedirectError(error, description, redirect_uri, state)
-
-    if duplicates:
-        raise fail("invalid_request", f"Repeated parameter: {', '.join(sorted(duplicates))}.")
-    for key in ("response_type", "scope", "state"):
-        if not values.get(key):
-            raise fail("invalid_request", f"The {key} parameter is required.")
-    if values["response_type"] != "code":
-        raise fail("unsupported_response_type", "Only response_type=code is supported.")
-    scopes = tuple(values["scope"].split())
-    if not scopes:
-        raise fail("invalid_request", "The scope parameter is required.")
-    unknown = [s for s in scopes if s not in SCOPES]
-    if unknown:
-        raise fail("invalid_scope", f"Unknown scope: {', '.join(unknown)}.")
-    challenge = values.get("code_challenge") or None
-    method = values.get("code_challenge_method") or None
-    problem = _pkce_problem(challenge, method)
-    if problem:
-        raise fail("invalid_request", problem)
-    return AuthParams(client_id, redirect_uri, tuple(dict.fromkeys(scopes)), values["state"], challenge, method)
-
-
-def _trusted_client(
-    values: Mapping[str, str],
-    duplicates: Collection[str],
-    lookup: Callable[[str], Client | None],
-    any_port: bool,
-) -> tuple[str, str]:
-    """The client ID and redirect URI, once both are known to be safe to redirect to."""
-    client_id = values.get("client_id", "")
-    if not client_id or "client_id" in duplicates:
-        raise UntrustedRequestError("The request has no client_id (or more than one).")
-    client = lookup(client_id)
-    if client is None:
-        raise UntrustedRequestError(f"No app with client ID '{client_id}' is registered.")
-    redirect_uri = values.get("redirect_uri", "")
-    if not redirect_uri or "redirect_uri" in duplicates:
-        raise UntrustedRequestError("The request has no redirect_uri (or more than one).")
-    if not any(redirect_matches(redirect_uri, r, any_port) for r in client.redirect_uris):
-        raise UntrustedRequestError(f"The redirect URI '{redirect_uri}' is not registered for '{client.name}'.")
-    return client_id, redirect_uri
-
-
-def _pkce_problem(challenge: str | None, method: str | None) -> str | None:
-    """What is wrong with the PKCE parameters (RFC 7636 4.3), or None."""
-    if method and not challenge:
-        return "code_challenge_method was sent without code_challenge."
-    if challenge and method != "S256":
-        return "Only code_challenge_method=S256 is supported."
-    if challenge and not _CHALLENGE.fullmatch(challenge):
-        return "code_challenge must be 43 base64url characters (S256)."
-    return None
 
 
 def _profile_of(user: Mapping[str, str]) -> dict[str, Any]:
@@ -252,11 +51,30 @@ class SandboxState:
         self._stats = dict.fromkeys(STAT_NAMES, 0)
         self._token_requests: list[dict[str, Any]] = []
         self._issued: list[dict[str, Any]] = []
+        # Every secret issued or received, value -> kind (the first kind it was noted as).
+        self._secrets: dict[str, str] = {}
+        self._secrets_lock = threading.Lock()
+
+    # --- secrets ---------------------------------------------------------------------
+    def note_secret(self, kind: str, value: object) -> None:
+        """Remember a secret this sandbox issued or received (non-strings and empty values are ignored)."""
+        if isinstance(value, str) and value:
+            with self._secrets_lock:
+                self._secrets.setdefault(value, kind)
+
+    def known_secrets(self) -> tuple[tuple[str, str], ...]:
+        """Every secret noted so far as (kind, value) pairs, one per value, in the order first seen.
+
+        Kinds: client_secret, session, code, code_verifier, access_token, refresh_token, mac_key.
+        A test harness reads these to check that no secret ever reaches a log line, stderr or a page.
+        """
+        with self._secrets_lock:
+            return tuple((kind, value) for value, kind in self._secrets.items())
 
     # --- clients, users, sessions -------------------------------------------------
     def register_client(self, client: Client) -> None:
         """Add a client, replacing one with the same ID."""
-        note_secret("client_secret", client.client_secret)
+        self.note_secret("client_secret", client.client_secret)
         with self._lock:
             self._clients[client.client_id] = client
 
@@ -271,7 +89,7 @@ class SandboxState:
         if user is None or not hmac.compare_digest(user["password"].encode(), password.encode()):
             return None
         session = secrets.token_urlsafe(32)
-        note_secret("session", session)
+        self.note_secret("session", session)
         with self._lock:
             self._sessions[session] = email.strip().lower()
             self._stats["login"] += 1
@@ -319,7 +137,7 @@ class SandboxState:
     def issue_code(self, params: AuthParams, email: str, lifetime: float) -> str:
         """A fresh single-use code bound to the request and user; records the consent."""
         code = random_alnum()
-        note_secret("code", code)
+        self.note_secret("code", code)
         grant = CodeGrant(
             client_id=params.client_id,
             redirect_uri=params.redirect_uri,
@@ -354,7 +172,7 @@ class SandboxState:
                 raise OAuthError("invalid_grant", "The authorization code is not known.")
             # Any redemption attempt burns the code, as real servers do.
             self._used_codes.add(code)
-            _check_code(grant, client_id, redirect_uri, verifier, self._clock())
+            check_code(grant, client_id, redirect_uri, verifier, self._clock())
             return self._issue(grant.client_id, grant.email, grant.scopes, code, expires_in, ", ", True)
 
     def refresh(
@@ -397,7 +215,7 @@ class SandboxState:
     ) -> dict[str, Any]:
         """Mint tokens in Zephr's response shape; caller holds the lock."""
         access = "oa_" + random_alnum()
-        note_secret("access_token", access)
+        self.note_secret("access_token", access)
         self._access[access] = TokenGrant(client_id, email, scopes, family, self._clock() + expires_in)
         body: dict[str, Any] = {
             "scope": joiner.join(scopes),
@@ -407,7 +225,7 @@ class SandboxState:
         }
         if with_refresh:
             refresh = random_alnum()
-            note_secret("refresh_token", refresh)
+            self.note_secret("refresh_token", refresh)
             self._refresh[refresh] = TokenGrant(client_id, email, scopes, family)
             body["refresh_token"] = refresh
         body["user_id"] = TEST_USERS[email]["user_id"]
@@ -448,19 +266,3 @@ class SandboxState:
                     profile[key] = value
             self._profiles[email] = profile
             return dict(profile)
-
-
-def _check_code(grant: CodeGrant, client_id: str, redirect_uri: str, verifier: str | None, now: float) -> None:
-    """Raise invalid_grant unless the code may be redeemed by this request."""
-    if now >= grant.expires_at:
-        raise OAuthError("invalid_grant", "The authorization code expired.")
-    if grant.client_id != client_id:
-        raise OAuthError("invalid_grant", "The authorization code was issued to another client.")
-    if redirect_uri != grant.redirect_uri:
-        raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request.")
-    if grant.code_challenge is None:
-        return
-    if verifier is None:
-        raise OAuthError("invalid_grant", "code_verifier is required: the request sent a code_challenge.")
-    if not _VERIFIER.fullmatch(verifier) or not hmac.compare_digest(s256(verifier), grant.code_challenge):
-        raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge.")
