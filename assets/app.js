@@ -199,14 +199,16 @@
     const token = state && state.token;
     const pill = byTestId("expires-in");
     if (!token) return;
-    if (token.expires_at === null || token.expires_at === undefined) {
-      pill.textContent = formatLeft(null);
-      pill.className = "pill none";
-      return;
+    let text = formatLeft(null);
+    let className = "pill none";
+    if (token.expires_at !== null && token.expires_at !== undefined) {
+      const left = token.expires_at - Date.now() / 1000;
+      text = formatLeft(left);
+      className = "pill" + (left <= 0 ? " expired" : left < 300 ? " warn" : "");
     }
-    const left = token.expires_at - Date.now() / 1000;
-    pill.textContent = formatLeft(left);
-    pill.className = "pill" + (left <= 0 ? " expired" : left < 300 ? " warn" : "");
+    // Written only when it changes: the page is drawn again once a second, not at every tick.
+    if (pill.textContent !== text) pill.textContent = text;
+    if (pill.className !== className) pill.className = className;
   }
 
   function startCountdown() {
