@@ -231,12 +231,25 @@ def _soak_memory_cause(fig: Figure) -> str:
             f" The page itself does not grow: [elements, pending bridge callbacks] {a} at cycle {first}, "
             f"{b} at cycle {last}."
         )
+    collected = x.get("collected_pss_mib")
+    back = ""
+    if isinstance(collected, (int, float)) and fig.peer is not None and fig.peer.median:
+        back = (
+            f" After the last cycle the page's engine was asked for a full garbage collection (DevTools' "
+            f"HeapProfiler.collectGarbage): the tree's PSS then read {collected:.1f} MiB, "
+            f"{collected / fig.peer.median:.2f}x cycle {x.get('memory_from')}'s - the growth is garbage the "
+            "engine had not yet collected, not memory the app keeps."
+            if fig.target is not None and collected / fig.peer.median <= fig.target
+            else f" After the last cycle a full garbage collection of the page's engine (DevTools' "
+            f"HeapProfiler.collectGarbage) left the tree's PSS at {collected:.1f} MiB, "
+            f"{collected / fig.peer.median:.2f}x cycle {x.get('memory_from')}'s: most of it is kept, not garbage."
+        )
     return (
         "Each refresh pushes the new state to the page, which draws the token panel again (new token text, "
-        "scope chips, expiry), and the countdown redraws four times a second: what grows is the web engine's "
-        "memory for running and drawing the page, not the page's content. PSS also shares library pages with "
-        "every other process on the machine that maps them, so it moves when other programs start or stop."
-        f"{page}{where}"
+        "scope chips, expiry): the old elements and the pushed script's strings become garbage of the page's "
+        "engine (Blink and V8), collected when the engine decides to, not at once. PSS also shares library "
+        "pages with every other process on the machine that maps them, so it moves when other programs start "
+        f"or stop.{page}{where}{back}"
     )
 
 
