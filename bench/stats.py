@@ -125,15 +125,20 @@ class Figure:
 
     @property
     def within_guard(self) -> bool | None:
-        """Whether the figure is within its guard (ratio or ratio of the mins, whichever is lower)."""
+        """Whether the figure is within its guard: its median or its best run, whichever is lower.
+
+        For a ratio, the ratio of the medians or of the mins. Noise on a shared machine inflates
+        some runs of a few; a regression inflates the best run too.
+        """
         if self.guard is None or self.ours is None or not self.ours.values:
             return None
         if self.target_kind == "each":
             return self.met
         value = self.value
         if self.target_kind == "ratio" and self.ratio_min is not None and value is not None:
-            # Noise on a shared machine inflates runs; a regression inflates the best runs too.
             value = min(value, self.ratio_min)
+        elif self.target_kind == "absolute" and value is not None:
+            value = min(value, self.ours.min)
         return None if value is None else value <= self.guard
 
     def to_json(self) -> dict[str, object]:
