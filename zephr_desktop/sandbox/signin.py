@@ -114,27 +114,29 @@ class SignIn:
     def authorize(self, request: Request) -> Response:
         """GET /zephr/oauth2: validate, then on to login or consent."""
         self.state.count("authorize")
-        values, duplicates = single_values(request.query)
-        try:
-            params = self._validate(values, duplicates)
-        except UntrustedRequestError as exc:
-            return self._error_html(400, "invalid_request", exc.description)
-        except RedirectError as exc:
-            return redirect(_error_redirect(exc))
+        params = self._request_params(request)
+        if isinstance(params, Response):
+            return params
         query = urlencode(params.as_dict())
         if self._signed_in(request) is None:
             return self._login_redirect(f"{AUTHORIZE_PATH}?{query}")
         return redirect(f"{CONSENT_PAGE_PATH}?{query}")
 
-    def consent_page(self, request: Request) -> Response:
-        """The Allow/Deny page for a valid request and a signed-in user."""
+    def _request_params(self, request: Request) -> AuthParams | Response:
+        """The authorization request in the query, validated; or the answer to a bad one."""
         values, duplicates = single_values(request.query)
         try:
-            params = self._validate(values, duplicates)
+            return self._validate(values, duplicates)
         except UntrustedRequestError as exc:
             return self._error_html(400, "invalid_request", exc.description)
         except RedirectError as exc:
             return redirect(_error_redirect(exc))
+
+    def consent_page(self, request: Request) -> Response:
+        """The Allow/Deny page for a valid request and a signed-in user."""
+        params = self._request_params(request)
+        if isinstance(params, Response):
+            return params
         here = f"{CONSENT_PAGE_PATH}?{urlencode(params.as_dict())}"
         email = self._signed_in(request)
         if email is None:
