@@ -30,7 +30,6 @@ import json
 import os
 import select
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,9 +44,11 @@ from zephr_desktop.config import load_profiles
 from zephr_desktop.resources import assets_dir
 from zephr_desktop.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TEST_USERS, Sandbox
 
+from . import signin_bench
 from .env import REPO
 from .fixtures import add_profile, scripted_user, sign_in, store_for
 from .gui_child import PEER_PAGE, PEER_READY_JS, REPORT_FD
+from .procs import CLOCK_SLACK, MIB, kill_group, tree_cpu, tree_memory
 from .stats import BenchError, Figure, interleave, samples
 
 START_TARGET = 1.10
@@ -58,8 +59,6 @@ MEMORY_LABEL = "memory: PSS of the whole process tree, page ready"
 ALLOW_LABEL = "Allow to token visible in the main window"
 LAUNCH_TIMEOUT = 30.0  # a cold start takes about a second; this is a hang
 # The page's clock (performance.timeOrigin + now) may run a little ahead of Python's time.time().
-CLOCK_SLACK = 0.005
-MIB = 1024.0 * 1024.0
 PEER_LABEL = "minimal pywebview window (Qt), static page"
 EMAIL = "joe@example.com"
 APP_SCRIPT_TAG = '<script src="app.js"></script>'
@@ -86,70 +85,6 @@ class Launch:
     uss_bytes: int
     processes: int
     cpu_seconds: float  # CPU time of the whole tree from spawn to ready
-
-
-def tree_cpu(sid: int) -> float:
-    """CPU seconds used so far by every live thread of every process of a session (``schedstat``).
-
-    Work done, not time waited: far less sensitive than wall time to other programs on the
-    machine, so it is kept beside the times as a cross-check. Threads that already ended are
-    not counted (the same for every contender).
-    """
-    total = 0
-    for pid in _session_members(sid):
-        with contextlib.suppress(OSError):
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    total += int((task / "schedstat").read_text().split()[0])  # nanoseconds on a CPU
-    return total / 1e9
-
-
-def _session_members(sid: int) -> list[int]:
-    """Every live process whose session id is ``sid`` (the child started a new session)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (entry / "stat").read_text()
-            # Fields after the command name, which may itself hold spaces and parentheses.
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[3]) == sid:
-                members.append(int(entry.name))
-    return members
-
-
-def tree_memory(sid: int) -> tuple[int, int, int]:
-    """Summed PSS and USS (private pages) in bytes over a session's processes, and how many there were.
-
-    PSS shares each library page among every process mapping it, on the whole machine; USS does
-    not depend on other programs, so it is kept beside PSS as a cross-check.
-    """
-    pss, uss, count = 0, 0, 0
-    for pid in _session_members(sid):
-        with contextlib.suppress(OSError):
-            fields = {}
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                name, _, rest = line.partition(":")
-                if name in ("Pss", "Private_Clean", "Private_Dirty"):
-                    fields[name] = int(rest.split()[0]) * 1024
-            if "Pss" in fields:
-                pss += fields["Pss"]
-                uss += fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
-                count += 1
-    return pss, uss, count
-
-
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """End a child's whole process group: TERM, a short grace, then KILL."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(3)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
 
 
 def _read_ready(fd: int, proc: subprocess.Popen[bytes], deadline: float) -> dict[str, tuple[float, str, float]]:
@@ -574,7 +509,6 @@ def start_figures(
 
 def window_figures(sb: Sandbox, tmp: Path, *, allow_rounds: int, signin_rounds: int, budget: float) -> list[Figure]:
     """Figures 6 and 5: the sign-in page opening, then Allow to token, in one app run with the probe."""
-    from . import signin_bench
 
     probe = tmp / "probe.log"
     try:

@@ -29,8 +29,8 @@ from zephr_desktop.sandbox import DEFAULT_CLIENT_SECRET, Sandbox
 
 from .env import REPO
 from .fixtures import store_for
-from .gui_bench import CLOCK_SLACK, kill_group
 from .gui_child import PEER_PAGE
+from .procs import CLOCK_SLACK, kill_group
 from .stats import BenchError, Figure, interleave, samples
 
 SIGNIN_TARGET = 1.20

@@ -37,7 +37,7 @@ from zephr_desktop.sandbox import Sandbox, SandboxSettings
 
 from .env import Workspace
 from .fixtures import add_profile, sign_in, start_sandbox
-from .gui_bench import MIB, tree_memory
+from .procs import MIB, process_uss, tree_memory
 from .stats import BenchError, Figure, samples
 
 LIFETIME = 5  # seconds: the sandbox's expires_in
@@ -311,17 +311,6 @@ def _pss_after_collection(gui: Any) -> int | None:
         return None
     time.sleep(COLLECT_SETTLE)
     return tree_memory(gui.app.pid)[0]
-
-
-def process_uss(pid: int) -> int:
-    """One process's private pages (USS) in bytes; 0 if it cannot be read."""
-    total = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            name, _, rest = line.partition(":")
-            if name in ("Private_Clean", "Private_Dirty"):
-                total += int(rest.split()[0]) * 1024
-    return total
 
 
 def _median_mib(values: dict[int, int], cycles: range) -> float | None:
